@@ -1,0 +1,44 @@
+// Package config loads Portico's one YAML file into an immutable snapshot: strict decoding (unknown
+// keys are errors), ${ENV} interpolation in string values, and validation that reports every
+// problem at once with its file, line and field.
+package config
+
+import (
+	"github.com/portico-gw/portico/internal/listener"
+	"github.com/portico-gw/portico/routes"
+	"github.com/portico-gw/portico/upstreams"
+)
+
+// File is the whole configuration. A loaded File is never mutated: reload builds a new one.
+type File struct {
+	// Listen is shorthand for one plain HTTP listener (default ":8080" when Listeners is empty).
+	Listen string `yaml:"listen"`
+	// Listeners declares several listeners, with TLS or h2c. Listener changes need a restart;
+	// certificates are re-read on reload.
+	Listeners []listener.Config `yaml:"listeners"`
+	// Server bounds client connections.
+	Server listener.ServerConfig `yaml:"server"`
+	// Admin is the admin listener address (default "127.0.0.1:9901"; "off" disables it).
+	Admin string `yaml:"admin"`
+	// TrustedProxies are CIDRs of proxies in front of Portico (load balancers, CDNs). Only when the
+	// TCP peer is one of them are the client's X-Forwarded-For/-Proto/-Host and Forwarded headers
+	// believed and extended; otherwise they are replaced, so a client cannot forge its address.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// AccessLog configures the per-request JSON log line.
+	AccessLog AccessLogConfig `yaml:"access_log"`
+	// Upstreams by name.
+	Upstreams map[string]upstreams.Config `yaml:"upstreams"`
+	// Routes are the pass-through routes.
+	Routes []routes.Config `yaml:"routes"`
+
+	// Path is the file this was loaded from ("" for an embedded config); not part of the YAML.
+	Path string `yaml:"-"`
+}
+
+// AccessLogConfig configures the access log.
+type AccessLogConfig struct {
+	// Enabled writes one JSON line per request (default true).
+	Enabled *bool `yaml:"enabled"`
+	// Output is "stdout" (default), "stderr" or a file path.
+	Output string `yaml:"output"`
+}

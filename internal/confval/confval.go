@@ -1,0 +1,110 @@
+// Package confval holds the value types and the problem list shared by every package that owns a
+// piece of Portico's configuration. It imports nothing of Portico, so any package may use it.
+package confval
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Duration is a time.Duration written in config as a Go duration string ("250ms", "5s", "1m").
+type Duration time.Duration
+
+// UnmarshalText parses a Go duration string; a bare number is rejected because its unit would be a
+// guess.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(strings.TrimSpace(string(b)))
+	if err != nil {
+		return fmt.Errorf("invalid duration %q (use a number with a unit: 250ms, 5s, 1m)", string(b))
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes the duration back in Go notation, for the redacted /config view.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// Std returns the value as a time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// Or returns d, or def when d is zero (unset).
+func (d Duration) Or(def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return time.Duration(d)
+}
+
+// ByteSize is a size in bytes written as a plain number or with a unit: "512", "64KiB", "1MiB",
+// "10MB". Binary (KiB, MiB, GiB) and decimal (KB, MB, GB) units are both accepted.
+type ByteSize int64
+
+var byteUnits = []struct {
+	suffix string
+	mult   int64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30},
+	{"KB", 1000}, {"MB", 1000 * 1000}, {"GB", 1000 * 1000 * 1000},
+	{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"B", 1},
+}
+
+// UnmarshalText parses a size with an optional unit.
+func (s *ByteSize) UnmarshalText(b []byte) error {
+	str := strings.TrimSpace(string(b))
+	mult := int64(1)
+	for _, u := range byteUnits {
+		if strings.HasSuffix(str, u.suffix) {
+			str, mult = strings.TrimSpace(strings.TrimSuffix(str, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(str, 10, 64)
+	if err != nil || n < 0 {
+		return fmt.Errorf("invalid size %q (use a whole number of bytes or a unit: 64KiB, 1MiB, 10MB)", string(b))
+	}
+	*s = ByteSize(n * mult)
+	return nil
+}
+
+// MarshalText writes the size as a plain number of bytes.
+func (s ByteSize) MarshalText() ([]byte, error) { return []byte(strconv.FormatInt(int64(s), 10)), nil }
+
+// Or returns s, or def when s is zero (unset).
+func (s ByteSize) Or(def int64) int64 {
+	if s == 0 {
+		return def
+	}
+	return int64(s)
+}
+
+// Problem is one thing wrong with a config, at a path in the document such as
+// "routes[2].upstream". The loader turns the path into a file and line.
+type Problem struct {
+	Path    string
+	Message string
+}
+
+// Problems collects every problem in a config so that a user sees them all at once, not the
+// first only.
+type Problems []Problem
+
+// Addf records a problem at path.
+func (p *Problems) Addf(path, format string, args ...any) {
+	*p = append(*p, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+// Join builds a child path: Join("routes[2]", "match") is "routes[2].match".
+func Join(parent, child string) string {
+	if parent == "" {
+		return child
+	}
+	return parent + "." + child
+}
+
+// Index builds an element path: Index("routes", 2) is "routes[2]".
+func Index(parent string, i int) string { return parent + "[" + strconv.Itoa(i) + "]" }
+
+// Key builds a map-entry path: Key("upstreams", "users") is "upstreams.users".
+func Key(parent, key string) string { return Join(parent, key) }

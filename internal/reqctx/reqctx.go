@@ -1,0 +1,89 @@
+// Package reqctx carries what Portico learns about an inbound request (its ID, the client's
+// address, the authenticated identity, the route it matched) through context.Context, so that the
+// upstream layer can propagate it and the access log can report it without either importing the
+// edge.
+package reqctx
+
+import (
+	"context"
+	"net/http"
+	"time"
+)
+
+// Info is the per-request record the edge creates once and later stages fill in. It is a pointer
+// in the context so that inner handlers can set Route and Upstream for the access log and metrics
+// without allocating a new context per stage. Only the goroutine serving the request writes it.
+type Info struct {
+	// ID is the request ID: the client's X-Request-ID when it sent a valid one, else generated.
+	ID string
+	// ClientIP is the client's address as Portico trusts it (the TCP peer unless a trusted proxy
+	// chain says otherwise).
+	ClientIP string
+	// Start is when the edge received the request.
+	Start time.Time
+	// Route is the name of the matched route or BFF, empty until the router matches.
+	Route string
+	// Upstream is the name of the upstream that served the request, if any.
+	Upstream string
+	// Identity is the authenticated caller, nil when the request is anonymous.
+	Identity *Identity
+	// ErrorCode is the machine-readable code of an error answer Portico wrote itself, for logs.
+	ErrorCode string
+}
+
+// Identity is an authenticated consumer, forwarded to upstreams as X-Consumer-* headers.
+type Identity struct {
+	Consumer string
+	Groups   []string
+	Subject  string
+	Claims   map[string]any
+}
+
+type infoKey struct{}
+
+// With returns a context carrying info.
+func With(ctx context.Context, info *Info) context.Context {
+	return context.WithValue(ctx, infoKey{}, info)
+}
+
+// From returns the request's Info, or nil outside a request Portico is serving (for example a
+// background health check).
+func From(ctx context.Context) *Info {
+	info, _ := ctx.Value(infoKey{}).(*Info)
+	return info
+}
+
+// HeaderRequestID is the header that carries the request ID both ways.
+const HeaderRequestID = "X-Request-ID"
+
+// Identity headers Portico sets toward upstreams. Any copy the client sent is removed first so a
+// client cannot claim an identity.
+var IdentityHeaders = []string{"X-Consumer-Name", "X-Consumer-Groups", "X-Authenticated-Subject"}
+
+// SetUpstreamHeaders writes the request ID and identity from ctx onto h, an outbound header map,
+// after removing any identity headers already there.
+func SetUpstreamHeaders(ctx context.Context, h http.Header) {
+	for _, k := range IdentityHeaders {
+		h.Del(k)
+	}
+	info := From(ctx)
+	if info == nil {
+		return
+	}
+	if info.ID != "" {
+		h.Set(HeaderRequestID, info.ID)
+	}
+	if id := info.Identity; id != nil {
+		h.Set("X-Consumer-Name", id.Consumer)
+		if len(id.Groups) > 0 {
+			groups := id.Groups[0]
+			for _, g := range id.Groups[1:] {
+				groups += "," + g
+			}
+			h.Set("X-Consumer-Groups", groups)
+		}
+		if id.Subject != "" {
+			h.Set("X-Authenticated-Subject", id.Subject)
+		}
+	}
+}
