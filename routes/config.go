@@ -52,6 +52,11 @@ type MatchConfig struct {
 type SplitConfig struct {
 	Upstream string `yaml:"upstream"`
 	Weight   int    `yaml:"weight"`
+	// StripPrefix and AddPrefix, when either is set, replace the route's for this side only: a new
+	// service rarely serves the monolith's URL layout (/api/v1/orders/7 on the monolith is
+	// /orders/7 on the orders service).
+	StripPrefix string `yaml:"strip_prefix"`
+	AddPrefix   string `yaml:"add_prefix"`
 }
 
 // StickyConfig names the request value that pins a client to one side of a split. Exactly one of
@@ -75,6 +80,10 @@ type MirrorConfig struct {
 	MaxConcurrent int `yaml:"max_concurrent"`
 	// Timeout of one shadow call (default 5s).
 	Timeout confval.Duration `yaml:"timeout"`
+	// StripPrefix and AddPrefix, when either is set, replace the route's for the shadow only, so
+	// a monolith path can be compared with the new service's layout.
+	StripPrefix string `yaml:"strip_prefix"`
+	AddPrefix   string `yaml:"add_prefix"`
 }
 
 // RewriteConfig replaces the path: every match of Regex becomes Replacement ($1 for groups).

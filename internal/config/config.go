@@ -33,6 +33,10 @@ type File struct {
 
 	// Path is the file this was loaded from ("" for an embedded config); not part of the YAML.
 	Path string `yaml:"-"`
+
+	// interpolated holds the paths ("upstreams.users.tls.key_file") of values that took text from
+	// ${ENV}, so that Redacted hides them: secrets are what interpolation is for.
+	interpolated map[string]bool
 }
 
 // AccessLogConfig configures the access log.

@@ -1,0 +1,147 @@
+// Command portico is the Portico gateway: one binary, one YAML file.
+//
+//	portico run -config portico.yaml    serve, reloading on SIGHUP and on file change
+//	portico validate -config FILE       check a config and print every problem with its line
+//	portico demo                        built-in demo backends + gateway, for a first look
+//	portico version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/portico-gw/portico/internal/config"
+	"github.com/portico-gw/portico/internal/gateway"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "run":
+		return cmdRun(rest, stdout, stderr)
+	case "validate":
+		return cmdValidate(rest, stdout, stderr)
+	case "demo":
+		return cmdDemo(rest, stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, "portico", version)
+		return 0
+	case "help", "-h", "-help", "--help":
+		usage(stdout)
+		return 0
+	}
+	fmt.Fprintf(stderr, "portico: unknown command %q\n", cmd)
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage:
+  portico run -config portico.yaml    serve; SIGHUP or a file change reloads, SIGTERM drains
+  portico validate -config FILE       print every problem in FILE with its line; exit 1 if any
+  portico demo [-listen :8080]        demo backends + gateway with the embedded demo config
+  portico version
+`)
+}
+
+func cmdValidate(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "portico.yaml", "config file to check")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if _, err := config.Load(*path); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", *path)
+	return 0
+}
+
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "portico.yaml", "config file")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	logger, err := newLogger(stderr, *logLevel)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	f, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	return serve(f, *path, logger, stdout, nil)
+}
+
+// serve runs the gateway until SIGINT/SIGTERM, reloading path on SIGHUP and on file changes
+// (path "" disables reload, as for the embedded demo config).
+func serve(f *config.File, path string, logger *slog.Logger, stdout io.Writer, bound gateway.Bound) int {
+	slog.SetDefault(logger)
+	g, err := gateway.New(f, gateway.Options{Logger: logger, Stdout: stdout})
+	if err != nil {
+		logger.Error("starting gateway", "error", err.Error())
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if path != "" {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-hup:
+					_ = g.Reload(path)
+				}
+			}
+		}()
+		if err := gateway.WatchFile(ctx, path, logger, func() { _ = g.Reload(path) }); err != nil {
+			logger.Warn("watching config file; reload with SIGHUP instead", "error", err.Error())
+		}
+	}
+	if bound == nil {
+		bound = func(name, addr string) { logger.Info("listening", "listener", name, "addr", addr) }
+	}
+	if err := g.Serve(ctx, bound); err != nil && !errors.Is(err, context.Canceled) {
+		logger.Error("serving", "error", err.Error())
+		return 1
+	}
+	logger.Info("stopped")
+	return 0
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("-log-level: %w", err)
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+}

@@ -1,0 +1,137 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"reflect"
+	"strings"
+
+	"github.com/portico-gw/portico/internal/confval"
+)
+
+// interpolate rewrites every string in v (a pointer to the decoded File) and returns the paths of
+// the values that took any text from the environment, for redaction.
+//
+// goccy decodes every use of a YAML alias into the same pointer, slice or map. The walk copies each
+// of them before descending, so the File becomes a tree: an expanded value is never expanded a
+// second time through another alias, each path is recorded, and no two paths share memory.
+func interpolate(v any, p *confval.Problems) map[string]bool {
+	done := map[string]bool{}
+	interpolateValue(reflect.ValueOf(v).Elem(), "", p, done)
+	return done
+}
+
+func interpolateValue(v reflect.Value, path string, p *confval.Problems, done map[string]bool) {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() {
+			return
+		}
+		c := reflect.New(v.Type().Elem())
+		c.Elem().Set(v.Elem())
+		v.Set(c)
+		interpolateValue(c.Elem(), path, p, done)
+	case reflect.Struct:
+		t := v.Type()
+		if reflect.PointerTo(t).Implements(textUnmarshalerType) {
+			return
+		}
+		for _, f := range fieldsOf(t).byName {
+			interpolateValue(v.FieldByIndex(f.index), keyPath(path, f.name), p, done)
+		}
+	case reflect.Slice:
+		if v.IsNil() {
+			return
+		}
+		c := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
+		reflect.Copy(c, v)
+		v.Set(c)
+		for i := range c.Len() {
+			interpolateValue(c.Index(i), indexPath(path, i), p, done)
+		}
+	case reflect.Map:
+		if v.IsNil() {
+			return
+		}
+		c := reflect.MakeMapWithSize(v.Type(), v.Len())
+		iter := v.MapRange()
+		for iter.Next() {
+			// Map values are not addressable: rewrite a copy and store that.
+			elem := reflect.New(v.Type().Elem()).Elem()
+			elem.Set(iter.Value())
+			interpolateValue(elem, keyPath(path, fmt.Sprint(iter.Key().Interface())), p, done)
+			c.SetMapIndex(iter.Key(), elem)
+		}
+		v.Set(c)
+	case reflect.String:
+		out, fromEnv, err := expand(v.String())
+		if err != nil {
+			p.Addf(path, "%v", err)
+			return
+		}
+		if fromEnv {
+			done[path] = true
+		}
+		v.SetString(out)
+	}
+}
+
+// expand interpolates one string. fromEnv reports whether any text came from a variable (a default
+// alone does not count, since it is written in the file).
+func expand(s string) (out string, fromEnv bool, err error) {
+	if !strings.Contains(s, "${") {
+		return s, false, nil
+	}
+	var b strings.Builder
+	var missing []string
+	for i := 0; i < len(s); {
+		switch {
+		case strings.HasPrefix(s[i:], "$${"):
+			b.WriteString("${")
+			i += 3
+		case strings.HasPrefix(s[i:], "${"):
+			end := strings.IndexByte(s[i:], '}')
+			if end < 0 {
+				return "", false, fmt.Errorf("unterminated %q: close it with \"}\" or write \"$${\" for a literal \"${\"", s[i:])
+			}
+			expr := s[i+2 : i+end]
+			name, def, hasDef := strings.Cut(expr, ":-")
+			if !validEnvName(name) {
+				return "", false, fmt.Errorf("invalid variable reference \"${%s}\": use ${NAME} or ${NAME:-default}", expr)
+			}
+			val, ok := os.LookupEnv(name)
+			switch {
+			case ok && (val != "" || !hasDef):
+				b.WriteString(val)
+				fromEnv = true
+			case hasDef:
+				b.WriteString(def)
+			default:
+				missing = append(missing, name)
+			}
+			i += end + 1
+		default:
+			b.WriteByte(s[i])
+			i++
+		}
+	}
+	if len(missing) == 1 {
+		return "", false, fmt.Errorf("environment variable %s is not set (use ${%s:-default} for a default)", missing[0], missing[0])
+	}
+	if len(missing) > 1 {
+		return "", false, fmt.Errorf("environment variables %s are not set", strings.Join(missing, ", "))
+	}
+	return b.String(), fromEnv, nil
+}
+
+func validEnvName(name string) bool {
+	if name == "" || name[0] >= '0' && name[0] <= '9' {
+		return false
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,133 @@
+package config
+
+import (
+	"encoding"
+	"fmt"
+	"net/url"
+	"reflect"
+	"strings"
+)
+
+// RedactedText replaces every hidden value in Redacted's output.
+const RedactedText = "[redacted]"
+
+// sensitiveWords mark a field or header name whose value is hidden in the /config view.
+var sensitiveWords = []string{"key", "secret", "password", "token"}
+
+// sensitiveHeaderWords also mark header names (in header maps) whose values are hidden.
+var sensitiveHeaderWords = append([]string{"authorization", "cookie"}, sensitiveWords...)
+
+var textMarshalerType = reflect.TypeFor[encoding.TextMarshaler]()
+
+// Redacted returns a copy of f for the admin /config view, made of maps keyed by YAML names,
+// lists and scalars, ready for encoding/json. Unset (zero) fields are left out. It shows
+// RedactedText instead of:
+//   - any value that took text from ${ENV} interpolation (that is what interpolation is for);
+//   - any field whose YAML name contains key, secret, password or token, and anything under it;
+//   - header values whose name contains one of those words, authorization or cookie;
+//   - the password of a URL with user info.
+func Redacted(f *File) any {
+	r := redactor{interpolated: f.interpolated}
+	out := r.value(reflect.ValueOf(f).Elem(), "", false, true)
+	if out == nil {
+		return map[string]any{}
+	}
+	return out
+}
+
+type redactor struct {
+	interpolated map[string]bool
+}
+
+// value renders v at path; sensitive hides scalars, keep renders zero values instead of leaving
+// them out (list elements and map values keep their place). A nil result means "leave out".
+func (r redactor) value(v reflect.Value, path string, sensitive, keep bool) any {
+	if (v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface) && v.IsNil() {
+		return nil
+	}
+	if !keep && v.IsZero() {
+		return nil
+	}
+	if v.Type().Implements(textMarshalerType) {
+		if sensitive {
+			return RedactedText
+		}
+		b, err := v.Interface().(encoding.TextMarshaler).MarshalText()
+		if err != nil {
+			return fmt.Sprintf("<%v>", err)
+		}
+		return string(b)
+	}
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		return r.value(v.Elem(), path, sensitive, keep)
+	case reflect.Struct:
+		m := map[string]any{}
+		for _, f := range fieldsOf(v.Type()).byName {
+			hide := sensitive || containsAny(f.name, sensitiveWords)
+			if c := r.value(v.FieldByIndex(f.index), keyPath(path, f.name), hide, false); c != nil {
+				m[f.name] = c
+			}
+		}
+		if len(m) == 0 && !keep {
+			return nil
+		}
+		return m
+	case reflect.Slice, reflect.Array:
+		l := make([]any, v.Len())
+		for i := range v.Len() {
+			l[i] = r.value(v.Index(i), indexPath(path, i), sensitive, true)
+		}
+		return l
+	case reflect.Map:
+		m := map[string]any{}
+		scalar := v.Type().Elem().Kind() == reflect.String
+		iter := v.MapRange()
+		for iter.Next() {
+			k := fmt.Sprint(iter.Key().Interface())
+			// Only scalar maps are headers; an upstream named "token-service" is not a secret.
+			hide := sensitive || scalar && containsAny(k, sensitiveHeaderWords)
+			m[k] = r.value(iter.Value(), keyPath(path, k), hide, true)
+		}
+		return m
+	case reflect.String:
+		s := v.String()
+		if s != "" && (sensitive || r.interpolated[path]) {
+			return RedactedText
+		}
+		return redactURLPassword(s)
+	default:
+		if sensitive {
+			return RedactedText
+		}
+		return v.Interface()
+	}
+}
+
+func containsAny(name string, words []string) bool {
+	name = strings.ToLower(name)
+	for _, w := range words {
+		if strings.Contains(name, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// redactURLPassword hides the password in "scheme://user:pass@host" and leaves other text alone.
+func redactURLPassword(s string) string {
+	if !strings.Contains(s, "@") || !strings.Contains(s, "://") {
+		return s
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if _, has := u.User.Password(); !has {
+		return s
+	}
+	// url would escape the brackets of the marker; put it in after formatting.
+	const placeholder = "PORTICOREDACTED"
+	u.User = url.UserPassword(u.User.Username(), placeholder)
+	return strings.Replace(u.String(), placeholder, RedactedText, 1)
+}

@@ -1,0 +1,150 @@
+package config
+
+import (
+	"errors"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/portico-gw/portico/internal/confval"
+	"github.com/portico-gw/portico/internal/listener"
+)
+
+// validate checks every section with its owner's Validate, then what only the whole file knows:
+// names that must be unique and references between sections.
+func (f *File) validate() confval.Problems {
+	var p confval.Problems
+	f.validateListeners(&p)
+	f.Server.Validate("server", &p)
+
+	for i, tp := range f.TrustedProxies {
+		if !validProxy(tp) {
+			p.Addf(indexPath("trusted_proxies", i), "invalid trusted proxy %q: use a CIDR (10.0.0.0/8) or an IP address", tp)
+		}
+	}
+	f.validateAccessLog(&p)
+
+	names := f.upstreamNames()
+	for _, name := range names {
+		u := f.Upstreams[name]
+		if strings.TrimSpace(name) == "" {
+			p.Addf(keyPath("upstreams", name), "upstream name must not be empty")
+		}
+		u.Validate(keyPath("upstreams", name), &p)
+	}
+
+	display := make([]string, len(names))
+	for i, n := range names {
+		display[i] = n
+		if !plainKey(n) {
+			display[i] = strconv.Quote(n)
+		}
+	}
+	known := strings.Join(display, ", ")
+	if known == "" {
+		known = "none declared"
+	}
+	checkRef := func(path, name string) {
+		if _, ok := f.Upstreams[name]; name != "" && !ok {
+			p.Addf(path, "unknown upstream %q (known: %s)", name, known)
+		}
+	}
+	routeAt := map[string]int{}
+	for i := range f.Routes {
+		r := &f.Routes[i]
+		rpath := indexPath("routes", i)
+		r.Validate(rpath, &p)
+		if j, dup := routeAt[r.Name]; dup && r.Name != "" {
+			p.Addf(confval.Join(rpath, "name"), "duplicate route name %q (also routes[%d])", r.Name, j)
+		} else {
+			routeAt[r.Name] = i
+		}
+		checkRef(confval.Join(rpath, "upstream"), r.Upstream)
+		for j, s := range r.Split {
+			checkRef(confval.Join(indexPath(confval.Join(rpath, "split"), j), "upstream"), s.Upstream)
+		}
+		if r.Mirror != nil {
+			checkRef(confval.Join(rpath, "mirror.upstream"), r.Mirror.Upstream)
+		}
+	}
+	return p
+}
+
+func (f *File) validateListeners(p *confval.Problems) {
+	if f.Listen != "" && len(f.Listeners) > 0 {
+		p.Addf("listen", "set either listen (one plain listener) or listeners, not both")
+	}
+	if f.Listen != "" {
+		if err := listener.CheckAddress(f.Listen); err != nil {
+			p.Addf("listen", "%v", err)
+		}
+	}
+	// Port 0 asks the kernel for a free port, so two ":0" addresses never collide.
+	addrAt := map[string]string{}
+	if f.Listen != "" && !strings.HasSuffix(f.Listen, ":0") {
+		addrAt[f.Listen] = "listen"
+	}
+	for i := range f.Listeners {
+		l := &f.Listeners[i]
+		lpath := indexPath("listeners", i)
+		l.Validate(lpath, p)
+		if other, dup := addrAt[l.Address]; dup && l.Address != "" {
+			p.Addf(confval.Join(lpath, "address"), "address %q is already used by %s", l.Address, other)
+		} else if l.Address != "" && !strings.HasSuffix(l.Address, ":0") {
+			addrAt[l.Address] = lpath
+		}
+	}
+	switch f.Admin {
+	case "", "off":
+	default:
+		if err := listener.CheckAddress(f.Admin); err != nil {
+			p.Addf("admin", "%v (or \"off\" to disable the admin listener)", err)
+		} else if other, dup := addrAt[f.Admin]; dup {
+			p.Addf("admin", "address %q is already used by %s", f.Admin, other)
+		}
+	}
+}
+
+func (f *File) validateAccessLog(p *confval.Problems) {
+	out := f.AccessLog.Output
+	if out == "" || out == "stdout" || out == "stderr" {
+		return
+	}
+	// The file itself may not exist yet; its directory must, or nothing could be logged.
+	if st, err := os.Stat(out); err == nil && st.IsDir() {
+		p.Addf("access_log.output", "%q is a directory; use stdout, stderr or a file path", out)
+		return
+	}
+	dir := filepath.Dir(out)
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		p.Addf("access_log.output", "directory %q does not exist (output is stdout, stderr or a file path)", dir)
+	case err != nil:
+		p.Addf("access_log.output", "cannot use %q: %v", out, err)
+	case !st.IsDir():
+		p.Addf("access_log.output", "%q is not a directory", dir)
+	}
+}
+
+// upstreamNames returns the declared upstream names, sorted, for stable messages.
+func (f *File) upstreamNames() []string {
+	names := make([]string, 0, len(f.Upstreams))
+	for name := range f.Upstreams {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func validProxy(s string) bool {
+	if _, err := netip.ParsePrefix(s); err == nil {
+		return true
+	}
+	_, err := netip.ParseAddr(s)
+	return err == nil
+}

@@ -1,0 +1,205 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/netip"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/portico-gw/portico/internal/apierror"
+	"github.com/portico-gw/portico/internal/reqctx"
+	"go.opentelemetry.io/otel/propagation"
+)
+
+// forwardingHeaders are believed only from trusted proxies; from anyone else they are dropped
+// before routing so that a client cannot choose the address upstreams see.
+var forwardingHeaders = []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Port", "Forwarded", "X-Real-Ip"}
+
+var traceContext = propagation.TraceContext{}
+
+// ServeHTTP is the edge every client request passes first: it assigns the request ID, settles the
+// client address, records the outcome for metrics and the access log, and hands the request to
+// the current snapshot's router. The snapshot is read once, so a reload in the middle of a request
+// never mixes two configurations.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	snap := g.current.Load()
+	info := &reqctx.Info{Start: time.Now()}
+	info.ID = requestID(r.Header.Get(reqctx.HeaderRequestID))
+	r.Header.Set(reqctx.HeaderRequestID, info.ID)
+	w.Header().Set(reqctx.HeaderRequestID, info.ID)
+
+	peer := peerAddr(r.RemoteAddr)
+	info.ClientIP = peer.String()
+	if snap.trusts(peer) {
+		info.ClientIP = snap.clientFromForwarded(r.Header, peer).String()
+	} else {
+		for _, h := range forwardingHeaders {
+			r.Header.Del(h)
+		}
+	}
+
+	ctx := reqctx.With(r.Context(), info)
+	if r.Header.Get("Traceparent") != "" {
+		ctx = traceContext.Extract(ctx, propagation.HeaderCarrier(r.Header))
+	}
+	rec := &recorder{ResponseWriter: w}
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			// A bug must cost one request, not the process; the stack goes to the log, never to
+			// the client.
+			g.logger.Error("panic serving request", "request_id", info.ID, "panic", p, "stack", string(debug.Stack()))
+			if !rec.wroteHeader {
+				apierror.Write(rec, r, apierror.New(http.StatusInternalServerError, "INTERNAL", "internal error"))
+			}
+		}
+		g.finish(snap, r, rec, info)
+	}()
+	snap.handler.ServeHTTP(rec, r.WithContext(ctx))
+}
+
+func (g *Gateway) finish(snap *Snapshot, r *http.Request, rec *recorder, info *reqctx.Info) {
+	status := rec.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	elapsed := time.Since(info.Start)
+	g.metrics.observe(info.Route, info.Upstream, status, elapsed)
+	if snap.accessLog != nil {
+		snap.accessLog.LogAttrs(context.Background(), slog.LevelInfo, "request",
+			slog.String("request_id", info.ID),
+			slog.String("client_ip", info.ClientIP),
+			slog.String("method", r.Method),
+			slog.String("host", r.Host),
+			slog.String("path", r.URL.Path),
+			slog.String("proto", r.Proto),
+			slog.Int("status", status),
+			slog.Int64("bytes", rec.bytes),
+			slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
+			slog.String("route", info.Route),
+			slog.String("upstream", info.Upstream),
+			slog.String("error_code", info.ErrorCode),
+			slog.String("user_agent", r.UserAgent()),
+		)
+	}
+}
+
+// requestID keeps a client's ID when it is short and printable, so one ID can follow a request
+// across systems; anything else is replaced, so logs cannot be injected into.
+func requestID(in string) string {
+	if in != "" && len(in) <= 128 {
+		ok := true
+		for i := 0; i < len(in); i++ {
+			c := in[i]
+			if c <= ' ' || c >= 0x7f || c == '"' || c == '\\' {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return in
+		}
+	}
+	var b [16]byte
+	lo, hi := rand.Uint64(), rand.Uint64()
+	for i := 0; i < 8; i++ {
+		b[i], b[8+i] = byte(lo>>(8*i)), byte(hi>>(8*i))
+	}
+	return hex.EncodeToString(b[:])
+}
+
+func peerAddr(remote string) netip.Addr {
+	if ap, err := netip.ParseAddrPort(remote); err == nil {
+		return ap.Addr().Unmap()
+	}
+	if a, err := netip.ParseAddr(remote); err == nil {
+		return a.Unmap()
+	}
+	return netip.Addr{}
+}
+
+func (s *Snapshot) trusts(a netip.Addr) bool {
+	if !a.IsValid() {
+		return false
+	}
+	for _, p := range s.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// clientFromForwarded walks X-Forwarded-For from the right, skipping trusted proxies: the first
+// address not ours is the client. Entries further left were written by the client and prove
+// nothing.
+func (s *Snapshot) clientFromForwarded(h http.Header, peer netip.Addr) netip.Addr {
+	xff := h.Values("X-Forwarded-For")
+	for i := len(xff) - 1; i >= 0; i-- {
+		parts := strings.Split(xff[i], ",")
+		for j := len(parts) - 1; j >= 0; j-- {
+			a, err := netip.ParseAddr(strings.TrimSpace(parts[j]))
+			if err != nil {
+				return peer
+			}
+			a = a.Unmap()
+			if !s.trusts(a) {
+				return a
+			}
+			peer = a
+		}
+	}
+	return peer
+}
+
+// recorder notes the status and size of the answer for the access log and metrics. Unwrap lets
+// http.ResponseController reach Flush and Hijack on the real writer (streaming, WebSocket).
+type recorder struct {
+	http.ResponseWriter
+	status      int
+	bytes       int64
+	wroteHeader bool
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if !r.wroteHeader {
+		if code >= 200 || code == http.StatusSwitchingProtocols {
+			r.status, r.wroteHeader = code, true
+		}
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if !r.wroteHeader {
+		r.status, r.wroteHeader = http.StatusOK, true
+	}
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += int64(n)
+	return n, err
+}
+
+func (r *recorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Hijack is used by WebSocket pass-through; the 101 is recorded as the status.
+func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if !r.wroteHeader {
+		r.status, r.wroteHeader = http.StatusSwitchingProtocols, true
+	}
+	return http.NewResponseController(r.ResponseWriter).Hijack()
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

@@ -1,0 +1,281 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/portico-gw/portico/internal/config"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// echo is a backend that answers with what it received, so tests can assert what crossed the
+// gateway.
+func echo(t *testing.T) *httptest.Server {
+	t.Helper()
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/panic" {
+			panic("boom")
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"path": r.URL.Path, "headers": r.Header})
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func newGateway(t *testing.T, yaml string) (*Gateway, *bytes.Buffer) {
+	t.Helper()
+	f, err := config.Parse([]byte(yaml), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	g, err := New(f, Options{Stdout: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Close)
+	return g, &out
+}
+
+func cfg(backend string, extra string) string {
+	return `admin: "off"
+` + extra + `
+upstreams:
+  app: {targets: [{url: "` + backend + `"}]}
+routes:
+  - {name: app, match: {path_prefix: /}, upstream: app}
+`
+}
+
+type seen struct {
+	Path    string
+	Headers http.Header
+}
+
+func do(t *testing.T, g http.Handler, r *http.Request) (*httptest.ResponseRecorder, seen) {
+	t.Helper()
+	w := httptest.NewRecorder()
+	g.ServeHTTP(w, r)
+	var s seen
+	_ = json.Unmarshal(w.Body.Bytes(), &s)
+	return w, s
+}
+
+func TestRequestID(t *testing.T) {
+	g, _ := newGateway(t, cfg(echo(t).URL, "access_log: {enabled: false}"))
+	tests := []struct {
+		name, sent string
+		kept       bool
+	}{
+		{"generated when absent", "", false},
+		{"client ID kept", "abc-123", true},
+		{"ID with spaces replaced", "abc 123", false},
+		{"ID with quote replaced", `a"b`, false},
+		{"overlong ID replaced", strings.Repeat("x", 129), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/x", nil)
+			if tt.sent != "" {
+				r.Header.Set("X-Request-ID", tt.sent)
+			}
+			w, s := do(t, g, r)
+			got := w.Header().Get("X-Request-ID")
+			if tt.kept && got != tt.sent {
+				t.Errorf("response ID %q, want the client's %q", got, tt.sent)
+			}
+			if !tt.kept && (got == tt.sent || len(got) != 32) {
+				t.Errorf("response ID %q, want a generated 32-hex-digit ID", got)
+			}
+			if up := s.Headers.Get("X-Request-ID"); up != got {
+				t.Errorf("upstream saw ID %q, client got %q", up, got)
+			}
+		})
+	}
+}
+
+func TestForwardedHeadersTrustedOnlyFromTrustedProxies(t *testing.T) {
+	backend := echo(t).URL
+	tests := []struct {
+		name, trusted, peer, xff string
+		wantXFF                  string
+	}{
+		{"untrusted peer: client XFF dropped", "", "203.0.113.9:5555", "1.2.3.4", "203.0.113.9"},
+		{"trusted peer: chain kept and extended", "trusted_proxies: [10.0.0.0/8]", "10.1.2.3:5555", "198.51.100.7", "198.51.100.7, 10.1.2.3"},
+		{"single trusted IP", "trusted_proxies: [\"10.1.2.3\"]", "10.1.2.3:5555", "198.51.100.7", "198.51.100.7, 10.1.2.3"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, _ := newGateway(t, cfg(backend, "access_log: {enabled: false}\n"+tt.trusted))
+			r := httptest.NewRequest("GET", "/x", nil)
+			r.RemoteAddr = tt.peer
+			r.Header.Set("X-Forwarded-For", tt.xff)
+			r.Header.Set("Forwarded", "for=6.6.6.6")
+			_, s := do(t, g, r)
+			if got := s.Headers.Get("X-Forwarded-For"); got != tt.wantXFF {
+				t.Errorf("upstream X-Forwarded-For = %q, want %q", got, tt.wantXFF)
+			}
+			if tt.trusted == "" && strings.Contains(s.Headers.Get("Forwarded"), "6.6.6.6") {
+				t.Errorf("a forged Forwarded header reached the upstream: %q", s.Headers.Get("Forwarded"))
+			}
+		})
+	}
+}
+
+func TestClientIPFromTrustedChain(t *testing.T) {
+	g, _ := newGateway(t, cfg(echo(t).URL, "access_log: {enabled: false}\ntrusted_proxies: [10.0.0.0/8]"))
+	snap := g.Current()
+	tests := []struct {
+		xff, want string
+	}{
+		{"198.51.100.7", "198.51.100.7"},
+		{"6.6.6.6, 198.51.100.7, 10.0.0.2", "198.51.100.7"}, // leftmost entries are the client's word
+		{"10.0.0.3, 10.0.0.2", "10.0.0.3"},
+		{"garbage", "10.0.0.1"},
+	}
+	for _, tt := range tests {
+		h := http.Header{"X-Forwarded-For": {tt.xff}}
+		if got := snap.clientFromForwarded(h, peerAddr("10.0.0.1:1")).String(); got != tt.want {
+			t.Errorf("XFF %q: client %s, want %s", tt.xff, got, tt.want)
+		}
+	}
+}
+
+func TestAccessLogAndMetrics(t *testing.T) {
+	g, out := newGateway(t, cfg(echo(t).URL, ""))
+	r := httptest.NewRequest("GET", "/hello", nil)
+	r.Header.Set("X-Request-ID", "log-me")
+	do(t, g, r)
+	do(t, g, httptest.NewRequest("GET", "/hello", nil))
+
+	var line map[string]any
+	if err := json.Unmarshal(bytes.SplitN(out.Bytes(), []byte("\n"), 2)[0], &line); err != nil {
+		t.Fatalf("access log is not one JSON line per request: %v\n%s", err, out)
+	}
+	for k, want := range map[string]any{"request_id": "log-me", "path": "/hello", "status": float64(200), "route": "app", "upstream": "app", "method": "GET"} {
+		if line[k] != want {
+			t.Errorf("access log %s = %v, want %v", k, line[k], want)
+		}
+	}
+	if n := bytes.Count(out.Bytes(), []byte("\n")); n != 2 {
+		t.Errorf("%d access log lines for 2 requests", n)
+	}
+	if got := testutil.ToFloat64(g.metrics.requests.WithLabelValues("app", "app", "200")); got != 2 {
+		t.Errorf("portico_requests_total = %v, want 2", got)
+	}
+}
+
+func TestUnmatchedRequestIsJSON404WithRequestID(t *testing.T) {
+	g, _ := newGateway(t, `admin: "off"
+access_log: {enabled: false}
+upstreams:
+  app: {targets: [{url: "http://127.0.0.1:1"}]}
+routes:
+  - {name: app, match: {path_prefix: /api}, upstream: app}
+`)
+	w, _ := do(t, g, httptest.NewRequest("GET", "/nope", nil))
+	var body struct {
+		Error struct{ Code, Message, RequestID string } `json:"error"`
+	}
+	_ = json.Unmarshal(w.Body.Bytes(), &body)
+	if w.Code != 404 || body.Error.Code != "ROUTE_NOT_FOUND" {
+		t.Fatalf("got %d %s", w.Code, w.Body)
+	}
+	if !strings.Contains(w.Body.String(), w.Header().Get("X-Request-ID")) {
+		t.Errorf("error body lacks the request ID: %s", w.Body)
+	}
+}
+
+func TestApplyRejectsBrokenSnapshotAndKeepsServing(t *testing.T) {
+	backend := echo(t).URL
+	g, _ := newGateway(t, cfg(backend, "access_log: {enabled: false}"))
+	before := g.Current()
+	bad := &config.File{Routes: before.File.Routes} // routes naming an upstream that is gone
+	if err := g.Apply(bad); err == nil {
+		t.Fatal("Apply accepted a config whose route names a missing upstream")
+	}
+	if g.Current() != before {
+		t.Fatal("a rejected config replaced the serving snapshot")
+	}
+	w, _ := do(t, g, httptest.NewRequest("GET", "/still", nil))
+	if w.Code != 200 {
+		t.Fatalf("after a rejected apply: %d %s", w.Code, w.Body)
+	}
+}
+
+// A panic in a handler must cost one request a 500, not the process.
+func TestPanicBecomes500(t *testing.T) {
+	g, _ := newGateway(t, cfg(echo(t).URL, "access_log: {enabled: false}"))
+	snap := g.Current()
+	snap.handler = http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("bug") })
+	w, _ := do(t, g, httptest.NewRequest("GET", "/", nil))
+	if w.Code != 500 || !strings.Contains(w.Body.String(), `"code":"INTERNAL"`) || strings.Contains(w.Body.String(), "bug") {
+		t.Fatalf("panic answered %d %s", w.Code, w.Body)
+	}
+}
+
+func TestAdminEndpoints(t *testing.T) {
+	g, _ := newGateway(t, cfg(echo(t).URL, "access_log: {enabled: false}"))
+	admin := g.AdminHandler()
+	for path, want := range map[string]string{"/health": `"ok"`, "/ready": `"ready"`, "/upstreams": `"app"`, "/metrics": "portico_config_reloads_total", "/config": `"routes"`} {
+		w := httptest.NewRecorder()
+		admin.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
+		if w.Code != 200 || !strings.Contains(w.Body.String(), want) {
+			t.Errorf("admin %s: %d %s", path, w.Code, w.Body.String())
+		}
+	}
+	g.SetReady(false)
+	w := httptest.NewRecorder()
+	admin.ServeHTTP(w, httptest.NewRequest("GET", "/ready", nil))
+	if w.Code != http.StatusServiceUnavailable {
+		t.Errorf("/ready while draining = %d, want 503", w.Code)
+	}
+}
+
+func TestUpstreamSeesIdentityHeadersOnlyFromPortico(t *testing.T) {
+	g, _ := newGateway(t, cfg(echo(t).URL, "access_log: {enabled: false}"))
+	r := httptest.NewRequest("GET", "/x", nil)
+	r.Header.Set("X-Consumer-Name", "admin")
+	r.Header.Set("X-Authenticated-Subject", "root")
+	_, s := do(t, g, r)
+	if s.Headers.Get("X-Consumer-Name") != "" || s.Headers.Get("X-Authenticated-Subject") != "" {
+		t.Errorf("client-sent identity headers reached the upstream: %v", s.Headers)
+	}
+}
+
+func BenchmarkEdge(b *testing.B) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	}))
+	defer backend.Close()
+	f, err := config.Parse([]byte(cfg(backend.URL, "access_log: {enabled: false}")), "bench.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	g, err := New(f, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer g.Close()
+	front := httptest.NewServer(g)
+	defer front.Close()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			resp, err := client.Get(front.URL + "/x")
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	})
+}

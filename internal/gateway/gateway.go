@@ -1,0 +1,243 @@
+// Package gateway assembles one immutable Snapshot (upstream pools, router, policy chains) from a
+// config file, serves client requests through the snapshot that is current when they arrive, and
+// swaps in a new snapshot on reload with one atomic store. In-flight requests finish on the
+// snapshot they started with.
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/portico-gw/portico/internal/config"
+	"github.com/portico-gw/portico/internal/listener"
+	"github.com/portico-gw/portico/routes"
+	"github.com/portico-gw/portico/upstreams"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Gateway serves requests with the current Snapshot and builds new ones on reload.
+type Gateway struct {
+	logger  *slog.Logger
+	prom    *prometheus.Registry
+	metrics *edgeMetrics
+	upm     *upstreams.Metrics
+	routem  *routes.Metrics
+	reloads *prometheus.CounterVec
+
+	current atomic.Pointer[Snapshot]
+	ready   atomic.Bool
+
+	mu      sync.Mutex // serialises Apply and guards the fields below
+	outputs map[string]io.Writer
+	servers []*listener.Server
+}
+
+// Snapshot is everything one config produces. It is never modified after Build.
+type Snapshot struct {
+	File      *config.File
+	Upstreams *upstreams.Registry
+	Router    *routes.Router
+
+	handler   http.Handler
+	trusted   []netip.Prefix
+	accessLog *slog.Logger
+	cancel    context.CancelFunc
+}
+
+// Options are the process-wide parts a Gateway is built with.
+type Options struct {
+	// Logger receives operational logs (default slog.Default()).
+	Logger *slog.Logger
+	// Stdout is where access_log output "stdout" goes (default os.Stdout); tests capture it.
+	Stdout io.Writer
+}
+
+// New builds the first snapshot from f. The gateway is ready to serve when New returns.
+func New(f *config.File, opts Options) (*Gateway, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Stdout == nil {
+		opts.Stdout = os.Stdout
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	g := &Gateway{
+		logger:  opts.Logger,
+		prom:    reg,
+		metrics: newEdgeMetrics(reg),
+		upm:     upstreams.NewMetrics(reg),
+		routem:  routes.NewMetrics(reg),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portico_config_reloads_total",
+			Help: "Config reloads by result (success or failure).",
+		}, []string{"result"}),
+		outputs: map[string]io.Writer{"stdout": opts.Stdout, "": opts.Stdout, "stderr": os.Stderr},
+	}
+	reg.MustRegister(g.reloads)
+	if err := g.Apply(f); err != nil {
+		return nil, err
+	}
+	g.ready.Store(true)
+	return g, nil
+}
+
+// Apply builds a snapshot from f and makes it current. On error the current snapshot keeps
+// serving and nothing of the new one stays running.
+func (g *Gateway) Apply(f *config.File) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	snap, err := g.build(f)
+	if err != nil {
+		g.reloads.WithLabelValues("failure").Inc()
+		return err
+	}
+	old := g.current.Swap(snap)
+	g.reloads.WithLabelValues("success").Inc()
+	if err := g.reloadListeners(f); err != nil {
+		// Routes and upstreams are already live; a bad certificate keeps the old one serving.
+		g.logger.Error("reloading listener certificates; the previous ones stay in use", "error", err.Error())
+	}
+	if old != nil {
+		old.retire()
+	}
+	return nil
+}
+
+func (g *Gateway) build(f *config.File) (*Snapshot, error) {
+	reg, err := upstreams.NewRegistry(f.Upstreams, upstreams.Options{Metrics: g.upm, Logger: g.logger})
+	if err != nil {
+		return nil, fmt.Errorf("building upstreams: %w", err)
+	}
+	router, err := routes.Build(f.Routes, routes.Deps{
+		Upstream: func(name string) (http.RoundTripper, bool) {
+			u, ok := reg.Get(name)
+			if !ok {
+				return nil, false
+			}
+			return u, true
+		},
+		Logger:       g.logger,
+		Metrics:      g.routem,
+		MaxBodyBytes: f.Server.MaxBodyBytes.Or(10 << 20),
+	})
+	if err != nil {
+		reg.Close()
+		return nil, fmt.Errorf("building routes: %w", err)
+	}
+	trusted, err := parsePrefixes(f.TrustedProxies)
+	if err != nil {
+		reg.Close()
+		router.Close()
+		return nil, err
+	}
+	alog, err := g.accessLogger(f)
+	if err != nil {
+		reg.Close()
+		router.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	reg.Start(ctx)
+	return &Snapshot{
+		File:      f,
+		Upstreams: reg,
+		Router:    router,
+		handler:   router,
+		trusted:   trusted,
+		accessLog: alog,
+		cancel:    cancel,
+	}, nil
+}
+
+// retire stops a replaced snapshot's background work. Requests still running on it keep their
+// connections: closing idle connections does not touch active ones.
+func (s *Snapshot) retire() {
+	s.cancel()
+	s.Router.Close()
+	s.Upstreams.Close()
+}
+
+func (g *Gateway) accessLogger(f *config.File) (*slog.Logger, error) {
+	if !f.AccessLogEnabled() {
+		return nil, nil
+	}
+	out := f.AccessLog.Output
+	w, ok := g.outputs[out]
+	if !ok {
+		file, err := os.OpenFile(out, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("opening access log: %w", err)
+		}
+		// Files stay open for the life of the process so a reload that keeps the same path does
+		// not reopen it; log rotation should use copytruncate or a new path.
+		g.outputs[out], w = file, file
+	}
+	return slog.New(slog.NewJSONHandler(w, nil)), nil
+}
+
+func parsePrefixes(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		if strings.Contains(s, "/") {
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				return nil, fmt.Errorf("trusted_proxies: %w", err)
+			}
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("trusted_proxies: %w", err)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
+}
+
+// Current returns the snapshot serving new requests.
+func (g *Gateway) Current() *Snapshot { return g.current.Load() }
+
+// SetReady flips /ready; shutdown sets it false first so load balancers stop sending traffic
+// before listeners close.
+func (g *Gateway) SetReady(ok bool) { g.ready.Store(ok) }
+
+// Close retires the current snapshot. Call it after the listeners have drained.
+func (g *Gateway) Close() {
+	if s := g.current.Load(); s != nil {
+		s.retire()
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for name, w := range g.outputs {
+		if f, ok := w.(*os.File); ok && name != "stdout" && name != "stderr" && name != "" {
+			_ = f.Close()
+		}
+	}
+}
+
+// Reload loads path and applies it, logging the outcome; a bad file leaves the old config serving.
+func (g *Gateway) Reload(path string) error {
+	f, err := config.Load(path)
+	if err != nil {
+		g.reloads.WithLabelValues("failure").Inc()
+	} else {
+		err = g.Apply(f) // counts its own outcome
+	}
+	if err != nil {
+		g.logger.Error("config reload rejected; still serving the previous config", "path", path, "error", err.Error())
+		return err
+	}
+	g.logger.Info("config reloaded", "path", path, "routes", len(f.Routes), "upstreams", len(f.Upstreams))
+	return nil
+}

@@ -1,0 +1,155 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/portico-gw/portico/internal/config"
+	"github.com/portico-gw/portico/internal/listener"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+)
+
+// Bound reports an address the gateway listens on, once it is bound: name is "admin" or the
+// listener's configured address.
+type Bound func(name, addr string)
+
+// Serve binds every listener of the gateway's current config and the admin listener, serves until
+// ctx is done, then drains: /ready turns 503, listeners stop accepting, in-flight requests get up
+// to server.shutdown_timeout to finish. Serve returns after the drain.
+func (g *Gateway) Serve(ctx context.Context, bound Bound) error {
+	f := g.Current().File
+	var servers []*listener.Server
+	var lns []net.Listener
+	closeAll := func() {
+		for _, ln := range lns {
+			_ = ln.Close()
+		}
+	}
+	for _, lc := range f.EffectiveListeners() {
+		s, err := listener.New(lc, f.Server, g)
+		if err != nil {
+			closeAll()
+			return err
+		}
+		ln, err := s.Listen()
+		if err != nil {
+			closeAll()
+			return err
+		}
+		servers, lns = append(servers, s), append(lns, ln)
+		if bound != nil {
+			bound(lc.Address, s.Addr())
+		}
+	}
+	var admin *http.Server
+	var adminLn net.Listener
+	if addr := f.AdminAddr(); addr != "" {
+		var err error
+		adminLn, err = net.Listen("tcp", addr)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("admin listener: %w", err)
+		}
+		admin = &http.Server{Handler: g.AdminHandler(), ReadHeaderTimeout: 5 * time.Second}
+		if bound != nil {
+			bound("admin", adminLn.Addr().String())
+		}
+	}
+	g.mu.Lock()
+	g.servers = servers
+	g.mu.Unlock()
+
+	eg, egctx := errgroup.WithContext(ctx)
+	for i, s := range servers {
+		eg.Go(func() error { return s.Serve(lns[i]) })
+	}
+	if admin != nil {
+		eg.Go(func() error {
+			if err := admin.Serve(adminLn); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+	}
+	eg.Go(func() error {
+		<-egctx.Done()
+		g.SetReady(false)
+		drain := g.Current().File.Server.ShutdownTimeout.Or(30 * time.Second)
+		sctx, cancel := context.WithTimeout(context.Background(), drain)
+		defer cancel()
+		var errs []error
+		for _, s := range servers {
+			errs = append(errs, s.HTTPServer().Shutdown(sctx))
+		}
+		if admin != nil {
+			errs = append(errs, admin.Shutdown(sctx))
+		}
+		return errors.Join(errs...)
+	})
+	err := eg.Wait()
+	g.Close()
+	return err
+}
+
+// reloadListeners re-reads TLS material for listeners whose address is unchanged. Adding,
+// removing or moving listeners needs a restart; that is logged rather than half-applied.
+func (g *Gateway) reloadListeners(f *config.File) error {
+	next := f.EffectiveListeners()
+	if len(g.servers) == 0 {
+		return nil
+	}
+	if len(next) != len(g.servers) {
+		g.logger.Warn("listener changes take effect after a restart", "configured", len(next), "running", len(g.servers))
+	}
+	var errs []error
+	for i, s := range g.servers {
+		if i >= len(next) || next[i].Address != s.Config().Address {
+			g.logger.Warn("listener changes take effect after a restart", "running", s.Config().Address)
+			continue
+		}
+		if next[i].TLS != nil && s.Config().TLS != nil {
+			if err := s.ReloadTLS(*next[i].TLS); err != nil {
+				errs = append(errs, fmt.Errorf("listener %s: %w", s.Config().Address, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// AdminHandler serves the admin API: liveness, readiness, Prometheus metrics, upstream health
+// and the redacted config.
+func (g *Gateway) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, r *http.Request) {
+		if !g.ready.Load() {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g.prom, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /upstreams", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, g.Current().Upstreams.Status())
+	})
+	mux.HandleFunc("GET /config", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, config.Redacted(g.Current().File))
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

@@ -1,0 +1,189 @@
+package resolvers
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/portico-gw/portico/upstreams"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+)
+
+func TestCursorRoundTrip(t *testing.T) {
+	for _, c := range []cursor{{}, {after: "b186MTIz", skip: 0}, {after: "x:y:z", skip: 7}, {skip: maxLimit}} {
+		got, ok := decodeCursor(c.encode())
+		if !ok || got != c {
+			t.Errorf("decode(encode(%+v)) = %+v, %v", c, got, ok)
+		}
+	}
+}
+
+func TestDecodeCursorRejectsForgeries(t *testing.T) {
+	for _, s := range []string{"", "!!!", "bm9jb2xvbg", enc("-1:x"), enc("101:x"), enc("abc:x"), enc("1e3:x")} {
+		if c, ok := decodeCursor(s); ok {
+			t.Errorf("decodeCursor(%q) = %+v, want rejected", s, c)
+		}
+	}
+}
+
+func enc(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+
+func TestUpstreamErrorMapping(t *testing.T) {
+	target := "http://10.1.2.3:9101"
+	tests := []struct {
+		name string
+		err  error
+		code string
+		msg  string
+	}{
+		{"timeout", &upstreams.Error{Upstream: "users", Target: target, Kind: upstreams.ErrTimeout}, "UPSTREAM_TIMEOUT", "the users service timed out"},
+		{"no healthy target", &upstreams.Error{Upstream: "users", Kind: upstreams.ErrNoHealthyTarget}, "UPSTREAM_UNAVAILABLE", "the users service is unavailable"},
+		{"open circuit", &upstreams.Error{Upstream: "users", Kind: upstreams.ErrCircuitOpen}, "UPSTREAM_UNAVAILABLE", "the users service is unavailable"},
+		{"refused", &upstreams.Error{Upstream: "users", Target: target, Kind: upstreams.ErrBadGateway, Err: errors.New("dial tcp 10.1.2.3:9101: connection refused")}, "BAD_GATEWAY", "the users service failed"},
+		{"backend 500", &upstreams.StatusError{Upstream: "users", Status: 500, Body: []byte(`{"at":"` + target + `"}`)}, "BAD_GATEWAY", "the users service failed"},
+		{"backend 400", &upstreams.StatusError{Upstream: "users", Status: 400, Body: []byte("bad")}, "BAD_REQUEST", "the users service rejected the request"},
+		{"backend 404", &upstreams.StatusError{Upstream: "users", Status: 404}, "NOT_FOUND", "the users service found no such object"},
+		{"client gone", fmt.Errorf("calling: %w", context.Canceled), "CLIENT_CLOSED_REQUEST", "the request was canceled"},
+		{"deadline", context.DeadlineExceeded, "UPSTREAM_TIMEOUT", "the users service timed out"},
+		{"anything else", errors.New("boom at " + target), "INTERNAL", "the users service failed"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ge := upstreamError("users", tc.err)
+			if ge.Extensions["code"] != tc.code || ge.Message != tc.msg {
+				t.Errorf("got %q %v, want %q code %s", ge.Message, ge.Extensions, tc.msg, tc.code)
+			}
+			b, _ := json.Marshal(ge)
+			if strings.Contains(string(b), "10.1.2.3") {
+				t.Errorf("client-visible error %s leaks the target", b)
+			}
+			if !errors.Is(ge, tc.err) {
+				t.Error("the cause is lost for logs")
+			}
+			if ge == upstreamError("users", tc.err) {
+				t.Error("errors are shared between fields")
+			}
+		})
+	}
+}
+
+func TestIsNotFound(t *testing.T) {
+	if !isNotFound(&upstreams.StatusError{Upstream: "users", Status: 404}) {
+		t.Error("a 404 StatusError is not found")
+	}
+	if isNotFound(&upstreams.StatusError{Upstream: "users", Status: 400}) || isNotFound(errors.New("x")) {
+		t.Error("other errors are found")
+	}
+}
+
+func TestMarkRequired(t *testing.T) {
+	tests := []struct {
+		name   string
+		err    error
+		status int
+		code   string
+	}{
+		{"timeout", upstreamError("users", &upstreams.Error{Upstream: "users", Kind: upstreams.ErrTimeout}), http.StatusGatewayTimeout, "UPSTREAM_TIMEOUT"},
+		{"unavailable", upstreamError("users", &upstreams.Error{Upstream: "users", Kind: upstreams.ErrNoHealthyTarget}), http.StatusServiceUnavailable, "UPSTREAM_UNAVAILABLE"},
+		{"bad gateway", upstreamError("users", &upstreams.StatusError{Upstream: "users", Status: 503}), http.StatusBadGateway, "BAD_GATEWAY"},
+		{"bad input", inputError("no"), http.StatusBadRequest, codeBadUserInput},
+		{"foreign error", errors.New("secret detail"), http.StatusInternalServerError, codeInternal},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var original map[string]any
+			if ge, ok := tc.err.(*gqlerror.Error); ok {
+				original = ge.Extensions
+			}
+			marked := markRequired(tc.err)
+			if marked.Extensions["required"] != true || marked.Extensions["code"] != tc.code {
+				t.Errorf("extensions = %v", marked.Extensions)
+			}
+			if _, shared := original["required"]; shared {
+				t.Error("marking changed the original error, which other fields may share")
+			}
+			if strings.Contains(marked.Message, "secret") {
+				t.Errorf("message %q shows a foreign error's text", marked.Message)
+			}
+			if status, ok := IsRequiredFailure(marked); !ok || status != tc.status {
+				t.Errorf("IsRequiredFailure = %d, %v; want %d", status, ok, tc.status)
+			}
+			// After JSON, as a BFF or client sees it.
+			var presented gqlerror.Error
+			b, _ := json.Marshal(marked)
+			_ = json.Unmarshal(b, &presented)
+			if status, ok := IsRequiredFailure(&presented); !ok || status != tc.status {
+				t.Errorf("presented: IsRequiredFailure = %d, %v; want %d", status, ok, tc.status)
+			}
+		})
+	}
+	if _, ok := IsRequiredFailure(upstreamError("users", errors.New("x"))); ok {
+		t.Error("an unmarked error is a required failure")
+	}
+}
+
+func TestRequiredStatusPicksTheHighest(t *testing.T) {
+	timeout := markRequired(upstreamError("users", &upstreams.Error{Upstream: "users", Kind: upstreams.ErrTimeout}))
+	gateway := markRequired(upstreamError("orders", &upstreams.Error{Upstream: "orders", Kind: upstreams.ErrBadGateway}))
+	plain := upstreamError("payments", &upstreams.Error{Upstream: "payments", Kind: upstreams.ErrTimeout})
+	for _, list := range []gqlerror.List{{timeout, gateway, plain}, {plain, gateway, timeout}} {
+		if s, ok := RequiredStatus(list); !ok || s != http.StatusGatewayTimeout {
+			t.Errorf("RequiredStatus = %d, %v; want 504", s, ok)
+		}
+	}
+	if _, ok := RequiredStatus(gqlerror.List{plain}); ok {
+		t.Error("no required failure reported as one")
+	}
+}
+
+func TestStableErrorsSortsByPath(t *testing.T) {
+	mk := func(msg string, path ...any) *gqlerror.Error {
+		var p ast.Path
+		for _, e := range path {
+			switch v := e.(type) {
+			case int:
+				p = append(p, ast.PathIndex(v))
+			case string:
+				p = append(p, ast.PathName(v))
+			}
+		}
+		return &gqlerror.Error{Message: msg, Path: p}
+	}
+	want := []string{"a", "b.0.x", "b.2.x", "b.10.x", "b.10.y", "c", "c.d"}
+	errs := gqlerror.List{
+		mk("c.d", "c", "d"), mk("b.10.y", "b", 10, "y"), mk("b.2.x", "b", 2, "x"), mk("c", "c"),
+		mk("b.10.x", "b", 10, "x"), mk("a", "a"), mk("b.0.x", "b", 0, "x"),
+	}
+	resp := StableErrors{}.InterceptResponse(context.Background(), func(context.Context) *graphql.Response {
+		return &graphql.Response{Errors: errs}
+	})
+	var got []string
+	for _, e := range resp.Errors {
+		got = append(got, e.Message)
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("order = %v, want %v", got, want)
+	}
+}
+
+func TestIntArg(t *testing.T) {
+	five := 5
+	for _, tc := range []struct {
+		in   any
+		want int
+	}{
+		{int64(5), 5}, {5, 5}, {int32(5), 5}, {5.0, 5}, {json.Number("5"), 5}, {&five, 5},
+		{int64(-3), 0}, {nil, 1}, {"5", 1}, {int64(1) << 40, 1<<31 - 1},
+	} {
+		if got := intArg(tc.in); got != tc.want {
+			t.Errorf("intArg(%#v) = %d, want %d", tc.in, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,154 @@
+package resolvers
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/portico-gw/portico/resolvers/model"
+)
+
+// This file holds what resolvers ask of each service, so that *.resolvers.go (rewritten by gqlgen
+// on every generate) stay one-liners.
+
+// me fetches the signed-in user. With an authenticated subject Portico knows the ID and asks for
+// it; without one it asks the users service for its current user (the demo's default, u1, which is
+// also DemoViewer). A users service that does not know the user makes me null, not an error.
+func (r *Resolver) me(ctx context.Context) (*model.User, error) {
+	path := "/users/current"
+	if id, ok := authenticatedSubject(ctx); ok {
+		path = "/users/" + url.PathEscape(id)
+	}
+	var u model.User
+	if err := r.backend.GetJSON(ctx, upstreamUsers, path, &u); err != nil {
+		if isNotFound(err) {
+			return nil, nil
+		}
+		return nil, upstreamError(upstreamUsers, err)
+	}
+	// Later lookups of the same user in this operation (an order's user) need no call.
+	r.loaders(ctx).users.Prime(u.ID, &u)
+	return &u, nil
+}
+
+// userByID looks a user up through the batching loader; an unknown ID is null.
+func (r *Resolver) userByID(ctx context.Context, id string) (*model.User, error) {
+	u, err := r.loaders(ctx).users.Load(ctx, id)
+	if err != nil {
+		return nil, upstreamError(upstreamUsers, err)
+	}
+	return u, nil
+}
+
+// recentOrders fetches a user's latest orders and starts the batched lookups of their users and
+// payments when the query selects them.
+func (r *Resolver) recentOrders(ctx context.Context, userID string, first *int) ([]*model.Order, error) {
+	n, err := pageSize(first)
+	if err != nil {
+		return nil, err
+	}
+	q := url.Values{"user_id": {userID}, "limit": {strconv.Itoa(n)}}
+	var out struct {
+		Orders []*model.Order `json:"orders"`
+	}
+	if err := r.backend.GetJSON(ctx, upstreamOrders, "/orders/recent?"+q.Encode(), &out); err != nil {
+		return nil, upstreamError(upstreamOrders, err)
+	}
+	orders := out.Orders
+	if len(orders) > n {
+		orders = orders[:n]
+	}
+	if orders == nil {
+		orders = []*model.Order{}
+	}
+	r.prefetchOrderRelations(ctx, orders)
+	return orders, nil
+}
+
+// unreadNotifications counts a user's unread notifications.
+func (r *Resolver) unreadNotifications(ctx context.Context, userID string) (*int, error) {
+	var out struct {
+		Unread int `json:"unread"`
+	}
+	q := url.Values{"user_id": {userID}}
+	if err := r.backend.GetJSON(ctx, upstreamNotifications, "/notifications/count?"+q.Encode(), &out); err != nil {
+		return nil, upstreamError(upstreamNotifications, err)
+	}
+	return &out.Unread, nil
+}
+
+// notifications fetches a user's latest notifications.
+func (r *Resolver) notifications(ctx context.Context, userID string, first *int) ([]*model.Notification, error) {
+	n, err := pageSize(first)
+	if err != nil {
+		return nil, err
+	}
+	q := url.Values{"user_id": {userID}, "limit": {strconv.Itoa(n)}}
+	var out struct {
+		Notifications []*model.Notification `json:"notifications"`
+	}
+	if err := r.backend.GetJSON(ctx, upstreamNotifications, "/notifications?"+q.Encode(), &out); err != nil {
+		return nil, upstreamError(upstreamNotifications, err)
+	}
+	if out.Notifications == nil {
+		out.Notifications = []*model.Notification{}
+	}
+	return out.Notifications, nil
+}
+
+// maxOrderItems bounds a new order's lines; the orders service would refuse an absurd order
+// anyway, but without a round trip here.
+const maxOrderItems = 100
+
+// placeOrder validates the input and creates the order for the signed-in user.
+func (r *Resolver) placeOrder(ctx context.Context, input model.PlaceOrderInput) (*model.Order, error) {
+	if len(input.Items) == 0 || len(input.Items) > maxOrderItems {
+		return nil, inputError("an order needs 1 to " + strconv.Itoa(maxOrderItems) + " items")
+	}
+	type item struct {
+		Sku            string `json:"sku"`
+		Quantity       int    `json:"quantity"`
+		UnitPriceCents int    `json:"unit_price_cents"`
+	}
+	body := struct {
+		UserID string `json:"user_id"`
+		Items  []item `json:"items"`
+	}{UserID: Viewer(ctx), Items: make([]item, len(input.Items))}
+	for i, it := range input.Items {
+		switch {
+		case it.Sku == "":
+			return nil, inputError("items[" + strconv.Itoa(i) + "].sku is empty")
+		case it.Quantity < 1:
+			return nil, inputError("items[" + strconv.Itoa(i) + "].quantity must be positive")
+		case it.UnitPriceCents < 0:
+			return nil, inputError("items[" + strconv.Itoa(i) + "].unitPriceCents is negative")
+		}
+		body.Items[i] = item{Sku: it.Sku, Quantity: it.Quantity, UnitPriceCents: it.UnitPriceCents}
+	}
+	var o model.Order
+	if err := r.backend.SendJSON(ctx, upstreamOrders, http.MethodPost, "/orders", body, &o); err != nil {
+		return nil, upstreamError(upstreamOrders, err)
+	}
+	r.loaders(ctx).orders.Prime(o.ID, &o)
+	return &o, nil
+}
+
+// markNotificationsRead marks the signed-in user's notifications read; absent ids mean all of
+// them, as the notifications service reads a body without ids.
+func (r *Resolver) markNotificationsRead(ctx context.Context, ids []string) (int, error) {
+	if ids != nil && len(ids) == 0 {
+		return 0, nil // an explicit empty list marks nothing; only an absent one means all
+	}
+	body := struct {
+		UserID string   `json:"user_id"`
+		IDs    []string `json:"ids,omitempty"`
+	}{UserID: Viewer(ctx), IDs: ids}
+	var out struct {
+		Marked int `json:"marked"`
+	}
+	if err := r.backend.SendJSON(ctx, upstreamNotifications, http.MethodPost, "/notifications/read", body, &out); err != nil {
+		return 0, upstreamError(upstreamNotifications, err)
+	}
+	return out.Marked, nil
+}

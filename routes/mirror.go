@@ -1,0 +1,449 @@
+package routes
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httputil"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/portico-gw/portico/internal/reqctx"
+)
+
+// Mirror defaults, as documented on MirrorConfig.
+const (
+	defaultMirrorMaxBody    = 1 << 20
+	defaultMirrorConcurrent = 64
+	defaultMirrorTimeout    = 5 * time.Second
+	// closeCancelGrace is how long Close waits for cancelled shadow calls to return.
+	closeCancelGrace = 250 * time.Millisecond
+)
+
+// HeaderMirror marks a shadow request so the shadow service (and its logs) can tell copies from
+// real traffic.
+const HeaderMirror = "X-Portico-Mirror"
+
+// mirror sends fire-and-forget copies of a route's requests to a shadow upstream and, with
+// compare, counts whether the shadow answers like the primary.
+type mirror struct {
+	route    string
+	upstream string
+	rt       http.RoundTripper
+	percent  float64
+	compare  bool
+	maxBody  int64
+	timeout  time.Duration
+	rewrite  func(*httputil.ProxyRequest)
+	c        mirrorCounters
+	logger   *slog.Logger
+
+	// sem bounds shadow calls in flight: a send takes a slot, and a full channel means drop.
+	sem chan struct{}
+	// base is the parent of every shadow call's context, so Close can cancel stragglers; shadow
+	// calls deliberately do not inherit the client's context, which ends with the primary answer.
+	base      context.Context
+	cancel    context.CancelFunc
+	closed    atomic.Bool
+	closeOnce sync.Once
+}
+
+func newMirror(route string, c MirrorConfig, deps Deps, rewrite func(*httputil.ProxyRequest)) (*mirror, error) {
+	if c.Upstream == "" {
+		return nil, errors.New("upstream is required")
+	}
+	rt, ok := deps.Upstream(c.Upstream)
+	if !ok || rt == nil {
+		return nil, fmt.Errorf("unknown upstream %q", c.Upstream)
+	}
+	percent := 100.0
+	if c.Percent != nil {
+		percent = *c.Percent
+	}
+	if math.IsNaN(percent) || percent < 0 || percent > 100 {
+		return nil, fmt.Errorf("percent %v out of range 0..100", percent)
+	}
+	if c.MaxConcurrent < 0 {
+		return nil, fmt.Errorf("max_concurrent %d is negative", c.MaxConcurrent)
+	}
+	conc := c.MaxConcurrent
+	if conc == 0 {
+		conc = defaultMirrorConcurrent
+	}
+	m := &mirror{
+		route:    route,
+		upstream: c.Upstream,
+		rt:       rt,
+		percent:  percent,
+		compare:  c.Compare,
+		maxBody:  c.MaxBodyBytes.Or(defaultMirrorMaxBody),
+		timeout:  c.Timeout.Or(defaultMirrorTimeout),
+		rewrite:  rewrite,
+		c:        deps.Metrics.forRoute(route),
+		logger:   deps.Logger.With("route", route, "mirror", c.Upstream),
+		sem:      make(chan struct{}, conc),
+	}
+	m.base, m.cancel = context.WithCancel(context.Background())
+	return m, nil
+}
+
+// start decides whether r is mirrored and, if so, launches the shadow call. It returns the request
+// to proxy: the same one, or one whose context carries the compare job. The client's request is
+// never delayed beyond reading a body the primary reads anyway.
+func (m *mirror) start(r *http.Request) *http.Request {
+	if m.percent < 100 && rand.Float64()*100 >= m.percent {
+		return r
+	}
+	if r.Header.Get("Upgrade") != "" {
+		// A connection upgrade cannot be replayed (Envoy never mirrors upgrades either).
+		return r
+	}
+	if m.closed.Load() {
+		m.c.dropped.Inc()
+		return r
+	}
+	select {
+	case m.sem <- struct{}{}:
+	default:
+		m.c.dropped.Inc()
+		return r
+	}
+	body, ok := m.readBody(r)
+	if !ok {
+		<-m.sem
+		m.c.dropped.Inc()
+		return r
+	}
+	ctx, cancel := context.WithTimeout(m.base, m.timeout)
+	if info := reqctx.From(r.Context()); info != nil {
+		// A copy: the request goroutine keeps writing its own Info while the shadow runs.
+		shadowInfo := *info
+		shadowInfo.Upstream = m.upstream
+		ctx = reqctx.With(ctx, &shadowInfo)
+	}
+	out := m.shadowRequest(ctx, r, body)
+	var job *compareJob
+	if m.compare {
+		job = &compareJob{maxBody: m.maxBody, done: make(chan capture, 1)}
+		r = r.WithContext(context.WithValue(r.Context(), jobKey{}, job))
+	}
+	go m.run(ctx, cancel, out, job)
+	return r
+}
+
+// readBody copies the request body for the shadow, up to maxBody. A larger (or failing) body is
+// not mirrored, and r.Body is restored so the primary still receives every byte.
+func (m *mirror) readBody(r *http.Request) ([]byte, bool) {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return nil, true
+	}
+	if r.ContentLength > m.maxBody {
+		return nil, false
+	}
+	orig := r.Body
+	buf, err := io.ReadAll(io.LimitReader(orig, m.maxBody+1))
+	if err != nil || int64(len(buf)) > m.maxBody {
+		r.Body = readCloser{Reader: io.MultiReader(bytes.NewReader(buf), orig), Closer: orig}
+		return nil, false
+	}
+	r.Body = readCloser{Reader: bytes.NewReader(buf), Closer: orig}
+	return buf, true
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+// shadowRequest builds the copy on the request goroutine (the inbound request must not be shared
+// with the shadow's goroutine), with the same rewriting as the primary.
+func (m *mirror) shadowRequest(ctx context.Context, r *http.Request, body []byte) *http.Request {
+	out := r.Clone(ctx)
+	out.RequestURI = ""
+	removeHopByHop(out.Header)
+	for _, k := range []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+		delete(out.Header, k)
+	}
+	pr := &httputil.ProxyRequest{In: r, Out: out}
+	m.rewrite(pr)
+	out = pr.Out
+	out.Host = shadowHost(r.Host)
+	out.Header.Set(HeaderMirror, "1")
+	if _, ok := out.Header["User-Agent"]; !ok {
+		out.Header.Set("User-Agent", "")
+	}
+	if body == nil {
+		out.Body, out.ContentLength = nil, 0
+	} else {
+		out.Body, out.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
+	return out
+}
+
+// shadowHost appends "-shadow" to the host, before any port, as Envoy does, so the shadow service
+// can tell copies from live traffic by Host alone.
+func shadowHost(h string) string {
+	if h == "" {
+		return ""
+	}
+	host := stripPort(h)
+	return host + "-shadow" + h[len(host):]
+}
+
+// hopByHop are the RFC 9110 connection-specific headers, which ReverseProxy strips for the primary
+// and the shadow request must not carry either.
+var hopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+func removeHopByHop(h http.Header) {
+	for _, line := range h["Connection"] {
+		for _, tok := range strings.Split(line, ",") {
+			if tok = strings.TrimSpace(tok); tok != "" {
+				h.Del(tok)
+			}
+		}
+	}
+	for _, k := range hopByHop {
+		delete(h, k)
+	}
+}
+
+// run makes the shadow call; it never touches the client's response.
+func (m *mirror) run(ctx context.Context, cancel context.CancelFunc, out *http.Request, job *compareJob) {
+	defer func() { <-m.sem }()
+	defer cancel()
+	defer func() {
+		if v := recover(); v != nil {
+			m.logger.Error("mirror panicked", "panic", v)
+		}
+	}()
+	resp, err := m.rt.RoundTrip(out)
+	if err != nil {
+		m.c.failed.Inc()
+		m.logger.Debug("shadow call failed", "error", err)
+		if job != nil {
+			m.c.compareErr.Inc()
+		}
+		return
+	}
+	m.c.sent.Inc()
+	if job == nil {
+		// Drain a bounded amount so the connection can be reused.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, m.maxBody))
+		_ = resp.Body.Close()
+		return
+	}
+	shadow := capture{status: resp.StatusCode, encoding: resp.Header.Get("Content-Encoding")}
+	shadow.body, shadow.err = readCapped(resp.Body, m.maxBody)
+	_ = resp.Body.Close()
+
+	var primary capture
+	select {
+	case primary = <-job.done:
+	case <-ctx.Done():
+		primary.err = fmt.Errorf("waiting for the primary response: %w", ctx.Err())
+	}
+	m.compareResults(primary, shadow)
+}
+
+func (m *mirror) compareResults(primary, shadow capture) {
+	switch {
+	case primary.err != nil:
+		m.c.compareErr.Inc()
+		m.logger.Debug("mirror compare skipped", "side", "primary", "error", primary.err)
+	case shadow.err != nil:
+		m.c.compareErr.Inc()
+		m.logger.Debug("mirror compare skipped", "side", "shadow", "error", shadow.err)
+	default:
+		same, err := sameResponse(primary, shadow, m.maxBody)
+		switch {
+		case err != nil:
+			m.c.compareErr.Inc()
+			m.logger.Debug("mirror compare failed", "error", err)
+		case same:
+			m.c.compareMatch.Inc()
+		default:
+			m.c.compareMiss.Inc()
+			m.logger.Info("mirror mismatch", "primary_status", primary.status, "shadow_status", shadow.status)
+		}
+	}
+}
+
+// capture is one side's answer as far as comparing goes.
+type capture struct {
+	status   int
+	encoding string
+	body     []byte
+	err      error
+}
+
+var errTooLarge = errors.New("body larger than the mirror's max_body_bytes")
+
+func readCapped(r io.Reader, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, errTooLarge
+	}
+	return b, nil
+}
+
+// sameResponse reports equal status and equal body: JSON semantically (key order and spacing do
+// not matter), anything else byte for byte. Gzip bodies are compared decompressed, since two
+// services may compress the same answer differently.
+func sameResponse(a, b capture, limit int64) (bool, error) {
+	if a.status != b.status {
+		return false, nil
+	}
+	ab, err := decoded(a, limit)
+	if err != nil {
+		return false, fmt.Errorf("primary body: %w", err)
+	}
+	bb, err := decoded(b, limit)
+	if err != nil {
+		return false, fmt.Errorf("shadow body: %w", err)
+	}
+	if bytes.Equal(ab, bb) {
+		return true, nil
+	}
+	var av, bv any
+	if json.Unmarshal(ab, &av) != nil || json.Unmarshal(bb, &bv) != nil {
+		return false, nil
+	}
+	return reflect.DeepEqual(av, bv), nil
+}
+
+func decoded(c capture, limit int64) ([]byte, error) {
+	if !strings.EqualFold(c.encoding, "gzip") || len(c.body) == 0 {
+		return c.body, nil
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(c.body))
+	if err != nil {
+		return nil, err
+	}
+	return readCapped(zr, limit)
+}
+
+// compareJob connects the primary's recorded answer to the shadow goroutine that compares it.
+type compareJob struct {
+	maxBody int64
+	once    sync.Once
+	done    chan capture // buffered 1: the primary never blocks on it
+}
+
+func (j *compareJob) finish(c capture) {
+	j.once.Do(func() { j.done <- c })
+}
+
+func (j *compareJob) primaryFailed(err error) {
+	j.finish(capture{err: fmt.Errorf("primary call failed: %w", err)})
+}
+
+type jobKey struct{}
+
+func jobFrom(ctx context.Context) *compareJob {
+	j, _ := ctx.Value(jobKey{}).(*compareJob)
+	return j
+}
+
+var errPrimaryIncomplete = errors.New("primary body not read to the end")
+
+// recordPrimary is the ModifyResponse of routes that compare: it tees the primary's body as the
+// client reads it, so comparing never delays or buffers the client's answer.
+func recordPrimary(resp *http.Response) error {
+	if resp.Request == nil {
+		return nil
+	}
+	job := jobFrom(resp.Request.Context())
+	if job == nil {
+		return nil
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		job.finish(capture{err: errors.New("protocol switched")})
+		return nil
+	}
+	if resp.ContentLength > job.maxBody {
+		job.finish(capture{err: errTooLarge})
+		return nil
+	}
+	t := &teeBody{rc: resp.Body, job: job, c: capture{status: resp.StatusCode, encoding: resp.Header.Get("Content-Encoding")}}
+	if resp.ContentLength > 0 {
+		t.c.body = make([]byte, 0, resp.ContentLength)
+	}
+	resp.Body = t
+	return nil
+}
+
+// teeBody records what the client reads, up to the job's limit, and reports on EOF or Close.
+type teeBody struct {
+	rc  io.ReadCloser
+	job *compareJob
+	c   capture
+}
+
+func (t *teeBody) Read(p []byte) (int, error) {
+	n, err := t.rc.Read(p)
+	if n > 0 && t.c.err == nil {
+		if int64(len(t.c.body)+n) > t.job.maxBody {
+			t.c.err, t.c.body = errTooLarge, nil
+		} else {
+			t.c.body = append(t.c.body, p[:n]...)
+		}
+	}
+	switch {
+	case err == io.EOF:
+		t.job.finish(t.c)
+	case err != nil:
+		t.job.finish(capture{err: err})
+	}
+	return n, err
+}
+
+func (t *teeBody) Close() error {
+	t.job.finish(capture{err: errPrimaryIncomplete})
+	return t.rc.Close()
+}
+
+// close stops new shadow calls and waits until deadline for those in flight, then cancels the rest
+// and gives them a moment to return. Taking every semaphore slot is the wait: once all are held, no
+// shadow call is running and none can start.
+func (m *mirror) close(deadline time.Time) {
+	m.closeOnce.Do(func() {
+		m.closed.Store(true)
+		held := 0
+		held = m.fill(held, deadline)
+		if held < cap(m.sem) {
+			m.cancel()
+			m.fill(held, time.Now().Add(closeCancelGrace))
+		}
+		m.cancel()
+	})
+}
+
+func (m *mirror) fill(held int, deadline time.Time) int {
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	for held < cap(m.sem) {
+		select {
+		case m.sem <- struct{}{}:
+			held++
+		case <-t.C:
+			return held
+		}
+	}
+	return held
+}

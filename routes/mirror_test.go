@@ -1,0 +1,289 @@
+package routes
+
+import (
+	"bytes"
+	"compress/gzip"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func mirrorCount(m *Metrics, route, result string) float64 {
+	return testutil.ToFloat64(m.mirror.WithLabelValues(route, result))
+}
+
+func compareCount(m *Metrics, route, result string) float64 {
+	return testutil.ToFloat64(m.compare.WithLabelValues(route, result))
+}
+
+func TestMirrorSendsACopy(t *testing.T) {
+	primary, primaryGot := recordingBackend(t)
+	shadow, shadowGot := recordingBackend(t)
+	metrics := NewMetrics(prometheus.NewRegistry())
+	gw, _ := gateway(t, []Config{{
+		Name:        "orders",
+		Upstream:    "monolith",
+		StripPrefix: "/api",
+		Mirror:      &MirrorConfig{Upstream: "orders-v2"},
+	}}, Deps{Upstream: lookup(map[string]http.RoundTripper{
+		"monolith": toServer(t, primary), "orders-v2": toServer(t, shadow),
+	}), Metrics: metrics})
+
+	req, _ := http.NewRequest("POST", gw.URL+"/api/orders?dry=1", strings.NewReader(`{"item":"book"}`))
+	req.Host = "shop.example.com:8080"
+	req.Header.Set("X-Custom", "kept")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+
+	p := recv(t, primaryGot, "primary request")
+	s := recv(t, shadowGot, "shadow request")
+	if p.Body != `{"item":"book"}` || s.Body != p.Body {
+		t.Errorf("bodies: primary %q shadow %q", p.Body, s.Body)
+	}
+	checks := []struct{ name, got, want string }{
+		{"shadow path", s.Path, "/orders"},
+		{"shadow query", s.RawQuery, "dry=1"},
+		{"shadow host", s.Host, "shop.example.com-shadow:8080"},
+		{"mirror header", s.Header.Get(HeaderMirror), "1"},
+		{"custom header", s.Header.Get("X-Custom"), "kept"},
+		{"request id", s.Header.Get("X-Request-ID"), "req-123"},
+		{"identity", s.Header.Get("X-Consumer-Name"), "web-app"},
+		{"primary not marked", p.Header.Get(HeaderMirror), ""},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %q, want %q", c.name, c.got, c.want)
+		}
+	}
+	eventually(t, "sent counter", func() bool { return mirrorCount(metrics, "orders", "sent") == 1 })
+}
+
+// The client's answer does not wait for a slow shadow.
+func TestSlowShadowDoesNotDelayClient(t *testing.T) {
+	release := make(chan struct{})
+	shadowStarted := make(chan struct{}, 1)
+	shadow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		shadowStarted <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(shadow.Close)
+	metrics := NewMetrics(nil)
+	gw, _ := gateway(t, []Config{{Name: "r", Upstream: "p", Mirror: &MirrorConfig{Upstream: "s", Compare: true}}},
+		Deps{Upstream: lookup(map[string]http.RoundTripper{"p": staticUpstream(200, `{"ok":true}`), "s": toServer(t, shadow)}), Metrics: metrics})
+
+	resp, err := http.Get(gw.URL + "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	recv(t, shadowStarted, "shadow call")
+	// The full answer arrived while the shadow is still held.
+	if resp.StatusCode != 200 || string(body) != `{"ok":true}` {
+		t.Errorf("client got %d %q", resp.StatusCode, body)
+	}
+	if got := mirrorCount(metrics, "r", "sent"); got != 0 {
+		t.Errorf("shadow finished early (sent=%v)", got)
+	}
+	close(release)
+	eventually(t, "shadow to finish", func() bool { return mirrorCount(metrics, "r", "sent") == 1 })
+}
+
+func TestMirrorCompare(t *testing.T) {
+	tests := []struct {
+		name    string
+		primary http.RoundTripper
+		shadow  http.RoundTripper
+		want    string
+	}{
+		{"same JSON in another order", staticUpstream(200, `{"a":1,"b":[1,2]}`), staticUpstream(200, `{ "b": [1, 2], "a": 1.0 }`), "match"},
+		{"different JSON", staticUpstream(200, `{"a":1}`), staticUpstream(200, `{"a":2}`), "mismatch"},
+		{"different status", staticUpstream(200, `{}`), staticUpstream(404, `{}`), "mismatch"},
+		{"same text", staticUpstream(200, "plain"), staticUpstream(200, "plain"), "match"},
+		{"different text", staticUpstream(200, "plain"), staticUpstream(200, "Plain"), "mismatch"},
+		{"shadow fails", staticUpstream(200, "{}"), upstreamFunc(func(*http.Request) (*http.Response, error) { return nil, io.ErrUnexpectedEOF }), "error"},
+		{"primary fails", upstreamFunc(func(*http.Request) (*http.Response, error) { return nil, statusErr{503} }), staticUpstream(200, "{}"), "error"},
+		{"primary body too large to compare", staticUpstream(200, strings.Repeat("x", 100)), staticUpstream(200, "{}"), "error"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			metrics := NewMetrics(prometheus.NewRegistry())
+			gw, _ := gateway(t, []Config{{Name: "legacy", Upstream: "monolith",
+				Mirror: &MirrorConfig{Upstream: "users-v2", Compare: true, MaxBodyBytes: 64}}},
+				Deps{Upstream: lookup(map[string]http.RoundTripper{"monolith": tc.primary, "users-v2": tc.shadow}), Metrics: metrics})
+			resp, err := http.Get(gw.URL + "/users/1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			total := func() float64 {
+				return compareCount(metrics, "legacy", "match") + compareCount(metrics, "legacy", "mismatch") + compareCount(metrics, "legacy", "error")
+			}
+			eventually(t, "a comparison", func() bool { return total() >= 1 })
+			if got := compareCount(metrics, "legacy", tc.want); got != 1 || total() != 1 {
+				t.Errorf("compare %s = %v (total %v), want exactly one", tc.want, got, total())
+			}
+		})
+	}
+}
+
+// A body over the mirror's limit is not mirrored, and the primary still receives all of it.
+func TestMirrorSkipsLargeBody(t *testing.T) {
+	tests := []struct {
+		name    string
+		chunked bool
+	}{{"declared length", false}, {"chunked", true}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			primary, got := recordingBackend(t)
+			metrics := NewMetrics(nil)
+			gw, _ := gateway(t, []Config{{Name: "r", Upstream: "p", Mirror: &MirrorConfig{Upstream: "s", MaxBodyBytes: 8}}},
+				Deps{Upstream: lookup(map[string]http.RoundTripper{"p": toServer(t, primary), "s": neverCalled(t)}), Metrics: metrics})
+			payload := strings.Repeat("0123456789", 100)
+			var body io.Reader = strings.NewReader(payload)
+			if tc.chunked {
+				body = io.MultiReader(body)
+			}
+			resp, err := http.Post(gw.URL+"/upload", "text/plain", body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if r := recv(t, got, "primary request"); r.Body != payload {
+				t.Errorf("primary got %d bytes, want %d", len(r.Body), len(payload))
+			}
+			if d := mirrorCount(metrics, "r", "dropped"); d != 1 {
+				t.Errorf("dropped = %v, want 1", d)
+			}
+		})
+	}
+}
+
+func TestMirrorConcurrencyLimit(t *testing.T) {
+	release := make(chan struct{})
+	shadow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(shadow.Close)
+	metrics := NewMetrics(nil)
+	gw, _ := gateway(t, []Config{{Name: "r", Upstream: "p", Mirror: &MirrorConfig{Upstream: "s", MaxConcurrent: 1}}},
+		Deps{Upstream: lookup(map[string]http.RoundTripper{"p": staticUpstream(200, "{}"), "s": toServer(t, shadow)}), Metrics: metrics})
+	for i := 0; i < 3; i++ {
+		resp, err := http.Get(gw.URL + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	if d := mirrorCount(metrics, "r", "dropped"); d != 2 {
+		t.Errorf("dropped = %v, want 2 (one slot, held by the first copy)", d)
+	}
+	close(release)
+	eventually(t, "the one copy", func() bool { return mirrorCount(metrics, "r", "sent") == 1 })
+}
+
+func TestMirrorPercent(t *testing.T) {
+	metrics := NewMetrics(nil)
+	zero, half := 0.0, 50.0
+	r, err := Build([]Config{
+		{Name: "never", Match: MatchConfig{Path: "/never"}, Upstream: "p", Mirror: &MirrorConfig{Upstream: "s", Percent: &zero}},
+		{Name: "half", Match: MatchConfig{Path: "/half"}, Upstream: "p", Mirror: &MirrorConfig{Upstream: "s", Percent: &half}},
+	}, Deps{Upstream: lookup(map[string]http.RoundTripper{"p": staticUpstream(200, "{}"), "s": staticUpstream(200, "{}")}), Metrics: metrics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	const n = 400
+	for i := 0; i < n; i++ {
+		r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/never", nil))
+		r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/half", nil))
+	}
+	r.Close() // waits for the shadows
+	if got := mirrorCount(metrics, "never", "sent"); got != 0 {
+		t.Errorf("percent 0 mirrored %v requests", got)
+	}
+	if got := mirrorCount(metrics, "half", "sent"); got < n*35/100 || got > n*65/100 {
+		t.Errorf("percent 50 mirrored %v of %d", got, n)
+	}
+}
+
+func TestCloseStopsMirroring(t *testing.T) {
+	shadowCalls := make(chan struct{}, 8)
+	hang := upstreamFunc(func(r *http.Request) (*http.Response, error) {
+		shadowCalls <- struct{}{}
+		<-r.Context().Done() // only Close's cancellation ends it
+		return nil, r.Context().Err()
+	})
+	metrics := NewMetrics(nil)
+	r, err := Build([]Config{{Name: "r", Upstream: "p", Mirror: &MirrorConfig{Upstream: "s", Timeout: 0}}},
+		Deps{Upstream: lookup(map[string]http.RoundTripper{"p": staticUpstream(200, "{}"), "s": hang}), Metrics: metrics, Logger: quietLogger(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
+	recv(t, shadowCalls, "shadow call")
+	r.Close() // returns after the grace period by cancelling the hung shadow
+	if got := mirrorCount(metrics, "r", "error"); got != 1 {
+		t.Errorf("cancelled shadow counted error=%v, want 1", got)
+	}
+	rec := httptest.NewRecorder()
+	r.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	if rec.Code != 200 {
+		t.Errorf("primary after Close: %d", rec.Code)
+	}
+	if got := mirrorCount(metrics, "r", "dropped"); got != 1 {
+		t.Errorf("dropped after Close = %v, want 1", got)
+	}
+	select {
+	case <-shadowCalls:
+		t.Error("shadow called after Close")
+	default:
+	}
+	r.Close() // idempotent
+}
+
+func TestSameResponseGzip(t *testing.T) {
+	gz := func(s string, level int) []byte {
+		var b bytes.Buffer
+		w, _ := gzip.NewWriterLevel(&b, level)
+		_, _ = io.WriteString(w, s)
+		_ = w.Close()
+		return b.Bytes()
+	}
+	a := capture{status: 200, encoding: "gzip", body: gz(`{"a":1,"b":2}`, gzip.BestSpeed)}
+	b := capture{status: 200, encoding: "gzip", body: gz(`{"b":2,"a":1}`, gzip.BestCompression)}
+	if same, err := sameResponse(a, b, 1<<10); err != nil || !same {
+		t.Errorf("gzip JSON bodies: same=%v err=%v, want match", same, err)
+	}
+	bad := capture{status: 200, encoding: "gzip", body: []byte("not gzip")}
+	if _, err := sameResponse(a, bad, 1<<10); err == nil {
+		t.Error("corrupt gzip compared without error")
+	}
+}
+
+func TestNewMetricsTwiceOnOneRegistry(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	a, b := NewMetrics(reg), NewMetrics(reg)
+	a.forRoute("r").sent.Inc()
+	b.forRoute("r").sent.Inc()
+	if got := mirrorCount(a, "r", "sent"); got != 2 {
+		t.Errorf("shared counter = %v, want 2", got)
+	}
+	var nilMetrics *Metrics
+	nilMetrics.forRoute("r").sent.Inc() // must not panic
+}

@@ -1,0 +1,314 @@
+package routes
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/portico-gw/portico/internal/reqctx"
+)
+
+// named answers with its route name, so a test can see which route took the request.
+func named(name string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Route", name)
+	})
+}
+
+func mustRouter(t testing.TB, routes []struct {
+	name string
+	m    MatchConfig
+}) *Router {
+	t.Helper()
+	r := NewRouter()
+	for _, rt := range routes {
+		if err := r.Handle(rt.name, rt.m, named(rt.name)); err != nil {
+			t.Fatalf("Handle(%s): %v", rt.name, err)
+		}
+	}
+	return r
+}
+
+type routeDecl = struct {
+	name string
+	m    MatchConfig
+}
+
+func TestMatchPrecedence(t *testing.T) {
+	r := mustRouter(t, []routeDecl{
+		{"prefix-users", MatchConfig{PathPrefix: "/users"}},
+		{"exact-users", MatchConfig{Path: "/users"}},
+		{"prefix-admin", MatchConfig{PathPrefix: "/users/admin"}},
+		{"regex-id", MatchConfig{PathRegex: `/items/[0-9]+`}},
+		{"regex-any", MatchConfig{PathRegex: `/items/.*`}},
+		{"api-any", MatchConfig{PathPrefix: "/api"}},
+		{"api-mobile", MatchConfig{PathPrefix: "/api", Headers: map[string]string{"X-Client-Type": "mobile"}}},
+		{"api-mobile-beta", MatchConfig{PathPrefix: "/api", Headers: map[string]string{"X-Client-Type": "mobile", "x-beta": "*"}}},
+		{"api-host", MatchConfig{PathPrefix: "/api", Hosts: []string{"API.example.com:443"}}},
+		{"orders-rw", MatchConfig{PathPrefix: "/orders", Methods: []string{"get", "POST"}}},
+		{"orders-admin", MatchConfig{PathPrefix: "/orders", Methods: []string{"DELETE"}, Headers: map[string]string{"X-Admin": "*"}}},
+		{"wild", MatchConfig{PathPrefix: "/w", Hosts: []string{"*.example.com"}}},
+		{"docs", MatchConfig{PathPrefix: "/docs/"}},
+		{"first", MatchConfig{Path: "/dup"}},
+		{"second", MatchConfig{Path: "/dup"}},
+	})
+	tests := []struct {
+		name, method, host, path string
+		headers                  map[string]string
+		want                     string // route name, or "404"/"405"
+		allow                    string
+	}{
+		{name: "exact beats prefix declared earlier", path: "/users", want: "exact-users"},
+		{name: "prefix takes a sub-path", path: "/users/7", want: "prefix-users"},
+		{name: "prefix takes trailing slash", path: "/users/", want: "prefix-users"},
+		{name: "longest prefix wins", path: "/users/admin/x", want: "prefix-admin"},
+		{name: "prefix stops at segment boundary", path: "/usersx", want: "404"},
+		{name: "regex in declared order", path: "/items/42", want: "regex-id"},
+		{name: "later regex when the first fails", path: "/items/abc", want: "regex-any"},
+		{name: "regex is anchored", path: "/x/items/42", want: "404"},
+		{name: "no host falls back to hostless", path: "/api/v1", want: "api-any"},
+		{name: "host beats headers", host: "api.example.com", path: "/api/v1", headers: map[string]string{"X-Client-Type": "mobile"}, want: "api-host"},
+		{name: "host is case-insensitive, port ignored", host: "Api.Example.COM:8443", path: "/api", want: "api-host"},
+		{name: "header exact value", path: "/api/v1", headers: map[string]string{"X-Client-Type": "mobile"}, want: "api-mobile"},
+		{name: "header wrong value", path: "/api/v1", headers: map[string]string{"X-Client-Type": "web"}, want: "api-any"},
+		{name: "more headers beat fewer", path: "/api/v1", headers: map[string]string{"X-Client-Type": "mobile", "X-Beta": "yes"}, want: "api-mobile-beta"},
+		{name: "method allowed", method: "POST", path: "/orders/1", want: "orders-rw"},
+		{name: "method not allowed", method: "DELETE", path: "/orders/1", want: "405", allow: "GET, POST"},
+		{name: "method allowed by header route", method: "DELETE", path: "/orders/1", headers: map[string]string{"X-Admin": "1"}, want: "orders-admin"},
+		{name: "allow lists every path match", method: "PUT", path: "/orders", headers: map[string]string{"X-Admin": "1"}, want: "405", allow: "DELETE, GET, POST"},
+		{name: "wildcard host", host: "shop.example.com", path: "/w", want: "wild"},
+		{name: "wildcard host deeper", host: "a.b.example.com", path: "/w/x", want: "wild"},
+		{name: "wildcard needs a label", host: "example.com", path: "/w", want: "404"},
+		{name: "wildcard is a suffix on a dot", host: "badexample.com", path: "/w", want: "404"},
+		{name: "slash prefix requires sub-path", path: "/docs", want: "404"},
+		{name: "slash prefix takes itself", path: "/docs/", want: "docs"},
+		{name: "slash prefix takes below", path: "/docs/a/b", want: "docs"},
+		{name: "declaration order breaks ties", path: "/dup", want: "first"},
+		{name: "nothing matches", path: "/nope", want: "404"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			method := tc.method
+			if method == "" {
+				method = http.MethodGet
+			}
+			req := httptest.NewRequest(method, "http://gateway.test"+tc.path, nil)
+			if tc.host != "" {
+				req.Host = tc.host
+			}
+			for k, v := range tc.headers {
+				req.Header.Set(k, v)
+			}
+			rec := httptest.NewRecorder()
+			r.ServeHTTP(rec, req)
+			switch tc.want {
+			case "404":
+				assertError(t, rec, http.StatusNotFound, "ROUTE_NOT_FOUND")
+			case "405":
+				assertError(t, rec, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED")
+				if got := rec.Header().Get("Allow"); got != tc.allow {
+					t.Errorf("Allow = %q, want %q", got, tc.allow)
+				}
+			default:
+				if got := rec.Header().Get("X-Route"); got != tc.want {
+					t.Errorf("route = %q (status %d), want %q", got, rec.Code, tc.want)
+				}
+			}
+		})
+	}
+}
+
+// A route whose method does not match is skipped, not a 405, when a less specific route takes the
+// method: "/" catch-alls keep working for a monolith behind narrower routes.
+func TestMethodMismatchFallsThrough(t *testing.T) {
+	r := mustRouter(t, []routeDecl{
+		{"health-get", MatchConfig{Path: "/health", Methods: []string{"GET"}}},
+		{"monolith", MatchConfig{PathPrefix: "/"}},
+	})
+	tests := []struct{ name, method, want string }{
+		{"exact route takes its method", "GET", "health-get"},
+		{"other methods fall to the catch-all", "POST", "monolith"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			r.ServeHTTP(rec, httptest.NewRequest(tc.method, "/health", nil))
+			if got := rec.Header().Get("X-Route"); got != tc.want {
+				t.Errorf("route = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func assertError(t *testing.T, rec *httptest.ResponseRecorder, status int, code string) {
+	t.Helper()
+	if rec.Code != status {
+		t.Fatalf("status = %d, want %d (body %s)", rec.Code, status, rec.Body)
+	}
+	var body struct {
+		Error struct {
+			Code      string `json:"code"`
+			Message   string `json:"message"`
+			RequestID string `json:"request_id"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+		t.Fatalf("error body is not JSON: %v: %s", err, rec.Body)
+	}
+	if body.Error.Code != code {
+		t.Errorf("code = %q, want %q", body.Error.Code, code)
+	}
+	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type = %q", ct)
+	}
+}
+
+func TestRouterSetsRouteName(t *testing.T) {
+	r := mustRouter(t, []routeDecl{{"orders", MatchConfig{PathPrefix: "/orders"}}})
+	seen := make(chan reqctx.Info, 1)
+	rec := httptest.NewRecorder()
+	withInfo(r, seen).ServeHTTP(rec, httptest.NewRequest("GET", "/orders/1", nil))
+	if info := <-seen; info.Route != "orders" {
+		t.Errorf("Info.Route = %q, want orders", info.Route)
+	}
+	// Without an Info (unit tests, background calls) the router must not panic.
+	r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/orders/1", nil))
+}
+
+func TestNotFoundCarriesRequestID(t *testing.T) {
+	rec := httptest.NewRecorder()
+	withInfo(NewRouter(), nil).ServeHTTP(rec, httptest.NewRequest("GET", "/x", nil))
+	if !strings.Contains(rec.Body.String(), `"request_id":"req-123"`) {
+		t.Errorf("404 body %s lacks the request id", rec.Body)
+	}
+}
+
+func TestHandleRejectsBadMatch(t *testing.T) {
+	tests := []struct {
+		name string
+		m    MatchConfig
+		want string
+	}{
+		{"two path kinds", MatchConfig{Path: "/a", PathPrefix: "/a"}, "only one of"},
+		{"relative path", MatchConfig{Path: "a"}, `must start with "/"`},
+		{"relative prefix", MatchConfig{PathPrefix: "api"}, `must start with "/"`},
+		{"bad regex", MatchConfig{PathRegex: "/(unclosed"}, "path_regex"},
+		{"inner wildcard", MatchConfig{Hosts: []string{"api.*.com"}}, "wildcard"},
+		{"empty host", MatchConfig{Hosts: []string{" "}}, "empty host"},
+		{"empty header name", MatchConfig{Headers: map[string]string{"": "x"}}, "header name"},
+		{"empty method", MatchConfig{Methods: []string{""}}, "empty method"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := NewRouter().Handle("r", tc.m, named("r"))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Handle error = %v, want containing %q", err, tc.want)
+			}
+		})
+	}
+	if err := NewRouter().Handle("r", MatchConfig{}, nil); err == nil {
+		t.Error("Handle with a nil handler succeeded")
+	}
+}
+
+func TestMatchAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates; run without -race")
+	}
+	r := benchRouter(t, 100)
+	for _, path := range []string{"/exact/7", "/svc/14/orders/42/items", "/nothing/here"} {
+		req := httptest.NewRequest("GET", "http://svc.example.com"+path, nil)
+		req.Header.Set("X-Tenant", "acme")
+		if n := testing.AllocsPerRun(100, func() { r.match(req) }); n != 0 {
+			t.Errorf("match(%s) allocates %v times, want 0", path, n)
+		}
+	}
+}
+
+// benchRouter builds n routes: 40% exact, 50% prefix (some with hosts or headers), 10% regex.
+func benchRouter(t testing.TB, n int) *Router {
+	r := NewRouter()
+	for i := 0; i < n; i++ {
+		var m MatchConfig
+		switch {
+		case i%10 == 9:
+			m.PathRegex = fmt.Sprintf(`/re%d/[0-9]+`, i)
+		case i%10 < 4:
+			m.Path = fmt.Sprintf("/exact/%d", i)
+			m.Methods = []string{"GET", "POST"}
+		default:
+			m.PathPrefix = fmt.Sprintf("/svc/%d", i%50)
+			if i%3 == 0 {
+				m.Hosts = []string{"*.example.com"}
+			}
+			if i%4 == 0 {
+				m.Headers = map[string]string{"X-Tenant": "acme"}
+			}
+		}
+		if err := r.Handle(fmt.Sprintf("r%d", i), m, named("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return r
+}
+
+// BenchmarkMatch measures matching alone: go test -bench Match -benchmem ./routes/
+func BenchmarkMatch(b *testing.B) {
+	one := NewRouter()
+	if err := one.Handle("api", MatchConfig{PathPrefix: "/api"}, named("api")); err != nil {
+		b.Fatal(err)
+	}
+	hundred := benchRouter(b, 100)
+	cases := []struct {
+		name string
+		r    *Router
+		path string
+	}{
+		{"1route/prefix", one, "/api/v1/orders/42"},
+		{"100routes/exact", hundred, "/exact/13"},
+		{"100routes/prefix", hundred, "/svc/14/orders/42/items"},
+		{"100routes/regex", hundred, "/re89/12345"},
+		{"100routes/miss", hundred, "/nothing/here/at/all"},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			req := httptest.NewRequest("GET", "http://svc.example.com"+c.path, nil)
+			req.Header.Set("X-Tenant", "acme")
+			b.ReportAllocs()
+			for b.Loop() {
+				c.r.match(req)
+			}
+		})
+	}
+}
+
+func TestDotSegmentsRejected(t *testing.T) {
+	r := mustRouter(t, []routeDecl{{"public", MatchConfig{PathPrefix: "/public"}}})
+	tests := []struct {
+		name, target string
+		ok           bool
+	}{
+		{"dot-dot escapes the prefix", "/public/../admin", false},
+		{"encoded dot-dot", "/public/%2e%2e/admin", false},
+		{"single dot", "/public/./x", false},
+		{"trailing dot-dot", "/public/..", false},
+		{"dots inside a name", "/public/a..b/.well-known/x.y", true},
+		{"three dots is a name", "/public/...", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			r.ServeHTTP(rec, httptest.NewRequest("GET", tc.target, nil))
+			if tc.ok {
+				if rec.Header().Get("X-Route") != "public" {
+					t.Errorf("status %d, want the public route", rec.Code)
+				}
+				return
+			}
+			assertError(t, rec, http.StatusBadRequest, "BAD_REQUEST")
+		})
+	}
+}

@@ -1,0 +1,220 @@
+package routes
+
+import (
+	"math"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/portico-gw/portico/internal/confval"
+)
+
+// Validate records every problem with the route under path ("routes[2]"). References to upstreams
+// are checked by the config loader, which knows them all.
+func (c *Config) Validate(path string, p *confval.Problems) {
+	if strings.TrimSpace(c.Name) == "" {
+		p.Addf(confval.Join(path, "name"), "name is required")
+	}
+	c.Match.validate(confval.Join(path, "match"), p)
+
+	switch {
+	case c.Upstream == "" && len(c.Split) == 0:
+		p.Addf(confval.Join(path, "upstream"), "set upstream, or split to spread requests across several")
+	case c.Upstream != "" && len(c.Split) > 0:
+		p.Addf(confval.Join(path, "split"), "set either upstream or split, not both")
+	}
+	seen := map[string]int{}
+	for i, s := range c.Split {
+		spath := confval.Index(confval.Join(path, "split"), i)
+		if s.Upstream == "" {
+			p.Addf(confval.Join(spath, "upstream"), "upstream is required")
+		} else if j, dup := seen[s.Upstream]; dup {
+			p.Addf(confval.Join(spath, "upstream"), "upstream %q is already split[%d]", s.Upstream, j)
+		} else {
+			seen[s.Upstream] = i
+		}
+		if s.Weight <= 0 {
+			p.Addf(confval.Join(spath, "weight"), "weight must be greater than 0 (remove the entry to send it nothing)")
+		}
+		checkPrefixes(spath, s.StripPrefix, s.AddPrefix, p)
+	}
+	if c.Sticky != nil {
+		spath := confval.Join(path, "sticky")
+		if len(c.Split) == 0 {
+			p.Addf(spath, "sticky applies only to a split")
+		}
+		switch {
+		case c.Sticky.Header == "" && c.Sticky.Cookie == "":
+			p.Addf(spath, "set header or cookie, the request value that pins a client to one side")
+		case c.Sticky.Header != "" && c.Sticky.Cookie != "":
+			p.Addf(spath, "set either header or cookie, not both")
+		case c.Sticky.Header != "" && !isHTTPToken(c.Sticky.Header):
+			p.Addf(confval.Join(spath, "header"), "invalid header name %q", c.Sticky.Header)
+		case c.Sticky.Cookie != "" && !isHTTPToken(c.Sticky.Cookie):
+			p.Addf(confval.Join(spath, "cookie"), "invalid cookie name %q", c.Sticky.Cookie)
+		}
+	}
+	if c.Mirror != nil {
+		c.Mirror.validate(confval.Join(path, "mirror"), p)
+	}
+	checkPrefixes(path, c.StripPrefix, c.AddPrefix, p)
+	if c.Rewrite != nil {
+		rpath := confval.Join(path, "rewrite")
+		if c.Rewrite.Regex == "" {
+			p.Addf(confval.Join(rpath, "regex"), "regex is required")
+		} else if _, err := regexp.Compile(c.Rewrite.Regex); err != nil {
+			p.Addf(confval.Join(rpath, "regex"), "invalid regular expression: %v", err)
+		}
+	}
+	c.RequestHeaders.validate(confval.Join(path, "request_headers"), p)
+	if c.MaxBodyBytes < 0 {
+		p.Addf(confval.Join(path, "max_body_bytes"), "must not be negative (0 means the server-wide limit)")
+	}
+}
+
+func (m *MatchConfig) validate(path string, p *confval.Problems) {
+	set := 0
+	for _, s := range []string{m.Path, m.PathPrefix, m.PathRegex} {
+		if s != "" {
+			set++
+		}
+	}
+	if set != 1 {
+		p.Addf(path, "set exactly one of path, path_prefix and path_regex")
+	}
+	for _, f := range []struct{ name, v string }{{"path", m.Path}, {"path_prefix", m.PathPrefix}} {
+		if f.v != "" && !strings.HasPrefix(f.v, "/") {
+			p.Addf(confval.Join(path, f.name), "%s %q must start with \"/\"", f.name, f.v)
+		}
+	}
+	if m.PathRegex != "" {
+		if _, err := regexp.Compile(m.PathRegex); err != nil {
+			p.Addf(confval.Join(path, "path_regex"), "invalid regular expression: %v", err)
+		}
+	}
+	for i, h := range m.Hosts {
+		if msg := checkHost(h); msg != "" {
+			p.Addf(confval.Index(confval.Join(path, "hosts"), i), "%s", msg)
+		}
+	}
+	for i, meth := range m.Methods {
+		mpath := confval.Index(confval.Join(path, "methods"), i)
+		switch {
+		case !isHTTPToken(meth):
+			p.Addf(mpath, "invalid method %q", meth)
+		case meth != strings.ToUpper(meth):
+			// Methods are case-sensitive (RFC 9110): "get" would never match a GET request.
+			p.Addf(mpath, "method %q must be upper case (methods are case-sensitive): write %q", meth, strings.ToUpper(meth))
+		case slices.Contains(m.Methods[:i], meth):
+			p.Addf(mpath, "method %q is listed twice", meth)
+		}
+	}
+	for _, name := range sortedKeys(m.Headers) {
+		if !isHTTPToken(name) {
+			p.Addf(headerPath(confval.Join(path, "headers"), name), "invalid header name %q", name)
+		}
+	}
+}
+
+// checkHost accepts a host name or a "*." wildcard for one or more leading labels.
+func checkHost(h string) string {
+	name := strings.TrimPrefix(h, "*.")
+	switch {
+	case h == "":
+		return "host must not be empty"
+	case strings.Contains(h, "://") || strings.ContainsAny(h, "/ "):
+		return "host " + strconv.Quote(h) + " must be a host name only, without scheme or path"
+	case strings.Contains(name, "*"):
+		return "host " + strconv.Quote(h) + ": a wildcard is allowed only as a leading \"*.\""
+	}
+	return ""
+}
+
+func (m *MirrorConfig) validate(path string, p *confval.Problems) {
+	if m.Upstream == "" {
+		p.Addf(confval.Join(path, "upstream"), "upstream is required")
+	}
+	if m.Percent != nil && (math.IsNaN(*m.Percent) || *m.Percent <= 0 || *m.Percent > 100) {
+		p.Addf(confval.Join(path, "percent"), "percent must be greater than 0 and at most 100")
+	}
+	if m.MaxBodyBytes < 0 {
+		p.Addf(confval.Join(path, "max_body_bytes"), "must not be negative (0 means the default)")
+	}
+	if m.MaxConcurrent < 0 {
+		p.Addf(confval.Join(path, "max_concurrent"), "must not be negative (0 means the default)")
+	}
+	if m.Timeout < 0 {
+		p.Addf(confval.Join(path, "timeout"), "must not be negative (0 means the default)")
+	}
+	checkPrefixes(path, m.StripPrefix, m.AddPrefix, p)
+}
+
+// checkPrefixes validates the strip_prefix and add_prefix of a route, a split side or a mirror.
+func checkPrefixes(path, strip, add string, p *confval.Problems) {
+	if strip != "" && !strings.HasPrefix(strip, "/") {
+		p.Addf(confval.Join(path, "strip_prefix"), "strip_prefix %q must start with \"/\"", strip)
+	}
+	if add != "" && !strings.HasPrefix(add, "/") {
+		p.Addf(confval.Join(path, "add_prefix"), "add_prefix %q must start with \"/\"", add)
+	}
+}
+
+func (h *HeaderOps) validate(path string, p *confval.Problems) {
+	for i, name := range h.Remove {
+		if !isHTTPToken(name) {
+			p.Addf(confval.Index(confval.Join(path, "remove"), i), "invalid header name %q", name)
+		}
+	}
+	for _, op := range []struct {
+		name string
+		m    map[string]string
+	}{{"set", h.Set}, {"add", h.Add}} {
+		for _, name := range sortedKeys(op.m) {
+			hpath := headerPath(confval.Join(path, op.name), name)
+			if !isHTTPToken(name) {
+				p.Addf(hpath, "invalid header name %q", name)
+			} else if strings.ContainsAny(op.m[name], "\r\n") {
+				p.Addf(hpath, "header value must not contain line breaks")
+			}
+		}
+	}
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// headerPath is the problem path of a header-map entry; names that are not plain identifiers are
+// quoted (`headers."X.Trace"`) so the config loader can still find the line.
+func headerPath(parent, name string) string {
+	if name == "" {
+		return confval.Join(parent, `""`)
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return confval.Join(parent, strconv.Quote(name))
+		}
+	}
+	return confval.Join(parent, name)
+}
+
+// isHTTPToken reports whether s is an HTTP token (RFC 9110 section 5.6.2), as methods and header
+// names are.
+func isHTTPToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}

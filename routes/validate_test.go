@@ -1,0 +1,125 @@
+package routes
+
+import (
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/portico-gw/portico/internal/confval"
+)
+
+func validationFloat(f float64) *float64 { return &f }
+
+func TestConfigValidate(t *testing.T) {
+	prefix := MatchConfig{PathPrefix: "/"}
+	tests := []struct {
+		name string
+		cfg  Config
+		want []string // "path: message substring"; none for a valid route
+	}{
+		{name: "minimal", cfg: Config{Name: "r", Match: prefix, Upstream: "u"}},
+		{name: "full", cfg: Config{
+			Name: "r",
+			Match: MatchConfig{
+				Hosts: []string{"api.example.com", "*.example.com", "localhost:8080"}, PathRegex: "^/users/[0-9]+$",
+				Methods: []string{"GET", "POST", "PURGE"}, Headers: map[string]string{"X-Client": "mobile", "X-Any": "*"},
+			},
+			Split:       []SplitConfig{{Upstream: "a", Weight: 90}, {Upstream: "b", Weight: 10}},
+			Sticky:      &StickyConfig{Cookie: "session"},
+			Mirror:      &MirrorConfig{Upstream: "shadow", Percent: validationFloat(100), MaxBodyBytes: 1 << 20, MaxConcurrent: 64},
+			StripPrefix: "/api", AddPrefix: "/v2",
+			Rewrite:        &RewriteConfig{Regex: "^/users/([0-9]+)$", Replacement: "/u/$1"},
+			RequestHeaders: HeaderOps{Remove: []string{"X-Debug"}, Set: map[string]string{"X-A": "1"}, Add: map[string]string{"X-B": "2"}},
+		}},
+		{name: "no name", cfg: Config{Match: prefix, Upstream: "u"}, want: []string{"r.name: name is required"}},
+		{name: "blank name", cfg: Config{Name: "  ", Match: prefix, Upstream: "u"}, want: []string{"r.name: name is required"}},
+		{name: "no path", cfg: Config{Name: "r", Upstream: "u", Match: MatchConfig{Hosts: []string{"a.example.com"}}},
+			want: []string{"r.match: set exactly one of path, path_prefix and path_regex"}},
+		{name: "two paths", cfg: Config{Name: "r", Upstream: "u", Match: MatchConfig{Path: "/a", PathRegex: "/a"}},
+			want: []string{"r.match: set exactly one"}},
+		{name: "relative paths", cfg: Config{Name: "r", Upstream: "u", Match: MatchConfig{Path: "a", PathPrefix: "b"}},
+			want: []string{"r.match: set exactly one", "r.match.path: \"a\" must start with \"/\"", "r.match.path_prefix: \"b\" must start with \"/\""}},
+		{name: "bad regex", cfg: Config{Name: "r", Upstream: "u", Match: MatchConfig{PathRegex: "(a"}},
+			want: []string{"r.match.path_regex: invalid regular expression"}},
+		{name: "methods", cfg: Config{Name: "r", Upstream: "u", Match: MatchConfig{Path: "/", Methods: []string{"get", "GE T", "", "GET", "GET"}}},
+			want: []string{
+				"r.match.methods[0]: method \"get\" must be upper case (methods are case-sensitive): write \"GET\"",
+				"r.match.methods[1]: invalid method \"GE T\"", "r.match.methods[2]: invalid method \"\"", "r.match.methods[4]: listed twice",
+			}},
+		{name: "hosts", cfg: Config{Name: "r", Upstream: "u", Match: MatchConfig{Path: "/", Hosts: []string{"", "https://a.com", "a.com/x", "a.*.com", "*"}}},
+			want: []string{
+				"r.match.hosts[0]: must not be empty", "r.match.hosts[1]: without scheme or path", "r.match.hosts[2]: without scheme or path",
+				"r.match.hosts[3]: a wildcard is allowed only as a leading", "r.match.hosts[4]: a wildcard is allowed only",
+			}},
+		{name: "header names", cfg: Config{Name: "r", Upstream: "u", Match: MatchConfig{Path: "/", Headers: map[string]string{"Bad Name": "x", "X.Dotted": "ok", "": "x"}}},
+			want: []string{`r.match.headers."": invalid header name ""`, `r.match.headers."Bad Name": invalid header name`}},
+		{name: "neither upstream nor split", cfg: Config{Name: "r", Match: prefix}, want: []string{"r.upstream: set upstream, or split"}},
+		{name: "both upstream and split", cfg: Config{Name: "r", Match: prefix, Upstream: "u", Split: []SplitConfig{{Upstream: "a", Weight: 1}}},
+			want: []string{"r.split: set either upstream or split, not both"}},
+		{name: "split entries", cfg: Config{Name: "r", Match: prefix, Split: []SplitConfig{{Upstream: "a", Weight: 0}, {Weight: 5}, {Upstream: "a", Weight: -1}}},
+			want: []string{
+				"r.split[0].weight: greater than 0", "r.split[1].upstream: upstream is required",
+				"r.split[2].upstream: \"a\" is already split[0]", "r.split[2].weight: greater than 0",
+			}},
+		{name: "sticky without split", cfg: Config{Name: "r", Match: prefix, Upstream: "u", Sticky: &StickyConfig{Header: "X-User"}},
+			want: []string{"r.sticky: sticky applies only to a split"}},
+		{name: "sticky needs one key", cfg: Config{Name: "r", Match: prefix, Split: []SplitConfig{{Upstream: "a", Weight: 1}}, Sticky: &StickyConfig{}},
+			want: []string{"r.sticky: set header or cookie"}},
+		{name: "sticky both keys", cfg: Config{Name: "r", Match: prefix, Split: []SplitConfig{{Upstream: "a", Weight: 1}}, Sticky: &StickyConfig{Header: "X-User", Cookie: "s"}},
+			want: []string{"r.sticky: set either header or cookie, not both"}},
+		{name: "sticky bad header", cfg: Config{Name: "r", Match: prefix, Split: []SplitConfig{{Upstream: "a", Weight: 1}}, Sticky: &StickyConfig{Header: "X User"}},
+			want: []string{"r.sticky.header: invalid header name"}},
+		{name: "sticky bad cookie", cfg: Config{Name: "r", Match: prefix, Split: []SplitConfig{{Upstream: "a", Weight: 1}}, Sticky: &StickyConfig{Cookie: "a;b"}},
+			want: []string{"r.sticky.cookie: invalid cookie name"}},
+		{name: "mirror", cfg: Config{Name: "r", Match: prefix, Upstream: "u", Mirror: &MirrorConfig{Percent: validationFloat(0), MaxBodyBytes: -1, MaxConcurrent: -1, Timeout: -1}},
+			want: []string{
+				"r.mirror.upstream: upstream is required", "r.mirror.percent: greater than 0 and at most 100",
+				"r.mirror.max_body_bytes: must not be negative", "r.mirror.max_concurrent: must not be negative", "r.mirror.timeout: must not be negative",
+			}},
+		{name: "mirror percent above 100", cfg: Config{Name: "r", Match: prefix, Upstream: "u", Mirror: &MirrorConfig{Upstream: "s", Percent: validationFloat(100.5)}},
+			want: []string{"r.mirror.percent: at most 100"}},
+		{name: "mirror percent NaN", cfg: Config{Name: "r", Match: prefix, Upstream: "u", Mirror: &MirrorConfig{Upstream: "s", Percent: validationFloat(math.NaN())}},
+			want: []string{"r.mirror.percent: at most 100"}},
+		{name: "mirror small percent", cfg: Config{Name: "r", Match: prefix, Upstream: "u", Mirror: &MirrorConfig{Upstream: "s", Percent: validationFloat(0.5)}}},
+		{name: "prefixes", cfg: Config{Name: "r", Match: prefix, Upstream: "u", StripPrefix: "api", AddPrefix: "v2"},
+			want: []string{"r.strip_prefix: \"api\" must start with \"/\"", "r.add_prefix: \"v2\" must start with \"/\""}},
+		{name: "split and mirror prefixes", cfg: Config{Name: "r", Match: prefix,
+			Split:  []SplitConfig{{Upstream: "a", Weight: 1, StripPrefix: "/api/v1", AddPrefix: "/v2"}, {Upstream: "b", Weight: 1, StripPrefix: "api", AddPrefix: "v2"}},
+			Mirror: &MirrorConfig{Upstream: "s", StripPrefix: "x", AddPrefix: "/ok"},
+		}, want: []string{
+			"r.split[1].strip_prefix: \"api\" must start with \"/\"", "r.split[1].add_prefix: \"v2\" must start with \"/\"",
+			"r.mirror.strip_prefix: \"x\" must start with \"/\"",
+		}},
+		{name: "rewrite", cfg: Config{Name: "r", Match: prefix, Upstream: "u", Rewrite: &RewriteConfig{Regex: "[a"}},
+			want: []string{"r.rewrite.regex: invalid regular expression"}},
+		{name: "rewrite without regex", cfg: Config{Name: "r", Match: prefix, Upstream: "u", Rewrite: &RewriteConfig{Replacement: "/x"}},
+			want: []string{"r.rewrite.regex: regex is required"}},
+		{name: "request headers", cfg: Config{Name: "r", Match: prefix, Upstream: "u", RequestHeaders: HeaderOps{
+			Remove: []string{"X Bad"}, Set: map[string]string{"X-Ok": "a\r\nInjected: 1", "Bad:": "x"}, Add: map[string]string{"(x)": "y"},
+		}}, want: []string{
+			"r.request_headers.remove[0]: invalid header name", `r.request_headers.set."Bad:": invalid header name`,
+			"r.request_headers.set.X-Ok: must not contain line breaks", `r.request_headers.add."(x)": invalid header name`,
+		}},
+		{name: "negative body size", cfg: Config{Name: "r", Match: prefix, Upstream: "u", MaxBodyBytes: -1},
+			want: []string{"r.max_body_bytes: must not be negative"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var p confval.Problems
+			tt.cfg.Validate("r", &p)
+			if len(p) != len(tt.want) {
+				var b strings.Builder
+				for _, q := range p {
+					b.WriteString("  " + q.Path + ": " + q.Message + "\n")
+				}
+				t.Fatalf("got %d problems, want %d:\n%s", len(p), len(tt.want), b.String())
+			}
+			for i, w := range tt.want {
+				path, msg, _ := strings.Cut(w, ": ")
+				if p[i].Path != path || !strings.Contains(p[i].Message, msg) {
+					t.Errorf("problem %d = %s: %s; want %s: …%s…", i, p[i].Path, p[i].Message, path, msg)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,167 @@
+// Command bench is the load scenario behind `make bench`: the same backend measured directly and
+// through a real Portico process, in alternating rounds within one run, printing req/s, p50 and
+// p99 for each and the ratio. Alternating rounds and medians keep a noisy shared machine from
+// favouring either side. Only loopback traffic; everything it starts it stops.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/portico-gw/portico/testing/demo"
+	"github.com/portico-gw/portico/testing/load"
+)
+
+func main() {
+	rounds := flag.Int("rounds", 3, "alternating rounds per scenario")
+	dur := flag.Duration("duration", 5*time.Second, "length of one round")
+	conns := flag.Int("conns", 64, "keep-alive connections")
+	flag.Parse()
+	if err := run(*rounds, *dur, *conns); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(rounds int, dur time.Duration, conns int) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir, err := os.MkdirTemp("", "portico-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	backendAddr, stopBackend, err := serve(demo.NewBench())
+	if err != nil {
+		return err
+	}
+	defer stopBackend()
+
+	bin := filepath.Join(dir, "portico")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/portico")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("building portico: %w", err)
+	}
+	proxyAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	cfg := filepath.Join(dir, "portico.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`listen: %q
+admin: "off"
+access_log: {enabled: false}
+upstreams:
+  backend: {targets: [{url: "http://%s"}]}
+routes:
+  - {name: all, match: {path_prefix: /}, upstream: backend}
+`, proxyAddr, backendAddr)), 0o644); err != nil {
+		return err
+	}
+	portico := exec.Command(bin, "run", "-config", cfg, "-log-level", "warn")
+	portico.Stderr = os.Stderr
+	if err := portico.Start(); err != nil {
+		return err
+	}
+	defer func() { _ = portico.Process.Kill(); _, _ = portico.Process.Wait() }()
+	if err := waitUp("http://" + proxyAddr + "/"); err != nil {
+		return err
+	}
+
+	fmt.Printf("pass-through: %d connections, keep-alive, ~1 KiB JSON, %d rounds of %s, alternating\n", conns, rounds, dur)
+	return compare(ctx, rounds, []target{
+		{"direct", "http://" + backendAddr + "/"},
+		{"portico", "http://" + proxyAddr + "/"},
+	}, conns, dur)
+}
+
+type target struct{ name, url string }
+
+func compare(ctx context.Context, rounds int, targets []target, conns int, dur time.Duration) error {
+	results := make([][]load.Result, len(targets))
+	for r := 0; r < rounds; r++ {
+		for i, tg := range targets {
+			res, err := load.Run(ctx, load.Options{URL: tg.url, Connections: conns, Duration: dur, Warmup: 500 * time.Millisecond})
+			if err != nil {
+				return fmt.Errorf("%s: %w", tg.name, err)
+			}
+			if res.Errors > 0 || res.Non2xx > 0 {
+				fmt.Printf("  round %d %s: %d errors, %d non-2xx\n", r+1, tg.name, res.Errors, res.Non2xx)
+			}
+			results[i] = append(results[i], res)
+		}
+	}
+	fmt.Printf("%-10s %12s %10s %10s   %s\n", "target", "req/s(med)", "p50(med)", "p99(med)", "req/s per round")
+	med := make([]float64, len(targets))
+	for i, tg := range targets {
+		var rps []float64
+		var p50, p99 []time.Duration
+		var per []string
+		for _, r := range results[i] {
+			rps, p50, p99 = append(rps, r.RPS), append(p50, r.P50), append(p99, r.P99)
+			per = append(per, fmt.Sprintf("%.0f", r.RPS))
+		}
+		med[i] = median(rps)
+		fmt.Printf("%-10s %12.0f %10s %10s   %s\n", tg.name, med[i], medianDur(p50), medianDur(p99), strings.Join(per, " "))
+	}
+	fmt.Printf("ratio %s/%s = %.2f\n", targets[len(targets)-1].name, targets[0].name, med[len(med)-1]/med[0])
+	return nil
+}
+
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func medianDur(v []time.Duration) time.Duration {
+	f := make([]float64, len(v))
+	for i, d := range v {
+		f[i] = float64(d)
+	}
+	return time.Duration(median(f)).Round(time.Microsecond)
+}
+
+func serve(h http.Handler) (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: h}
+	go func() { _ = srv.Serve(ln) }()
+	return ln.Addr().String(), func() { _ = srv.Close() }, nil
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func waitUp(url string) error {
+	for i := 0; i < 100; i++ {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("portico did not answer at %s", url)
+}

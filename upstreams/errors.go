@@ -1,0 +1,135 @@
+package upstreams
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+)
+
+// The kinds of failure the upstream layer reports. Test for them with errors.Is on any error
+// RoundTrip or Client returns.
+var (
+	// ErrUnknownUpstream is a call to an upstream name the registry does not hold: a wiring or
+	// config bug, answered 502.
+	ErrUnknownUpstream = errors.New("unknown upstream")
+	// ErrNoHealthyTarget means every target is unhealthy, ejected or has weight 0 (503).
+	ErrNoHealthyTarget = errors.New("no healthy target")
+	// ErrCircuitOpen means the upstream's circuit breaker refused the call (503).
+	ErrCircuitOpen = errors.New("circuit breaker open")
+	// ErrRetryBudget means a call failed and the retry budget allowed no further try (503).
+	ErrRetryBudget = errors.New("retry budget exhausted")
+	// ErrTimeout covers the connect, response-header and total timeouts (504).
+	ErrTimeout = errors.New("upstream timed out")
+	// ErrBadGateway covers refused or reset connections, TLS failures and malformed or
+	// undecodable responses (502).
+	ErrBadGateway = errors.New("bad upstream response")
+)
+
+// Error is a failed upstream call. Its StatusCode and ErrorCode are what apierror shows; Error()
+// may name the target's address and is meant for logs only.
+type Error struct {
+	// Upstream is the upstream's name.
+	Upstream string
+	// Target is the URL of the target that failed, empty when none was tried.
+	Target string
+	// Kind is one of the Err* sentinels above, or context.Canceled when the caller gave up.
+	Kind error
+	// Err is the underlying cause.
+	Err error
+}
+
+func (e *Error) Error() string {
+	s := "upstream " + strconv.Quote(e.Upstream) + ": " + e.Kind.Error()
+	if e.Target != "" {
+		s += " (target " + e.Target + ")"
+	}
+	if e.Err != nil && e.Err != e.Kind {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+// Is reports whether target is the error's kind, so errors.Is(err, ErrTimeout) works.
+func (e *Error) Is(target error) bool { return target == e.Kind }
+
+// Unwrap exposes the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// StatusCode is the HTTP status a client should see.
+func (e *Error) StatusCode() int {
+	switch e.Kind {
+	case ErrNoHealthyTarget, ErrCircuitOpen, ErrRetryBudget:
+		return http.StatusServiceUnavailable
+	case ErrTimeout:
+		return http.StatusGatewayTimeout
+	case context.Canceled:
+		// The nginx convention; apierror classifies context.Canceled before asking us anyway.
+		return 499
+	}
+	return http.StatusBadGateway
+}
+
+// ErrorCode is the machine-readable code matching StatusCode.
+func (e *Error) ErrorCode() string {
+	switch e.StatusCode() {
+	case http.StatusServiceUnavailable:
+		return "UPSTREAM_UNAVAILABLE"
+	case http.StatusGatewayTimeout:
+		return "UPSTREAM_TIMEOUT"
+	case 499:
+		return "CLIENT_CLOSED_REQUEST"
+	}
+	return "BAD_GATEWAY"
+}
+
+// StatusError is a non-2xx answer from a backend to a Client.GetJSON or Client.SendJSON call. A
+// backend's 4xx passes through as the same status so that, for example, a missing user is a 404
+// for the caller; anything else (5xx, or an unexpected 1xx/3xx) is the gateway's 502.
+type StatusError struct {
+	// Upstream is the upstream's name.
+	Upstream string
+	// Status is the backend's status code.
+	Status int
+	// Body holds the first bytes of the backend's answer, for logs; never shown to clients.
+	Body []byte
+}
+
+func (e *StatusError) Error() string {
+	s := "upstream " + strconv.Quote(e.Upstream) + " answered " + strconv.Itoa(e.Status)
+	if len(e.Body) > 0 {
+		s += ": " + string(e.Body)
+	}
+	return s
+}
+
+// StatusCode is the HTTP status a client should see.
+func (e *StatusError) StatusCode() int {
+	if e.Status >= 400 && e.Status < 500 {
+		return e.Status
+	}
+	return http.StatusBadGateway
+}
+
+// ErrorCode is the machine-readable code matching StatusCode.
+func (e *StatusError) ErrorCode() string {
+	switch e.StatusCode() {
+	case http.StatusBadRequest:
+		return "BAD_REQUEST"
+	case http.StatusUnauthorized:
+		return "UNAUTHORIZED"
+	case http.StatusForbidden:
+		return "FORBIDDEN"
+	case http.StatusNotFound:
+		return "NOT_FOUND"
+	case http.StatusConflict:
+		return "CONFLICT"
+	case http.StatusUnprocessableEntity:
+		return "UNPROCESSABLE_ENTITY"
+	case http.StatusTooManyRequests:
+		return "RATE_LIMITED"
+	case http.StatusBadGateway:
+		return "BAD_GATEWAY"
+	}
+	return "UPSTREAM_ERROR"
+}

@@ -1,0 +1,485 @@
+package upstreams
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+)
+
+// Upstream is one named set of targets and the whole call stack in front of them: circuit
+// breaker, total timeout, target selection, retries with a budget, passive health and metrics,
+// over one shared, tuned http.Transport. It is an http.RoundTripper, so the pass-through proxy
+// uses it as its Transport and Client uses the very same path.
+type Upstream struct {
+	name      string
+	balName   string
+	targets   []*target
+	bal       balancer
+	transport *http.Transport
+	log       *slog.Logger
+	m         upstreamMetrics
+
+	total          time.Duration
+	attempts       int
+	retryConnect   bool
+	retryTimeout   bool
+	retryStatus    [10]uint64 // bit set of retried status codes 0..639
+	idempotentOnly bool
+	backoff        time.Duration
+	budgetPercent  int64
+	minConcurrent  int64
+
+	passive *passiveSettings
+	active  *activeSettings
+	breaker *gobreaker.TwoStepCircuitBreaker[struct{}]
+
+	inflight atomic.Int64 // calls in RoundTrip, for the retry budget
+	retrying atomic.Int64 // retry attempts in flight
+
+	rebuildMu sync.Mutex
+	closed    atomic.Bool
+}
+
+type passiveSettings struct {
+	failures int32
+	ejectFor time.Duration
+}
+
+type activeSettings struct {
+	path               string
+	interval, timeout  time.Duration
+	healthy, unhealthy int
+}
+
+// Name returns the upstream's name.
+func (u *Upstream) Name() string { return u.name }
+
+var _ http.RoundTripper = (*Upstream)(nil)
+
+// errBackend5xx and errExcluded are what the breaker is told about a call that got an answer:
+// a 5xx counts as a failure; a call the caller abandoned, or that found no target, counts as
+// neither.
+var (
+	errBackend5xx = errors.New("backend answered 5xx")
+	errExcluded   = errors.New("excluded from breaker counts")
+)
+
+// RoundTrip sends req to one of the upstream's targets. req.URL's scheme and host are replaced by
+// the chosen target's; the path, query, headers and req.Host are sent as given (leave Host empty
+// to send the target's host). req is never modified: each attempt is a shallow copy. The total
+// timeout covers every attempt and reading the body; closing the body or reading it to the end
+// releases it. Errors are *Error and say nothing of the target to clients.
+func (u *Upstream) RoundTrip(req *http.Request) (*http.Response, error) {
+	parent := req.Context()
+	if err := parent.Err(); err != nil {
+		closeRequestBody(req)
+		return nil, u.callerError(err, nil)
+	}
+	if req.URL == nil {
+		closeRequestBody(req)
+		return nil, &Error{Upstream: u.name, Kind: ErrBadGateway, Err: errors.New("request has no URL")}
+	}
+	var done func(error)
+	if u.breaker != nil {
+		var err error
+		if done, err = u.breaker.Allow(); err != nil {
+			closeRequestBody(req)
+			return nil, &Error{Upstream: u.name, Kind: ErrCircuitOpen, Err: err}
+		}
+	}
+	u.inflight.Add(1)
+	resp, err := u.do(parent, req)
+	u.inflight.Add(-1)
+	if done != nil {
+		done(breakerVerdict(resp, err))
+	}
+	return resp, err
+}
+
+func breakerVerdict(resp *http.Response, err error) error {
+	if err != nil {
+		if errors.Is(err, context.Canceled) || errors.Is(err, ErrNoHealthyTarget) {
+			return errExcluded
+		}
+		return err
+	}
+	if resp.StatusCode >= 500 {
+		return errBackend5xx
+	}
+	return nil
+}
+
+// call is what one RoundTrip allocates besides the transport's own work: the first attempt's URL
+// and the wrapper around the body that is returned, in one allocation.
+type call struct {
+	url  url.URL
+	body responseBody
+}
+
+// verdict classifies one attempt.
+type verdict struct {
+	oc   outcome
+	kind error // nil when a response arrived
+	// connect means nothing reached the target (dial or TLS failure), so any method may be retried.
+	connect bool
+	// caller means the caller's own context ended (gone or its deadline): not the target's fault.
+	caller bool
+}
+
+func (u *Upstream) do(parent context.Context, req *http.Request) (*http.Response, error) {
+	ctx, cancel := context.WithTimeout(parent, u.total)
+	t := u.bal.pick(req, 0)
+	if t == nil {
+		cancel()
+		closeRequestBody(req)
+		return nil, &Error{Upstream: u.name, Kind: ErrNoHealthyTarget}
+	}
+	c := new(call)
+	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+	var (
+		tried     uint64
+		resp      *http.Response
+		err       error
+		v         verdict
+		retrySlot bool
+	)
+	for n := 0; ; n++ {
+		tried |= t.bit
+		resp, v, err = u.attempt(ctx, req, t, c, n)
+		if retrySlot {
+			u.retrying.Add(-1)
+			retrySlot = false
+		}
+		if !u.shouldRetry(n, req, resp, v, replayable) || ctx.Err() != nil {
+			break
+		}
+		if !u.acquireRetry() {
+			if err != nil {
+				v.kind = ErrRetryBudget
+			}
+			break
+		}
+		if !sleep(ctx, u.backoffFor(n)) {
+			u.retrying.Add(-1)
+			break
+		}
+		next := u.bal.pick(req, tried)
+		if next == nil {
+			u.retrying.Add(-1)
+			break
+		}
+		if resp != nil {
+			discard(resp.Body)
+			t.active.Add(-1)
+			resp = nil
+		}
+		if u.m.retries != nil {
+			u.m.retries.Inc()
+		}
+		retrySlot = true
+		t = next
+	}
+	if err != nil {
+		cancel()
+		if v.oc == outcomeCanceled {
+			return nil, u.callerError(parent.Err(), err)
+		}
+		return nil, &Error{Upstream: u.name, Target: t.url, Kind: v.kind, Err: err}
+	}
+	// A body-less answer has already given its connection back, and an upgraded connection
+	// (101) belongs to the caller now and must outlive the total timeout: release at once.
+	if resp.Body == nil || resp.Body == http.NoBody || resp.StatusCode == http.StatusSwitchingProtocols {
+		t.active.Add(-1)
+		cancel()
+		return resp, nil
+	}
+	c.body = responseBody{rc: resp.Body, cancel: cancel, t: t}
+	resp.Body = &c.body
+	return resp, nil
+}
+
+// attempt sends one try to t. On error the target's active count is already released; on a
+// response it is released when the body is.
+func (u *Upstream) attempt(ctx context.Context, req *http.Request, t *target, c *call, n int) (*http.Response, verdict, error) {
+	out := req.WithContext(ctx)
+	var target *url.URL
+	if n == 0 {
+		target = &c.url
+	} else {
+		target = new(url.URL)
+	}
+	*target = *req.URL
+	target.Scheme, target.Host = t.scheme, t.host
+	out.URL = target
+	if n > 0 && req.GetBody != nil && req.Body != nil && req.Body != http.NoBody {
+		body, err := req.GetBody()
+		if err != nil {
+			return nil, verdict{oc: outcomeError, kind: ErrBadGateway}, err
+		}
+		out.Body = body
+	}
+	t.active.Add(1)
+	start := time.Now()
+	resp, err := u.transport.RoundTrip(out)
+	elapsed := time.Since(start)
+	var v verdict
+	if err != nil {
+		t.active.Add(-1)
+		v = classify(ctx, req.Context(), err)
+	} else {
+		v.oc = statusOutcome(resp.StatusCode)
+	}
+	if t.m.duration != nil {
+		t.m.duration.Observe(elapsed.Seconds())
+		t.m.requests[v.oc].Inc()
+	}
+	switch {
+	case v.caller:
+	case v.kind != nil || v.oc == outcome5xx:
+		u.recordFailure(t)
+	default:
+		// Plain load, not a store, so that healthy targets keep their cache line shared.
+		if t.fails.Load() != 0 {
+			t.fails.Store(0)
+		}
+	}
+	return resp, v, err
+}
+
+// classify names the failure of an attempt that got no response.
+func classify(ctx, parent context.Context, err error) verdict {
+	if perr := parent.Err(); perr != nil {
+		if errors.Is(perr, context.Canceled) {
+			return verdict{oc: outcomeCanceled, kind: context.Canceled, caller: true}
+		}
+		return verdict{oc: outcomeTimeout, kind: ErrTimeout, caller: true}
+	}
+	if ctx.Err() != nil {
+		return verdict{oc: outcomeTimeout, kind: ErrTimeout}
+	}
+	var timeout interface{ Timeout() bool }
+	isTimeout := errors.As(err, &timeout) && timeout.Timeout()
+	if isConnectError(err) {
+		v := verdict{oc: outcomeConnectFailure, kind: ErrBadGateway, connect: true}
+		if isTimeout {
+			v.kind = ErrTimeout
+		}
+		return v
+	}
+	if isTimeout {
+		return verdict{oc: outcomeTimeout, kind: ErrTimeout}
+	}
+	return verdict{oc: outcomeError, kind: ErrBadGateway}
+}
+
+// isConnectError reports a failure before the request could be written: dialing (refused,
+// unreachable, DNS, connect timeout) or the TLS handshake.
+func isConnectError(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	var cve *tls.CertificateVerificationError
+	var rhe tls.RecordHeaderError
+	var ae tls.AlertError
+	if errors.As(err, &cve) || errors.As(err, &rhe) || errors.As(err, &ae) {
+		return true
+	}
+	// net/http's handshake timeout has no exported type.
+	return err.Error() == "net/http: TLS handshake timeout"
+}
+
+func (u *Upstream) callerError(ctxErr, cause error) error {
+	if cause == nil {
+		cause = ctxErr
+	}
+	if errors.Is(ctxErr, context.Canceled) {
+		return &Error{Upstream: u.name, Kind: context.Canceled, Err: cause}
+	}
+	return &Error{Upstream: u.name, Kind: ErrTimeout, Err: cause}
+}
+
+func (u *Upstream) shouldRetry(n int, req *http.Request, resp *http.Response, v verdict, replayable bool) bool {
+	if n >= u.attempts || v.caller || !replayable {
+		return false
+	}
+	if resp != nil {
+		code := resp.StatusCode
+		return code >= 0 && code < 640 && u.retryStatus[code/64]&(1<<(code%64)) != 0 && u.idempotentOK(req)
+	}
+	if v.connect {
+		// Nothing was sent, so even a POST is safe to send elsewhere.
+		return u.retryConnect || (u.retryTimeout && v.kind == ErrTimeout)
+	}
+	return v.kind == ErrTimeout && u.retryTimeout && u.idempotentOK(req)
+}
+
+func (u *Upstream) idempotentOK(req *http.Request) bool {
+	if !u.idempotentOnly {
+		return true
+	}
+	switch req.Method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	// The same convention as net/http's own retries.
+	_, key := req.Header["Idempotency-Key"]
+	_, xkey := req.Header["X-Idempotency-Key"]
+	return key || xkey
+}
+
+// acquireRetry takes a slot of the retry budget: concurrent retries stay under budget_percent of
+// the calls in flight, or min_concurrent, whichever is larger.
+func (u *Upstream) acquireRetry() bool {
+	limit := max(u.minConcurrent, u.inflight.Load()*u.budgetPercent/100)
+	if u.retrying.Add(1) > limit {
+		u.retrying.Add(-1)
+		return false
+	}
+	return true
+}
+
+// backoffFor is full-jitter exponential backoff: random in [0, base·2ⁿ), capped at ten times base.
+func (u *Upstream) backoffFor(n int) time.Duration {
+	if u.backoff <= 0 {
+		return 0
+	}
+	d := u.backoff << min(n, 16)
+	d = min(d, 10*u.backoff)
+	return time.Duration(rand.Int64N(int64(d)) + 1)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return true
+	}
+}
+
+// discard reads a little of an abandoned answer so its connection can be reused, then closes it.
+func discard(body io.ReadCloser) {
+	_, _ = io.CopyN(io.Discard, body, 4<<10)
+	_ = body.Close()
+}
+
+func closeRequestBody(req *http.Request) {
+	if req.Body != nil {
+		_ = req.Body.Close()
+	}
+}
+
+// responseBody releases the call's timeout and the target's active count once the caller is done
+// with the body: at EOF or an error from Read, or at Close, whichever comes first.
+type responseBody struct {
+	rc       io.ReadCloser
+	cancel   context.CancelFunc
+	t        *target
+	released atomic.Bool
+}
+
+func (b *responseBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err != nil {
+		// net/http has already taken the connection back when Read returns io.EOF, so
+		// cancelling the context now cannot cost the connection.
+		b.release()
+	}
+	return n, err
+}
+
+func (b *responseBody) Close() error {
+	err := b.rc.Close()
+	b.release()
+	return err
+}
+
+func (b *responseBody) release() {
+	if b.released.CompareAndSwap(false, true) {
+		b.t.active.Add(-1)
+		b.cancel()
+	}
+}
+
+// recordFailure counts a failed call against t and ejects it after consecutive_failures.
+func (u *Upstream) recordFailure(t *target) {
+	if u.passive == nil {
+		return
+	}
+	if t.fails.Add(1) < u.passive.failures {
+		return
+	}
+	now := time.Now()
+	until := now.Add(u.passive.ejectFor).UnixNano()
+	for {
+		old := t.ejectedUntil.Load()
+		if old > now.UnixNano() {
+			return // already ejected by a concurrent failure
+		}
+		if t.ejectedUntil.CompareAndSwap(old, until) {
+			break
+		}
+	}
+	t.fails.Store(0)
+	if t.m.ejections != nil {
+		t.m.ejections.Inc()
+	}
+	u.log.Warn("upstream target ejected after consecutive failures",
+		"upstream", u.name, "target", t.url, "failures", u.passive.failures, "eject_for", u.passive.ejectFor)
+	u.rebuild()
+	time.AfterFunc(u.passive.ejectFor, u.rebuild)
+}
+
+// rebuild recomputes which targets are in rotation and hands them to the balancer. It runs when
+// health changes, never per request.
+func (u *Upstream) rebuild() {
+	u.rebuildMu.Lock()
+	defer u.rebuildMu.Unlock()
+	now := time.Now().UnixNano()
+	eligible := make([]*target, 0, len(u.targets))
+	for _, t := range u.targets {
+		until := t.ejectedUntil.Load()
+		if until != 0 && until <= now {
+			if t.ejectedUntil.CompareAndSwap(until, 0) {
+				u.log.Info("upstream target back from ejection", "upstream", u.name, "target", t.url)
+			}
+			until = 0
+		}
+		in := t.weight > 0 && t.healthy.Load() && until == 0
+		t.inRotation.Store(in)
+		if in {
+			eligible = append(eligible, t)
+		}
+		u.setHealthyGauge(t, t.healthy.Load() && until == 0)
+	}
+	u.bal.update(eligible)
+}
+
+func (u *Upstream) setHealthyGauge(t *target, healthy bool) {
+	// A closed registry's timers must not overwrite the gauge its successor now owns.
+	if t.m.healthy == nil || u.closed.Load() {
+		return
+	}
+	if healthy {
+		t.m.healthy.Set(1)
+	} else {
+		t.m.healthy.Set(0)
+	}
+}

@@ -1,0 +1,817 @@
+package upstreams
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/portico-gw/portico/internal/apierror"
+)
+
+func TestRoundTripRewritesOnlySchemeAndHost(t *testing.T) {
+	var got *http.Request
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.Clone(context.Background())
+		_, _ = io.WriteString(w, "ok")
+	}))
+	defer srv.Close()
+	_, u := newTestRegistry(t, Config{Targets: targetsOf(srv.URL)})
+
+	req := httptest.NewRequest(http.MethodGet, "http://client.example/a/b%2Fc?x=1&y=2", nil)
+	req.Header.Set("X-Keep", "yes")
+	before := req.URL.String()
+	resp, err := u.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := readAll(t, resp); body != "ok" {
+		t.Errorf("body %q", body)
+	}
+	if got.URL.EscapedPath() != "/a/b%2Fc" || got.URL.RawQuery != "x=1&y=2" {
+		t.Errorf("backend saw %s?%s, want /a/b%%2Fc?x=1&y=2", got.URL.EscapedPath(), got.URL.RawQuery)
+	}
+	if got.Header.Get("X-Keep") != "yes" {
+		t.Error("headers were not forwarded")
+	}
+	if got.Host != "client.example" {
+		t.Errorf("Host %q: a Host set on the request is sent as given", got.Host)
+	}
+	if req.URL.String() != before || req.URL.Host != "client.example" {
+		t.Errorf("RoundTrip modified the caller's request URL: %s", req.URL)
+	}
+}
+
+func TestRetryGoesToAnotherTarget(t *testing.T) {
+	log := &hitLog{}
+	bad := recordingBackend(t, "bad", log, fixed(http.StatusServiceUnavailable))
+	good := recordingBackend(t, "good", log, fixed(http.StatusOK))
+	_, u := newTestRegistry(t, Config{
+		Targets: targetsOf(bad.URL, good.URL),
+		Retries: RetryConfig{Attempts: intp(2), Backoff: dur(time.Millisecond)},
+	})
+	for i := range 6 {
+		resp, err := get(t, u, strconv.Itoa(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusOK || readAll(t, resp) != "good" {
+			t.Fatalf("request %d: status %d, want 200 from the good target", i, resp.StatusCode)
+		}
+	}
+	badHits := 0
+	byID := map[string][]string{}
+	for _, h := range log.all() {
+		byID[h.id] = append(byID[h.id], h.backend)
+		if h.backend == "bad" {
+			badHits++
+		}
+	}
+	if badHits == 0 {
+		t.Fatal("round robin never tried the bad target; the test proves nothing")
+	}
+	for id, seq := range byID {
+		if seq[len(seq)-1] != "good" || (len(seq) == 2 && seq[0] != "bad") || len(seq) > 2 {
+			t.Errorf("request %s went to %v; a retry must go to the other target", id, seq)
+		}
+	}
+}
+
+func TestNoRetryForPostOnStatus(t *testing.T) {
+	log := &hitLog{}
+	a := recordingBackend(t, "a", log, fixed(http.StatusServiceUnavailable))
+	b := recordingBackend(t, "b", log, fixed(http.StatusServiceUnavailable))
+	_, u := newTestRegistry(t, Config{Targets: targetsOf(a.URL, b.URL), Retries: RetryConfig{Attempts: intp(2)}})
+	req := httptest.NewRequest(http.MethodPost, "/orders", strings.NewReader(`{"x":1}`))
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(`{"x":1}`)), nil }
+	resp, err := u.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("status %d, want the backend's 503", resp.StatusCode)
+	}
+	if n := len(log.all()); n != 1 {
+		t.Errorf("backends saw %d requests, want 1: a POST that reached a backend is not retried", n)
+	}
+}
+
+func TestRetryForPostOnConnectFailure(t *testing.T) {
+	log := &hitLog{}
+	live := recordingBackend(t, "live", log, fixed(http.StatusCreated))
+	_, u := newTestRegistry(t, Config{
+		Targets: targetsOf(closedPort(t), live.URL),
+		Retries: RetryConfig{Attempts: intp(1), Backoff: dur(time.Millisecond)},
+	})
+	for i := range 4 { // round robin: at least two of these try the closed port first
+		body := `{"n":` + strconv.Itoa(i) + `}`
+		req, _ := http.NewRequest(http.MethodPost, "http://x/orders", bytes.NewReader([]byte(body)))
+		resp, err := u.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		readAll(t, resp)
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("request %d: status %d", i, resp.StatusCode)
+		}
+	}
+	hits := log.all()
+	if len(hits) != 4 {
+		t.Fatalf("live backend saw %d requests, want 4", len(hits))
+	}
+	for i, h := range hits {
+		if want := `{"n":` + strconv.Itoa(i) + `}`; h.method != http.MethodPost || h.body != want {
+			t.Errorf("hit %d: %s %q, want POST %q (the body must be replayed)", i, h.method, h.body, want)
+		}
+	}
+}
+
+func TestNoRetryWithUnreplayableBody(t *testing.T) {
+	addr := closedPort(t)
+	promReg := prometheus.NewRegistry()
+	m := NewMetrics(promReg)
+	_, u := newTestRegistry(t, Config{
+		Targets: targetsOf(addr),
+		Retries: RetryConfig{Attempts: intp(3), Backoff: dur(time.Millisecond)},
+	}, Options{Metrics: m})
+	req := httptest.NewRequest(http.MethodPut, "/x", strings.NewReader("body"))
+	req.GetBody = nil
+	_, err := u.RoundTrip(req)
+	if !errors.Is(err, ErrBadGateway) {
+		t.Fatalf("err = %v, want a bad gateway", err)
+	}
+	if n := metricValue(t, promReg, "portico_upstream_requests_total", "target", addr, "outcome", "connect_failure"); n != 1 {
+		t.Errorf("%v attempts, want 1: a body that cannot be replayed is sent once", n)
+	}
+}
+
+func TestRetryStatusesAndIdempotency(t *testing.T) {
+	tests := []struct {
+		name       string
+		method     string
+		header     string
+		status     int
+		on         []string
+		idempotent *bool
+		wantHits   int
+	}{
+		{name: "GET on 502 retried", method: "GET", status: 502, wantHits: 2},
+		{name: "GET on 500 not retried by default", method: "GET", status: 500, wantHits: 1},
+		{name: "GET on 500 with 5xx", method: "GET", status: 500, on: []string{"5xx"}, wantHits: 2},
+		{name: "DELETE on 503 retried", method: "DELETE", status: 503, wantHits: 2},
+		{name: "POST on 503 not retried", method: "POST", status: 503, wantHits: 1},
+		{name: "POST with Idempotency-Key retried", method: "POST", header: "Idempotency-Key", status: 503, wantHits: 2},
+		{name: "POST retried when idempotent_only is off", method: "POST", status: 503, idempotent: boolp(false), wantHits: 2},
+		{name: "GET on 404 never retried", method: "GET", status: 404, wantHits: 1},
+		{name: "409 listed", method: "PUT", status: 409, on: []string{"409"}, wantHits: 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			log := &hitLog{}
+			a := recordingBackend(t, "a", log, fixed(tc.status))
+			b := recordingBackend(t, "b", log, fixed(tc.status))
+			_, u := newTestRegistry(t, Config{Targets: targetsOf(a.URL, b.URL), Retries: RetryConfig{
+				Attempts: intp(1), On: tc.on, IdempotentOnly: tc.idempotent, Backoff: dur(time.Millisecond),
+			}})
+			req := httptest.NewRequest(tc.method, "/", nil)
+			if tc.header != "" {
+				req.Header.Set(tc.header, "k1")
+			}
+			resp, err := u.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			readAll(t, resp)
+			if resp.StatusCode != tc.status {
+				t.Errorf("status %d, want %d", resp.StatusCode, tc.status)
+			}
+			if n := len(log.all()); n != tc.wantHits {
+				t.Errorf("%d attempts, want %d", n, tc.wantHits)
+			}
+		})
+	}
+}
+
+func TestRetriedResponseBodyIsClosed(t *testing.T) {
+	var closed atomic.Int64
+	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusBadGateway)
+		_, _ = io.WriteString(w, "x")
+		// Returning from the handler means the response was read or the connection closed.
+		closed.Add(1)
+	}))
+	defer bad.Close()
+	_, u := newTestRegistry(t, Config{Targets: targetsOf(bad.URL), Retries: RetryConfig{Attempts: intp(2), Backoff: dur(time.Millisecond)}})
+	resp, err := get(t, u, "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	for _, tg := range u.targets {
+		if n := tg.active.Load(); n != 0 {
+			t.Errorf("target %s has %d active requests after every body was closed", tg.url, n)
+		}
+	}
+	if closed.Load() != 3 {
+		t.Errorf("%d attempts, want 3", closed.Load())
+	}
+}
+
+func TestRetryBudget(t *testing.T) {
+	_, u := newTestRegistry(t, Config{
+		Targets: targetsOf(closedPort(t)),
+		Retries: RetryConfig{Attempts: intp(2), BudgetPercent: intp(0), MinConcurrent: intp(0)},
+	})
+	_, err := get(t, u, "1")
+	if !errors.Is(err, ErrRetryBudget) {
+		t.Fatalf("err = %v, want the retry budget to refuse", err)
+	}
+	if status, code, _ := apierror.Classify(err); status != 503 || code != "UPSTREAM_UNAVAILABLE" {
+		t.Errorf("classified as %d %s, want 503 UPSTREAM_UNAVAILABLE", status, code)
+	}
+	if n := u.retrying.Load(); n != 0 {
+		t.Errorf("%d retry slots still held", n)
+	}
+}
+
+func TestAcquireRetryScalesWithInflight(t *testing.T) {
+	u := &Upstream{budgetPercent: 20, minConcurrent: 3}
+	u.inflight.Store(100)
+	granted := 0
+	for range 50 {
+		if u.acquireRetry() {
+			granted++
+		}
+	}
+	if granted != 20 {
+		t.Errorf("granted %d concurrent retries with 100 in flight, want 20", granted)
+	}
+	u.retrying.Store(0)
+	u.inflight.Store(1)
+	granted = 0
+	for range 50 {
+		if u.acquireRetry() {
+			granted++
+		}
+	}
+	if granted != 3 {
+		t.Errorf("granted %d with 1 in flight, want min_concurrent 3", granted)
+	}
+}
+
+// slowBackend waits for release (or the client to go away) before answering.
+func slowBackend(t *testing.T) (*httptest.Server, chan struct{}) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		_, _ = io.WriteString(w, "late")
+	}))
+	t.Cleanup(func() {
+		close(release)
+		srv.Close()
+	})
+	return srv, release
+}
+
+func TestTimeouts(t *testing.T) {
+	tests := []struct {
+		name     string
+		timeouts TimeoutsConfig
+	}{
+		{name: "response header", timeouts: TimeoutsConfig{ResponseHeader: dur(50 * time.Millisecond)}},
+		{name: "total", timeouts: TimeoutsConfig{Total: dur(50 * time.Millisecond)}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, _ := slowBackend(t)
+			_, u := newTestRegistry(t, Config{Targets: targetsOf(srv.URL), Timeouts: tc.timeouts, Retries: RetryConfig{Attempts: intp(0)}})
+			start := time.Now()
+			_, err := get(t, u, "1")
+			if !errors.Is(err, ErrTimeout) {
+				t.Fatalf("err = %v, want a timeout", err)
+			}
+			if status, code, _ := apierror.Classify(err); status != 504 || code != "UPSTREAM_TIMEOUT" {
+				t.Errorf("classified as %d %s, want 504 UPSTREAM_TIMEOUT", status, code)
+			}
+			if el := time.Since(start); el > 3*time.Second {
+				t.Errorf("took %v; the backend never answers, so only the timeout can end the call", el)
+			}
+		})
+	}
+}
+
+func TestTotalTimeoutCoversRetries(t *testing.T) {
+	srv, _ := slowBackend(t)
+	_, u := newTestRegistry(t, Config{
+		Targets:  targetsOf(srv.URL),
+		Timeouts: TimeoutsConfig{ResponseHeader: dur(40 * time.Millisecond), Total: dur(100 * time.Millisecond)},
+		Retries:  RetryConfig{Attempts: intp(50), On: []string{"timeout"}, Backoff: dur(time.Millisecond), MinConcurrent: intp(100)},
+	})
+	start := time.Now()
+	_, err := get(t, u, "1")
+	if !errors.Is(err, ErrTimeout) {
+		t.Fatalf("err = %v, want a timeout", err)
+	}
+	// 50 retries of 40ms would take 2s; the total deadline must end the call long before.
+	if el := time.Since(start); el > 1500*time.Millisecond {
+		t.Errorf("took %v, the total timeout must bound all retries", el)
+	}
+}
+
+func TestTotalTimeoutCoversBodyRead(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "partial")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	_, u := newTestRegistry(t, Config{Targets: targetsOf(srv.URL), Timeouts: TimeoutsConfig{Total: dur(100 * time.Millisecond)}})
+	resp, err := get(t, u, "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	_, err = io.ReadAll(resp.Body)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("reading a stalled body: err = %v, want the total deadline", err)
+	}
+}
+
+func TestBodyEOFReleasesTarget(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, strings.Repeat("x", 10000))
+	}))
+	defer srv.Close()
+	reg, u := newTestRegistry(t, Config{Targets: targetsOf(srv.URL)})
+	resp, err := get(t, u, "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := reg.Status()[0].Targets[0].ActiveRequests; n != 1 {
+		t.Errorf("active requests while the body is open = %d, want 1", n)
+	}
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	if n := reg.Status()[0].Targets[0].ActiveRequests; n != 0 {
+		t.Errorf("active requests after EOF = %d, want 0", n)
+	}
+	_ = resp.Body.Close()
+	if n := u.targets[0].active.Load(); n != 0 {
+		t.Errorf("a second release made active %d", n)
+	}
+}
+
+func TestCallerCancelIsNotABadGateway(t *testing.T) {
+	srv, _ := slowBackend(t)
+	_, u := newTestRegistry(t, Config{Targets: targetsOf(srv.URL), Health: HealthConfig{Passive: &PassiveHealthConfig{ConsecutiveFailures: 1}}})
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(30*time.Millisecond, cancel)
+	req := httptest.NewRequest(http.MethodGet, "/", nil).WithContext(ctx)
+	_, err := u.RoundTrip(req)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if status, _, _ := apierror.Classify(err); status != apierror.StatusClientClosedRequest {
+		t.Errorf("classified as %d, want 499", status)
+	}
+	if u.targets[0].ejectedUntil.Load() != 0 {
+		t.Error("a client going away must not count against the target")
+	}
+}
+
+func TestPassiveEjection(t *testing.T) {
+	log := &hitLog{}
+	var failing atomic.Bool
+	failing.Store(true)
+	flaky := recordingBackend(t, "flaky", log, func() int {
+		if failing.Load() {
+			return http.StatusInternalServerError
+		}
+		return http.StatusOK
+	})
+	good := recordingBackend(t, "good", log, fixed(http.StatusOK))
+	reg, u := newTestRegistry(t, Config{
+		Targets: targetsOf(flaky.URL, good.URL),
+		Retries: RetryConfig{Attempts: intp(0)},
+		Health:  HealthConfig{Passive: &PassiveHealthConfig{ConsecutiveFailures: 2, EjectFor: dur(150 * time.Millisecond)}},
+	})
+	for i := range 4 { // round robin: flaky sees requests 0 and 2 and is then ejected
+		resp, err := get(t, u, strconv.Itoa(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, resp)
+	}
+	st := reg.Status()[0].Targets[0]
+	if st.Healthy || st.EjectedUntil == nil {
+		t.Fatalf("flaky target status %+v, want ejected", st)
+	}
+	before := len(log.all())
+	for i := range 6 {
+		resp, err := get(t, u, "after-"+strconv.Itoa(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body := readAll(t, resp); body != "good" {
+			t.Fatalf("an ejected target got traffic (answer from %s)", body)
+		}
+	}
+	if got := len(log.all()) - before; got != 6 {
+		t.Fatalf("%d hits, want 6", got)
+	}
+	failing.Store(false)
+	waitFor(t, "the ejection to end", func() bool { return reg.Status()[0].Targets[0].Healthy })
+	// The timer that puts the target back runs right after the ejection ends.
+	waitFor(t, "the target back in rotation", u.targets[0].inRotation.Load)
+	seen := map[string]bool{}
+	for i := range 4 {
+		resp, err := get(t, u, "back-"+strconv.Itoa(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[readAll(t, resp)] = true
+	}
+	if !seen["flaky"] {
+		t.Error("the target did not get traffic after its ejection ended")
+	}
+}
+
+func TestSuccessResetsFailureCount(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1)%2 == 1 { // fail, succeed, fail, succeed...
+			w.WriteHeader(http.StatusBadGateway)
+		}
+	}))
+	defer srv.Close()
+	_, u := newTestRegistry(t, Config{
+		Targets: targetsOf(srv.URL),
+		Retries: RetryConfig{Attempts: intp(0)},
+		Health:  HealthConfig{Passive: &PassiveHealthConfig{ConsecutiveFailures: 2}},
+	})
+	for i := range 10 {
+		resp, err := get(t, u, strconv.Itoa(i))
+		if err != nil {
+			t.Fatalf("request %d: %v (the target must not be ejected: no two failures in a row)", i, err)
+		}
+		readAll(t, resp)
+	}
+}
+
+func TestAllUnhealthyFailsFast(t *testing.T) {
+	log := &hitLog{}
+	srv := recordingBackend(t, "down", log, fixed(http.StatusInternalServerError))
+	_, u := newTestRegistry(t, Config{
+		Targets: targetsOf(srv.URL),
+		Retries: RetryConfig{Attempts: intp(0)},
+		Health:  HealthConfig{Passive: &PassiveHealthConfig{ConsecutiveFailures: 1, EjectFor: dur(time.Minute)}},
+	})
+	resp, err := get(t, u, "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	start := time.Now()
+	for i := range 20 {
+		_, err = get(t, u, "fast-"+strconv.Itoa(i))
+		if !errors.Is(err, ErrNoHealthyTarget) {
+			t.Fatalf("err = %v, want no healthy target", err)
+		}
+	}
+	if el := time.Since(start); el > time.Second {
+		t.Errorf("20 calls with every target ejected took %v; they must fail at once", el)
+	}
+	if status, code, msg := apierror.Classify(err); status != 503 || code != "UPSTREAM_UNAVAILABLE" || strings.Contains(msg, "127.0.0.1") {
+		t.Errorf("classified as %d %s %q", status, code, msg)
+	}
+	if n := len(log.all()); n != 1 {
+		t.Errorf("backend saw %d requests, want only the first", n)
+	}
+}
+
+func TestCircuitBreaker(t *testing.T) {
+	log := &hitLog{}
+	var status atomic.Int64
+	status.Store(http.StatusInternalServerError)
+	srv := recordingBackend(t, "svc", log, func() int { return int(status.Load()) })
+	promReg := prometheus.NewRegistry()
+	metrics := NewMetrics(promReg)
+	reg, u := newTestRegistry(t, Config{
+		Targets:        targetsOf(srv.URL),
+		Retries:        RetryConfig{Attempts: intp(0)},
+		CircuitBreaker: &BreakerConfig{FailureRatio: 0.5, MinRequests: 4, OpenFor: dur(100 * time.Millisecond)},
+	}, Options{Metrics: metrics})
+	call := func() (int, error) {
+		resp, err := get(t, u, "x")
+		if err != nil {
+			return 0, err
+		}
+		readAll(t, resp)
+		return resp.StatusCode, nil
+	}
+	for i := range 4 {
+		if code, err := call(); err != nil || code != 500 {
+			t.Fatalf("call %d: %d %v, want the backend's 500", i, code, err)
+		}
+	}
+	if st := reg.Status()[0].Breaker; st != "open" {
+		t.Fatalf("breaker %q after 4 of 4 failures, want open", st)
+	}
+	if g := metricValue(t, promReg, "portico_upstream_breaker_state", "upstream", "svc"); g != 2 {
+		t.Errorf("breaker gauge %v, want 2 (open)", g)
+	}
+	hits := len(log.all())
+	_, err := call()
+	if !errors.Is(err, ErrCircuitOpen) {
+		t.Fatalf("err = %v, want circuit open", err)
+	}
+	if s, c, _ := apierror.Classify(err); s != 503 || c != "UPSTREAM_UNAVAILABLE" {
+		t.Errorf("classified as %d %s", s, c)
+	}
+	if len(log.all()) != hits {
+		t.Error("an open circuit must not reach the backend")
+	}
+
+	// Half-open probe fails: open again.
+	waitFor(t, "half-open", func() bool { return reg.Status()[0].Breaker == "half-open" })
+	if code, err := call(); err != nil || code != 500 {
+		t.Fatalf("half-open probe: %d %v", code, err)
+	}
+	if st := reg.Status()[0].Breaker; st != "open" {
+		t.Fatalf("breaker %q after a failed half-open probe, want open", st)
+	}
+
+	// Backend recovers: the next half-open probe closes the circuit.
+	status.Store(http.StatusOK)
+	waitFor(t, "half-open", func() bool { return reg.Status()[0].Breaker == "half-open" })
+	if code, err := call(); err != nil || code != 200 {
+		t.Fatalf("half-open probe: %d %v", code, err)
+	}
+	if st := reg.Status()[0].Breaker; st != "closed" {
+		t.Fatalf("breaker %q after a successful probe, want closed", st)
+	}
+	if code, err := call(); err != nil || code != 200 {
+		t.Fatalf("after recovery: %d %v", code, err)
+	}
+}
+
+func TestCircuitBreakerCounts4xxAsSuccess(t *testing.T) {
+	srv := recordingBackend(t, "svc", &hitLog{}, fixed(http.StatusNotFound))
+	reg, u := newTestRegistry(t, Config{
+		Targets:        targetsOf(srv.URL),
+		CircuitBreaker: &BreakerConfig{MinRequests: 2},
+	})
+	for range 10 {
+		resp, err := get(t, u, "x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, resp)
+	}
+	if st := reg.Status()[0].Breaker; st != "closed" {
+		t.Errorf("breaker %q after 4xx answers, want closed", st)
+	}
+}
+
+func TestCircuitBreakerCountsConnectFailures(t *testing.T) {
+	_, u := newTestRegistry(t, Config{
+		Targets:        targetsOf(closedPort(t)),
+		Retries:        RetryConfig{Attempts: intp(0)},
+		CircuitBreaker: &BreakerConfig{MinRequests: 3, OpenFor: dur(time.Minute)},
+	})
+	for range 3 {
+		if _, err := get(t, u, "x"); !errors.Is(err, ErrBadGateway) {
+			t.Fatalf("err = %v, want bad gateway", err)
+		}
+	}
+	if _, err := get(t, u, "x"); !errors.Is(err, ErrCircuitOpen) {
+		t.Errorf("err = %v, want circuit open", err)
+	}
+}
+
+func TestConnectFailureIsBadGateway(t *testing.T) {
+	addr := closedPort(t)
+	_, u := newTestRegistry(t, Config{Targets: targetsOf(addr), Retries: RetryConfig{Attempts: intp(0)}})
+	_, err := get(t, u, "x")
+	status, code, msg := apierror.Classify(err)
+	if status != 502 || code != "BAD_GATEWAY" {
+		t.Errorf("classified as %d %s, want 502 BAD_GATEWAY", status, code)
+	}
+	host := strings.TrimPrefix(addr, "http://")
+	if strings.Contains(msg, host) {
+		t.Errorf("client-facing message %q leaks the backend address", msg)
+	}
+	if !strings.Contains(err.Error(), host) {
+		t.Errorf("log message %q should name the target", err.Error())
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	log := &hitLog{}
+	bad := recordingBackend(t, "bad", log, fixed(http.StatusBadGateway))
+	good := recordingBackend(t, "good", log, fixed(http.StatusOK))
+	promReg := prometheus.NewRegistry()
+	m := NewMetrics(promReg)
+	if again := NewMetrics(promReg); again.requests != m.requests {
+		t.Error("a second NewMetrics on the same registerer must reuse the collectors")
+	}
+	_, u := newTestRegistry(t, Config{Targets: targetsOf(bad.URL, good.URL), Retries: RetryConfig{Attempts: intp(1), Backoff: dur(time.Millisecond)}}, Options{Metrics: m})
+	for i := range 4 {
+		resp, err := get(t, u, strconv.Itoa(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, resp)
+	}
+	badHits := 0
+	for _, h := range log.all() {
+		if h.backend == "bad" {
+			badHits++
+		}
+	}
+	if got := metricValue(t, promReg, "portico_upstream_requests_total", "target", good.URL, "outcome", "2xx"); got != 4 {
+		t.Errorf("2xx count %v, want 4", got)
+	}
+	if got := metricValue(t, promReg, "portico_upstream_requests_total", "target", bad.URL, "outcome", "5xx"); int(got) != badHits {
+		t.Errorf("5xx count %v, want %d", got, badHits)
+	}
+	if got := metricValue(t, promReg, "portico_upstream_retries_total", "upstream", "svc"); int(got) != badHits {
+		t.Errorf("retries %v, want %d", got, badHits)
+	}
+	if got := metricValue(t, promReg, "portico_upstream_healthy", "target", good.URL); got != 1 {
+		t.Errorf("healthy gauge %v, want 1", got)
+	}
+	if n := seriesCount(t, promReg, "portico_upstream_duration_seconds"); n != 2 {
+		t.Errorf("%d duration series, want one per target", n)
+	}
+}
+
+func TestNilMetricsAndUnknownUpstreamAreSafe(t *testing.T) {
+	var m *Metrics
+	_ = m.forTarget("a", "b")
+	_ = m.forUpstream("a", true)
+	srv := recordingBackend(t, "svc", &hitLog{}, fixed(200))
+	_, u := newTestRegistry(t, Config{Targets: targetsOf(srv.URL), CircuitBreaker: &BreakerConfig{}})
+	resp, err := get(t, u, "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+}
+
+func BenchmarkRoundTrip(b *testing.B) {
+	payload := bytes.Repeat([]byte("x"), 1024)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(payload)
+	}))
+	defer srv.Close()
+	_, u := newTestRegistry(b, Config{Targets: targetsOf(srv.URL)}, Options{Metrics: NewMetrics(nil)})
+	req := httptest.NewRequest(http.MethodGet, "/bench", nil)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		resp, err := u.RoundTrip(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+	}
+}
+
+// BenchmarkRoundTripBaseline is a bare http.Transport against the same backend, to read
+// BenchmarkRoundTrip's overhead from.
+func BenchmarkRoundTripBaseline(b *testing.B) {
+	payload := bytes.Repeat([]byte("x"), 1024)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(payload)
+	}))
+	defer srv.Close()
+	tr := &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	req := httptest.NewRequest(http.MethodGet, srv.URL+"/bench", nil)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+	}
+}
+
+type fakeTimeout struct{}
+
+func (fakeTimeout) Error() string   { return "i/o timeout" }
+func (fakeTimeout) Timeout() bool   { return true }
+func (fakeTimeout) Temporary() bool { return true }
+
+func TestClassify(t *testing.T) {
+	live := context.Background()
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	expired, cancel2 := context.WithTimeout(context.Background(), -time.Second)
+	defer cancel2()
+	tests := []struct {
+		name          string
+		ctx, parent   context.Context
+		err           error
+		wantKind      error
+		wantOutcome   outcome
+		wantConnect   bool
+		wantCallerErr bool
+	}{
+		{name: "refused", ctx: live, parent: live, err: &net.OpError{Op: "dial", Err: errors.New("connection refused")},
+			wantKind: ErrBadGateway, wantOutcome: outcomeConnectFailure, wantConnect: true},
+		{name: "connect timeout", ctx: live, parent: live, err: &net.OpError{Op: "dial", Err: fakeTimeout{}},
+			wantKind: ErrTimeout, wantOutcome: outcomeConnectFailure, wantConnect: true},
+		{name: "tls handshake timeout", ctx: live, parent: live, err: errors.New("net/http: TLS handshake timeout"),
+			wantKind: ErrBadGateway, wantOutcome: outcomeConnectFailure, wantConnect: true},
+		{name: "response header timeout", ctx: live, parent: live, err: fmt.Errorf("wrapped: %w", fakeTimeout{}),
+			wantKind: ErrTimeout, wantOutcome: outcomeTimeout},
+		{name: "reset after sending", ctx: live, parent: live, err: &net.OpError{Op: "read", Err: errors.New("connection reset by peer")},
+			wantKind: ErrBadGateway, wantOutcome: outcomeError},
+		{name: "total deadline", ctx: expired, parent: live, err: context.DeadlineExceeded,
+			wantKind: ErrTimeout, wantOutcome: outcomeTimeout},
+		{name: "caller gone", ctx: cancelled, parent: cancelled, err: context.Canceled,
+			wantKind: context.Canceled, wantOutcome: outcomeCanceled, wantCallerErr: true},
+		{name: "caller deadline", ctx: expired, parent: expired, err: context.DeadlineExceeded,
+			wantKind: ErrTimeout, wantOutcome: outcomeTimeout, wantCallerErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v := classify(tc.ctx, tc.parent, tc.err)
+			if v.kind != tc.wantKind || v.oc != tc.wantOutcome || v.connect != tc.wantConnect || v.caller != tc.wantCallerErr {
+				t.Errorf("verdict %+v (outcome %s), want kind %v outcome %s connect %v caller %v",
+					v, outcomeNames[v.oc], tc.wantKind, outcomeNames[tc.wantOutcome], tc.wantConnect, tc.wantCallerErr)
+			}
+		})
+	}
+}
+
+func TestUpgradedConnectionOutlivesTotalTimeout(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "echo" {
+			http.Error(w, "upgrade required", http.StatusUpgradeRequired)
+			return
+		}
+		conn, brw, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		_, _ = io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		line, err := brw.ReadString('\n')
+		if err == nil {
+			_, _ = io.WriteString(conn, line)
+		}
+	}))
+	defer srv.Close()
+	reg, u := newTestRegistry(t, Config{Targets: targetsOf(srv.URL), Timeouts: TimeoutsConfig{Total: dur(30 * time.Millisecond)}})
+	req := httptest.NewRequest(http.MethodGet, "/ws", nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "echo")
+	resp, err := u.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	rwc, ok := resp.Body.(io.ReadWriteCloser)
+	if !ok {
+		t.Fatalf("body %T is not writable; a reverse proxy could not pass the upgrade through", resp.Body)
+	}
+	defer rwc.Close()
+	if n := reg.Status()[0].Targets[0].ActiveRequests; n != 0 {
+		t.Errorf("active requests %d for an upgraded connection, want 0", n)
+	}
+	time.Sleep(60 * time.Millisecond) // past the total timeout
+	if _, err := io.WriteString(rwc, "ping\n"); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(rwc, buf); err != nil || string(buf) != "ping\n" {
+		t.Errorf("echo %q, %v", buf, err)
+	}
+}
