@@ -36,6 +36,9 @@ type Deps struct {
 	Metrics *Metrics
 	// MaxBodyBytes is the server-wide request body cap for routes that set none (0: 10 MiB).
 	MaxBodyBytes int64
+	// Wrap, when set, wraps each route's handler once at build time: the gateway puts the
+	// route's policy chain around the pass-through handler here.
+	Wrap func(route string, h http.Handler) (http.Handler, error)
 }
 
 var errNoUpstreamLookup = errors.New("deps.Upstream is nil")
@@ -63,7 +66,15 @@ func Build(cfgs []Config, deps Deps) (*Router, error) {
 			r.Close()
 			return nil, fmt.Errorf("routes[%d] %q: %w", i, c.Name, err)
 		}
-		if err := r.Handle(c.Name, c.Match, h); err != nil {
+		var handler http.Handler = h
+		if deps.Wrap != nil {
+			if handler, err = deps.Wrap(c.Name, h); err != nil {
+				h.close(time.Now())
+				r.Close()
+				return nil, fmt.Errorf("routes[%d] %q: %w", i, c.Name, err)
+			}
+		}
+		if err := r.Handle(c.Name, c.Match, handler); err != nil {
 			h.close(time.Now())
 			r.Close()
 			return nil, fmt.Errorf("routes[%d]: %w", i, err)

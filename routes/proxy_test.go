@@ -553,3 +553,36 @@ func TestForwardedValueQuoting(t *testing.T) {
 		})
 	}
 }
+
+// Deps.Wrap puts a handler (the gateway's policy chain) around each route once, and a Wrap error
+// fails the build.
+func TestBuildWrapsEachRoute(t *testing.T) {
+	var wrapped []string
+	deps := Deps{
+		Upstream: lookup(map[string]http.RoundTripper{"a": staticUpstream(200, "{}")}),
+		Wrap: func(route string, h http.Handler) (http.Handler, error) {
+			wrapped = append(wrapped, route)
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("X-Wrapped", route)
+				h.ServeHTTP(w, r)
+			}), nil
+		},
+	}
+	r, err := Build([]Config{{Name: "one", Match: MatchConfig{PathPrefix: "/one"}, Upstream: "a"}, {Name: "two", Match: MatchConfig{PathPrefix: "/two"}, Upstream: "a"}}, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	w := httptest.NewRecorder()
+	r.ServeHTTP(w, httptest.NewRequest("GET", "/two/x", nil))
+	if w.Code != 200 || w.Header().Get("X-Wrapped") != "two" {
+		t.Fatalf("got %d, X-Wrapped %q", w.Code, w.Header().Get("X-Wrapped"))
+	}
+	if strings.Join(wrapped, ",") != "one,two" {
+		t.Errorf("wrapped %v, want each route once", wrapped)
+	}
+	deps.Wrap = func(string, http.Handler) (http.Handler, error) { return nil, errors.New("bad policy") }
+	if _, err := Build([]Config{{Name: "one", Upstream: "a"}}, deps); err == nil || !strings.Contains(err.Error(), "bad policy") {
+		t.Errorf("Build with a failing Wrap: %v", err)
+	}
+}

@@ -4,6 +4,7 @@
 package config
 
 import (
+	"github.com/portico-gw/portico/bff"
 	"github.com/portico-gw/portico/internal/listener"
 	"github.com/portico-gw/portico/routes"
 	"github.com/portico-gw/portico/upstreams"
@@ -30,6 +31,11 @@ type File struct {
 	Upstreams map[string]upstreams.Config `yaml:"upstreams"`
 	// Routes are the pass-through routes.
 	Routes []routes.Config `yaml:"routes"`
+	// BFFs are the client-specific GraphQL and REST facades by name (web, mobile, …), each mounted
+	// at its path. A BFF's name shares the namespace of route names (it labels metrics and logs).
+	BFFs map[string]bff.Config `yaml:"bffs"`
+	// Store selects where shared state lives: in memory (default) or Redis.
+	Store StoreConfig `yaml:"store"`
 
 	// Path is the file this was loaded from ("" for an embedded config); not part of the YAML.
 	Path string `yaml:"-"`
@@ -37,6 +43,15 @@ type File struct {
 	// interpolated holds the paths ("upstreams.users.tls.key_file") of values that took text from
 	// ${ENV}, so that Redacted hides them: secrets are what interpolation is for.
 	interpolated map[string]bool
+}
+
+// StoreConfig selects the backing store of rate-limit counters, the response cache and persisted
+// queries.
+type StoreConfig struct {
+	// Redis is a redis:// or rediss:// URL ("redis://127.0.0.1:6379/0"). Empty keeps every store in
+	// this process's memory, which is right for a single instance; several replicas need Redis to
+	// share limits, cache entries and APQ documents.
+	Redis string `yaml:"redis"`
 }
 
 // AccessLogConfig configures the access log.

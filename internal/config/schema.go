@@ -37,7 +37,7 @@ type checkedKey struct {
 // unsupported are sections of the target config shape (DESIGN.md) that later versions add. They
 // are still rejected, with a hint that says why.
 var unsupported = map[string]bool{
-	"consumers": true, "policies": true, "global_policies": true, "bffs": true, "store": true,
+	"consumers": true, "policies": true, "global_policies": true,
 }
 
 type seenKey struct {

@@ -2,11 +2,13 @@ package config
 
 import (
 	"errors"
+	"github.com/redis/go-redis/v9"
 	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -71,7 +73,37 @@ func (f *File) validate() confval.Problems {
 			checkRef(confval.Join(rpath, "mirror.upstream"), r.Mirror.Upstream)
 		}
 	}
+	f.validateBFFs(routeAt, &p)
+	if f.Store.Redis != "" {
+		if _, err := redis.ParseURL(f.Store.Redis); err != nil {
+			p.Addf("store.redis", "%v (use redis://host:6379/0 or rediss:// for TLS)", err)
+		}
+	}
 	return p
+}
+
+// validateBFFs checks each profile and that names and mount paths do not collide: a BFF's name
+// labels metrics like a route's, and two profiles on one path would shadow each other.
+func (f *File) validateBFFs(routeAt map[string]int, p *confval.Problems) {
+	names := make([]string, 0, len(f.BFFs))
+	for name := range f.BFFs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	pathAt := map[string]string{}
+	for _, name := range names {
+		b := f.BFFs[name]
+		bpath := keyPath("bffs", name)
+		b.Validate(bpath, p)
+		if i, dup := routeAt[name]; dup {
+			p.Addf(bpath, "BFF name %q is also the name of routes[%d]; names label metrics and must be unique", name, i)
+		}
+		if other, dup := pathAt[b.Path]; dup && b.Path != "" {
+			p.Addf(confval.Join(bpath, "path"), "path %q is already used by BFF %q", b.Path, other)
+		} else {
+			pathAt[b.Path] = name
+		}
+	}
 }
 
 func (f *File) validateListeners(p *confval.Problems) {

@@ -12,13 +12,17 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 
+	"github.com/portico-gw/portico/bff"
 	"github.com/portico-gw/portico/internal/config"
 	"github.com/portico-gw/portico/internal/listener"
+	"github.com/portico-gw/portico/resolvers"
 	"github.com/portico-gw/portico/routes"
+	"github.com/portico-gw/portico/schema"
 	"github.com/portico-gw/portico/upstreams"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -39,6 +43,7 @@ type Gateway struct {
 	mu      sync.Mutex // serialises Apply and guards the fields below
 	outputs map[string]io.Writer
 	servers []*listener.Server
+	stores  *stores
 }
 
 // Snapshot is everything one config produces. It is never modified after Build.
@@ -46,8 +51,10 @@ type Snapshot struct {
 	File      *config.File
 	Upstreams *upstreams.Registry
 	Router    *routes.Router
+	Profiles  []*bff.Profile
 
 	handler   http.Handler
+	stores    *stores
 	trusted   []netip.Prefix
 	accessLog *slog.Logger
 	cancel    context.CancelFunc
@@ -103,6 +110,7 @@ func (g *Gateway) Apply(f *config.File) error {
 	}
 	old := g.current.Swap(snap)
 	g.reloads.WithLabelValues("success").Inc()
+	g.adoptStores(snap.stores)
 	if err := g.reloadListeners(f); err != nil {
 		// Routes and upstreams are already live; a bad certificate keeps the old one serving.
 		g.logger.Error("reloading listener certificates; the previous ones stay in use", "error", err.Error())
@@ -134,35 +142,82 @@ func (g *Gateway) build(f *config.File) (*Snapshot, error) {
 		reg.Close()
 		return nil, fmt.Errorf("building routes: %w", err)
 	}
-	trusted, err := parsePrefixes(f.TrustedProxies)
-	if err != nil {
-		reg.Close()
-		router.Close()
+	snap := &Snapshot{File: f, Upstreams: reg, Router: router, handler: router}
+	fail := func(err error) (*Snapshot, error) {
+		snap.release()
+		if snap.stores != nil && snap.stores != g.stores {
+			snap.stores.close()
+		}
 		return nil, err
 	}
-	alog, err := g.accessLogger(f)
+	st, err := g.storesFor(f)
 	if err != nil {
-		reg.Close()
-		router.Close()
-		return nil, err
+		return fail(err)
+	}
+	snap.stores = st
+	if err := g.mountBFFs(snap, st); err != nil {
+		return fail(err)
+	}
+	if snap.trusted, err = parsePrefixes(f.TrustedProxies); err != nil {
+		return fail(err)
+	}
+	if snap.accessLog, err = g.accessLogger(f); err != nil {
+		return fail(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	snap.cancel = cancel
 	reg.Start(ctx)
-	return &Snapshot{
-		File:      f,
-		Upstreams: reg,
-		Router:    router,
-		handler:   router,
-		trusted:   trusted,
-		accessLog: alog,
-		cancel:    cancel,
-	}, nil
+	return snap, nil
+}
+
+// mountBFFs builds each BFF profile on the snapshot's upstream client and mounts it in the
+// router at its path. Profiles share one executable schema: the resolvers are stateless and
+// dataloaders are per operation.
+func (g *Gateway) mountBFFs(snap *Snapshot, st *stores) error {
+	if len(snap.File.BFFs) == 0 {
+		return nil
+	}
+	client := upstreams.NewClient(snap.Upstreams)
+	es := resolvers.NewExecutableSchema(resolvers.NewResolver(client, resolvers.Options{}))
+	names := make([]string, 0, len(snap.File.BFFs))
+	for name := range snap.File.BFFs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		cfg := snap.File.BFFs[name]
+		p, err := bff.New(name, cfg, bff.Deps{
+			Schema:     es,
+			Backend:    client,
+			APQCache:   st.apq,
+			Operations: schema.Operations(),
+			Logger:     g.logger,
+		})
+		if err != nil {
+			return fmt.Errorf("building BFF %q: %w", name, err)
+		}
+		snap.Profiles = append(snap.Profiles, p)
+		if err := snap.Router.Handle(name, routes.MatchConfig{PathPrefix: p.Path()}, p.Handler()); err != nil {
+			return fmt.Errorf("mounting BFF %q: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // retire stops a replaced snapshot's background work. Requests still running on it keep their
 // connections: closing idle connections does not touch active ones.
 func (s *Snapshot) retire() {
-	s.cancel()
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.release()
+}
+
+// release frees what a snapshot built; shared stores are not its to close.
+func (s *Snapshot) release() {
+	for _, p := range s.Profiles {
+		p.Close()
+	}
 	s.Router.Close()
 	s.Upstreams.Close()
 }
@@ -219,6 +274,9 @@ func (g *Gateway) Close() {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.stores != nil {
+		g.stores.close()
+	}
 	for name, w := range g.outputs {
 		if f, ok := w.(*os.File); ok && name != "stdout" && name != "stderr" && name != "" {
 			_ = f.Close()

@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"net"
@@ -79,11 +80,100 @@ routes:
 	}
 
 	fmt.Printf("pass-through: %d connections, keep-alive, ~1 KiB JSON, %d rounds of %s, alternating\n", conns, rounds, dur)
-	return compare(ctx, rounds, []target{
+	if err := compare(ctx, rounds, []target{
 		{"direct", "http://" + backendAddr + "/"},
 		{"portico", "http://" + proxyAddr + "/"},
-	}, conns, dur)
+	}, conns, dur); err != nil {
+		return err
+	}
+	_ = portico.Process.Kill()
+	_, _ = portico.Process.Wait()
+	return bffScenarios(ctx, dir, bin, conns, dur)
 }
+
+// bffScenarios measures the GraphQL facade: the dashboard fan-out over three backends that each
+// answer in 20ms (its overhead is the latency above the slowest backend's), the REST dashboard
+// (which adds a batched payments call after orders), and a small query against instant backends.
+func bffScenarios(ctx context.Context, dir, bin string, conns int, dur time.Duration) error {
+	cluster, err := demo.StartAll(ctx, "127.0.0.1", 0)
+	if err != nil {
+		return err
+	}
+	defer cluster.Close()
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	cfg := filepath.Join(dir, "bff.yaml")
+	var ups strings.Builder
+	for _, name := range demo.Names {
+		fmt.Fprintf(&ups, "  %s: {targets: [{url: %q}], timeouts: {total: 5s}}\n", name, cluster.URL(name))
+	}
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`listen: %q
+admin: "off"
+access_log: {enabled: false}
+upstreams:
+%sbffs:
+  web:
+    path: /web
+    rest: [{method: GET, path: /dashboard, operation: Dashboard}]
+`, addr, ups.String())), 0o644); err != nil {
+		return err
+	}
+	portico := exec.Command(bin, "run", "-config", cfg, "-log-level", "warn")
+	portico.Stderr = os.Stderr
+	if err := portico.Start(); err != nil {
+		return err
+	}
+	defer func() { _ = portico.Process.Kill(); _, _ = portico.Process.Wait() }()
+	if err := waitUp("http://" + addr + "/web/openapi.json"); err != nil {
+		return err
+	}
+	gql := func(query string) load.Options {
+		body, _ := json.Marshal(map[string]string{"query": query})
+		return load.Options{URL: "http://" + addr + "/web/graphql", Method: "POST", Body: body,
+			Header: http.Header{"Content-Type": {"application/json"}}, Connections: conns, Duration: dur, Warmup: 500 * time.Millisecond}
+	}
+	const backendLatency = 20 * time.Millisecond
+	for _, name := range []string{demo.NameUsers, demo.NameOrders, demo.NameNotifications, demo.NamePayments} {
+		if err := cluster.Service(name).Behavior.SetLatency(backendLatency); err != nil {
+			return err
+		}
+	}
+	scenarios := []struct {
+		name  string
+		opts  load.Options
+		floor time.Duration // the slowest backend path: what the answer cannot beat
+	}{
+		{"graphql dashboard (users, orders, notifications at 20ms, concurrent)",
+			gql(`{ dashboard { me { id name email tier } recentOrders(first: 5) { id status totalCents currency createdAt } unreadNotifications } }`), backendLatency},
+		{"REST GET /web/dashboard (same, plus batched payments after orders)",
+			load.Options{URL: "http://" + addr + "/web/dashboard", Connections: conns, Duration: dur, Warmup: 500 * time.Millisecond}, 2 * backendLatency},
+	}
+	fmt.Printf("\nBFF facade: %d connections, keep-alive, each backend answers in %s\n", conns, backendLatency)
+	fmt.Printf("%-72s %10s %9s %9s %14s %14s\n", "scenario", "req/s", "p50", "p99", "p50-overhead", "p99-overhead")
+	for _, sc := range scenarios {
+		res, err := load.Run(ctx, sc.opts)
+		if err != nil {
+			return err
+		}
+		if res.Errors > 0 || res.Non2xx > 0 {
+			fmt.Printf("  %s: %d errors, %d non-2xx\n", sc.name, res.Errors, res.Non2xx)
+		}
+		fmt.Printf("%-72s %10.0f %9s %9s %14s %14s\n", sc.name, res.RPS, round(res.P50), round(res.P99), round(res.P50-sc.floor), round(res.P99-sc.floor))
+	}
+	for _, name := range demo.Names {
+		_ = cluster.Service(name).Behavior.SetLatency(0)
+	}
+	res, err := load.Run(ctx, gql(`{ me { id name } }`))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%-72s %10.0f %9s %9s\n", "graphql small query { me { id name } }, instant backend", res.RPS, round(res.P50), round(res.P99))
+	return nil
+}
+
+func round(d time.Duration) time.Duration { return d.Round(10 * time.Microsecond) }
 
 type target struct{ name, url string }
 

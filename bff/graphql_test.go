@@ -1,0 +1,423 @@
+package bff_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/portico-gw/portico/bff"
+	"github.com/portico-gw/portico/internal/reqctx"
+	"github.com/portico-gw/portico/resolvers"
+	"github.com/portico-gw/portico/schema"
+	"github.com/portico-gw/portico/testing/demo"
+)
+
+const dashboardQuery = `query Dash { dashboard { me { id name } recentOrders { id status } unreadNotifications } }`
+
+func TestDashboardFansOutOnceToEachService(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	var got struct {
+		Dashboard struct {
+			Me *struct {
+				ID string `json:"id"`
+			} `json:"me"`
+			RecentOrders        []struct{ ID string } `json:"recentOrders"`
+			UnreadNotifications *int                  `json:"unreadNotifications"`
+		} `json:"dashboard"`
+	}
+	e.query(t, "web", dashboardQuery, nil, &got)
+	d := got.Dashboard
+	if d.Me == nil || d.Me.ID != "u1" || len(d.RecentOrders) != 5 || d.UnreadNotifications == nil {
+		t.Fatalf("dashboard = %+v, want u1, 5 orders and a count", d)
+	}
+	for _, c := range []struct{ svc, route string }{
+		{"users", demo.RouteCurrentUser}, {"orders", demo.RouteRecentOrders}, {"notifications", demo.RouteNotificationCount},
+	} {
+		if n := e.svc[c.svc].Requests(c.route); n != 1 {
+			t.Errorf("%s %s: %d requests, want 1", c.svc, c.route, n)
+		}
+		if id := e.svc[c.svc].LastHeadersFor(c.route).Get(reqctx.HeaderRequestID); id != testRequestID {
+			t.Errorf("%s saw request ID %q, want %q", c.svc, id, testRequestID)
+		}
+	}
+}
+
+func TestDashboardLatencyIsTheSlowestBackendNotTheSum(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.query(t, "web", dashboardQuery, nil, nil) // open the keep-alive connections first
+	for name, d := range map[string]time.Duration{"users": 50 * time.Millisecond, "orders": 80 * time.Millisecond, "notifications": 100 * time.Millisecond} {
+		if err := e.svc[name].Behavior.SetLatency(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The best of three runs, so one scheduling hiccup on a busy machine does not fail the test;
+	// a sequential implementation needs 230ms every time.
+	best := time.Hour
+	for range 3 {
+		start := time.Now()
+		e.query(t, "web", dashboardQuery, nil, nil)
+		best = min(best, time.Since(start))
+	}
+	if best < 100*time.Millisecond || best >= 200*time.Millisecond {
+		t.Fatalf("dashboard took %v; want at least the slowest backend (100ms) and well under the sum (230ms)", best)
+	}
+}
+
+func TestFiftyOrdersMakeOneUsersCallAndOnePaymentsCall(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	q := `query($n: Int) { orders(userId: "u1", first: $n) { edges { node { id user { id name } payment { id status } } } } }`
+	var got struct {
+		Orders struct {
+			Edges []struct {
+				Node struct {
+					ID      string
+					User    *struct{ ID string }
+					Payment *struct{ ID string }
+				}
+			}
+		}
+	}
+	e.query(t, "web", q, map[string]any{"n": 50}, &got)
+	if len(got.Orders.Edges) != 50 {
+		t.Fatalf("got %d orders, want 50", len(got.Orders.Edges))
+	}
+	for _, edge := range got.Orders.Edges {
+		if edge.Node.User == nil || edge.Node.Payment == nil {
+			t.Fatalf("order %s lacks its user or payment", edge.Node.ID)
+		}
+	}
+	for _, c := range []struct {
+		svc, route string
+		want       int64
+	}{
+		{"users", demo.RouteUsers, 1}, {"users", demo.RouteUser, 0},
+		{"payments", demo.RoutePayments, 1}, {"payments", demo.RoutePayment, 0},
+	} {
+		if n := e.svc[c.svc].Requests(c.route); n != c.want {
+			t.Errorf("%s %s: %d requests, want %d", c.svc, c.route, n, c.want)
+		}
+	}
+}
+
+func TestFailedBackendNullsOnlyItsField(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.svc["notifications"].Behavior.SetDown(true)
+	a := e.post(t, "web", map[string]any{"query": dashboardQuery})
+	if a.status != http.StatusOK {
+		t.Fatalf("status %d, want 200 for a partial answer: %s", a.status, a.body)
+	}
+	r := a.graphql(t)
+	var data struct {
+		Dashboard struct {
+			Me                  *struct{ ID string } `json:"me"`
+			RecentOrders        []any                `json:"recentOrders"`
+			UnreadNotifications *int                 `json:"unreadNotifications"`
+		} `json:"dashboard"`
+	}
+	if err := json.Unmarshal(r.Data, &data); err != nil {
+		t.Fatal(err)
+	}
+	if data.Dashboard.Me == nil || len(data.Dashboard.RecentOrders) != 5 || data.Dashboard.UnreadNotifications != nil {
+		t.Fatalf("data = %s, want me and orders present and unreadNotifications null", r.Data)
+	}
+	if len(r.Errors) != 1 {
+		t.Fatalf("errors = %+v, want one", r.Errors)
+	}
+	err := r.Errors[0]
+	// The backend's own 503 is its failure, which the gateway reports as BAD_GATEWAY (502);
+	// UPSTREAM_UNAVAILABLE is for no healthy target or an open circuit.
+	if fmt.Sprint(err.Path) != "[dashboard unreadNotifications]" || err.code() != "BAD_GATEWAY" ||
+		err.Extensions["request_id"] != testRequestID {
+		t.Errorf("error = %+v, want path dashboard.unreadNotifications, code BAD_GATEWAY and the request ID", err)
+	}
+	rest := e.do(t, http.MethodGet, "/web/dashboard", nil)
+	if rest.status != http.StatusOK || rest.header.Get("X-Portico-Partial") != "true" || rest.header.Get("Cache-Control") != "no-store" {
+		t.Errorf("REST answer %d %v, want 200 marked partial and not cacheable", rest.status, rest.header)
+	}
+	if strings.Contains(string(a.body), "127.0.0.1") || strings.Contains(string(a.body), "http://") {
+		t.Errorf("the answer leaks a backend address: %s", a.body)
+	}
+}
+
+func TestFailedRequiredFieldFailsTheAnswerWithTheBackendStatus(t *testing.T) {
+	tests := []struct {
+		name   string
+		fail   func(*demo.Service)
+		status int
+		code   string
+	}{
+		{"backend error", func(s *demo.Service) { s.Behavior.SetDown(true) }, 502, "BAD_GATEWAY"},
+		{"backend timeout", func(s *demo.Service) { _ = s.Behavior.SetLatency(2 * time.Second) }, 504, "UPSTREAM_TIMEOUT"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, envOptions{total: 150 * time.Millisecond})
+			tt.fail(e.svc["users"]) // Dashboard.me is @required
+			a := e.post(t, "web", map[string]any{"query": dashboardQuery}, "Accept", "application/graphql-response+json")
+			r := a.graphql(t)
+			if a.status != tt.status || string(r.Data) != "null" || len(r.Errors) == 0 {
+				t.Fatalf("answer %d %s, want %d with data null and errors", a.status, a.body, tt.status)
+			}
+			if r.Errors[0].code() != tt.code || r.Errors[0].Extensions["required"] != true {
+				t.Errorf("error = %+v, want %s marked required", r.Errors[0], tt.code)
+			}
+			rest := e.do(t, http.MethodGet, "/web/dashboard", nil)
+			if rest.status != tt.status || !contains(string(rest.body), `"code":"`+tt.code+`"`) {
+				t.Errorf("REST answer %d %s, want %d %s", rest.status, rest.body, tt.status, tt.code)
+			}
+		})
+	}
+}
+
+// TestHTTPSemantics pins the GraphQL-over-HTTP behaviour: methods, media types and the status of
+// every kind of answer, for both response media types.
+func TestHTTPSemantics(t *testing.T) {
+	batching := webConfig()
+	batching.GraphQL.Batching = true
+	e := newEnv(t, envOptions{web: &batching})
+	plain := newEnv(t, envOptions{})
+	get := func(q string) string { return "/web/graphql?query=" + url.QueryEscape(q) }
+	const mutation = `mutation { markNotificationsRead }`
+	const gqlResp = "application/graphql-response+json"
+	tests := []struct {
+		name        string
+		env         *env
+		method      string
+		path        string
+		body        string
+		headers     []string
+		wantStatus  int
+		wantType    string
+		wantCode    string // first error's extensions.code, "" for none
+		wantHeaders map[string]string
+	}{
+		{name: "GET query", method: "GET", path: get(`{ me { id } }`), wantStatus: 200, wantType: "application/json"},
+		{name: "GET mutation is 405 with Allow POST", method: "GET", path: get(mutation), wantStatus: 405,
+			wantType: "application/json", wantCode: "METHOD_NOT_ALLOWED", wantHeaders: map[string]string{"Allow": "POST"}},
+		{name: "PUT is 405", method: "PUT", path: "/web/graphql", body: `{"query":"{ me { id } }"}`, wantStatus: 405,
+			wantType: "application/json", wantCode: "METHOD_NOT_ALLOWED", wantHeaders: map[string]string{"Allow": "GET, POST, OPTIONS"}},
+		{name: "OPTIONS lists methods", method: "OPTIONS", path: "/web/graphql", wantStatus: 204,
+			wantHeaders: map[string]string{"Allow": "GET, POST, OPTIONS"}},
+		{name: "POST without Accept answers application/json", method: "POST", path: "/web/graphql",
+			body: `{"query":"{ me { id } }"}`, wantStatus: 200, wantType: "application/json"},
+		{name: "Accept */* answers application/json", method: "POST", path: "/web/graphql", headers: []string{"Accept", "*/*"},
+			body: `{"query":"{ me { id } }"}`, wantStatus: 200, wantType: "application/json"},
+		{name: "Accept graphql-response+json", method: "POST", path: "/web/graphql",
+			headers: []string{"Accept", gqlResp + ", application/json;q=0.9"},
+			body:    `{"query":"{ me { id } }"}`, wantStatus: 200, wantType: gqlResp},
+		{name: "Accept prefers application/json by q", method: "POST", path: "/web/graphql",
+			headers: []string{"Accept", gqlResp + ";q=0.5, application/json"},
+			body:    `{"query":"{ me { id } }"}`, wantStatus: 200, wantType: "application/json"},
+		{name: "unacceptable Accept is 406", method: "POST", path: "/web/graphql", headers: []string{"Accept", "text/html"},
+			body: `{"query":"{ me { id } }"}`, wantStatus: 406, wantCode: "NOT_ACCEPTABLE"},
+		{name: "validation error with application/json is 200 (legacy)", method: "POST", path: "/web/graphql",
+			body: `{"query":"{ nope }"}`, wantStatus: 200, wantType: "application/json", wantCode: "GRAPHQL_VALIDATION_FAILED"},
+		{name: "validation error with graphql-response+json is 400", method: "POST", path: "/web/graphql",
+			headers: []string{"Accept", gqlResp}, body: `{"query":"{ nope }"}`, wantStatus: 400, wantType: gqlResp,
+			wantCode: "GRAPHQL_VALIDATION_FAILED"},
+		{name: "parse error with graphql-response+json is 400", method: "POST", path: "/web/graphql",
+			headers: []string{"Accept", gqlResp}, body: `{"query":"{ me { "}`, wantStatus: 400, wantCode: "GRAPHQL_PARSE_FAILED"},
+		{name: "bad variable with graphql-response+json is 400", method: "POST", path: "/web/graphql",
+			headers: []string{"Accept", gqlResp}, body: `{"query":"query($id: ID!) { order(id: $id) { id } }","variables":{}}`,
+			wantStatus: 400, wantCode: "GRAPHQL_VALIDATION_FAILED"},
+		{name: "malformed JSON is 400 with either type", method: "POST", path: "/web/graphql", body: `{"query":`,
+			wantStatus: 400, wantType: "application/json", wantCode: "BAD_REQUEST"},
+		{name: "query of the wrong JSON type is 400", method: "POST", path: "/web/graphql", body: `{"query":5}`,
+			wantStatus: 400, wantCode: "BAD_REQUEST"},
+		{name: "no query is 400", method: "POST", path: "/web/graphql", body: `{}`, wantStatus: 400, wantCode: "BAD_REQUEST"},
+		{name: "form body is 415", method: "POST", path: "/web/graphql", body: `query=x`,
+			headers: []string{"Content-Type", "application/x-www-form-urlencoded"}, wantStatus: 415, wantCode: "UNSUPPORTED_MEDIA_TYPE"},
+		{name: "batch is 400 when batching is off", env: plain, method: "POST", path: "/web/graphql",
+			body: `[{"query":"{ me { id } }"}]`, wantStatus: 400, wantCode: "BATCHING_DISABLED"},
+		{name: "batch runs when batching is on", method: "POST", path: "/web/graphql",
+			body: `[{"query":"{ me { id } }"},{"query":"{ nope }"}]`, wantStatus: 200, wantType: "application/json"},
+		{name: "batch over max_batch is 400", method: "POST", path: "/web/graphql",
+			body:       "[" + strings.Repeat(`{"query":"{ me { id } }"},`, bff.DefaultMaxBatch) + `{"query":"{ me { id } }"}]`,
+			wantStatus: 400, wantCode: "BAD_REQUEST"},
+		{name: "unknown path is 404", method: "GET", path: "/web/nope", wantStatus: 404, wantType: "application/json"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := tt.env
+			if env == nil {
+				env = e
+			}
+			var body []byte
+			if tt.body != "" {
+				body = []byte(tt.body)
+			}
+			a := env.do(t, tt.method, tt.path, body, tt.headers...)
+			if a.status != tt.wantStatus {
+				t.Fatalf("status %d, want %d: %s", a.status, tt.wantStatus, a.body)
+			}
+			if tt.wantType != "" && a.header.Get("Content-Type") != tt.wantType {
+				t.Errorf("Content-Type %q, want %q", a.header.Get("Content-Type"), tt.wantType)
+			}
+			for k, v := range tt.wantHeaders {
+				if got := a.header.Get(k); got != v {
+					t.Errorf("%s: %q, want %q", k, got, v)
+				}
+			}
+			if tt.wantCode != "" {
+				r := a.graphql(t)
+				if len(r.Errors) == 0 || r.Errors[0].code() != tt.wantCode {
+					t.Fatalf("errors %+v, want code %s", r.Errors, tt.wantCode)
+				}
+				if r.Data != nil {
+					t.Errorf("a request error has a data entry: %s", a.body)
+				}
+				if strings.Contains(string(a.body), tt.body) && len(tt.body) > 8 {
+					t.Errorf("the error echoes the request body: %s", a.body)
+				}
+			}
+		})
+	}
+	t.Run("batch answers in order", func(t *testing.T) {
+		a := e.do(t, "POST", "/web/graphql", []byte(`[{"query":"{ me { id } }"},{"query":"{ nope }"}]`))
+		var results []gqlResponse
+		if err := json.Unmarshal(a.body, &results); err != nil || len(results) != 2 {
+			t.Fatalf("batch answer %s: %v", a.body, err)
+		}
+		if !contains(string(results[0].Data), "u1") || len(results[1].Errors) == 0 {
+			t.Errorf("batch results out of order or wrong: %s", a.body)
+		}
+	})
+}
+
+func TestLimitsRejectWith4xxBeforeAnyBackendCall(t *testing.T) {
+	noIntro := webConfig()
+	noIntro.GraphQL.Introspection = nil
+	noIntro.GraphQL.MaxDocumentBytes = 2048
+	noIntro.GraphQL.FieldCosts = map[string]int{"Query.me": 600}
+	e := newEnv(t, envOptions{web: &noIntro})
+	withIntro := newEnv(t, envOptions{})
+	deep := `query { me { orders { edges { node { user { orders { edges { node { id } } } } } } } } }` // depth 9
+	deepByFragments := `query { me { ...A } } fragment A on User { orders { edges { ...B } } }
+		fragment B on OrderEdge { node { user { orders { edges { node { id } } } } } }`
+	tests := []struct {
+		name   string
+		env    *env
+		query  string
+		status int
+		code   string
+	}{
+		{"depth", e, deep, 400, "MAX_DEPTH_EXCEEDED"},
+		{"depth through fragments", e, deepByFragments, 400, "MAX_DEPTH_EXCEEDED"},
+		{"complexity", e, `{ orders(userId: "u1", first: 100) { edges { node {
+			id status totalCents currency createdAt user { id name email tier } payment { id status method } } } } }`, 400, "COMPLEXITY_LIMIT_EXCEEDED"},
+		{"field_costs override", e, `{ a: me { id } b: me { id } c: me { id } }`, 400, "COMPLEXITY_LIMIT_EXCEEDED"},
+		{"document size", e, `{ me { id } }` + strings.Repeat(" ", 2100), 413, "DOCUMENT_TOO_LARGE"},
+		{"introspection off", e, `{ __schema { types { name } } }`, 400, "INTROSPECTION_DISABLED"},
+		{"__type off", e, `query { ...F } fragment F on Query { __type(name: "User") { name } }`, 400, "INTROSPECTION_DISABLED"},
+		{"__typename is not introspection", e, `{ __typename me { __typename id } }`, 200, ""},
+		{"introspection on", withIntro, `{ __schema { queryType { name } } }`, 200, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.env.resetCounts()
+			// application/json: limits are refusals, not GraphQL validation, so they are 4xx here too.
+			a := tt.env.post(t, "web", map[string]any{"query": tt.query})
+			r := a.graphql(t)
+			if a.status != tt.status {
+				t.Fatalf("status %d, want %d: %s", a.status, tt.status, a.body)
+			}
+			if tt.code == "" {
+				if len(r.Errors) > 0 {
+					t.Fatalf("errors: %+v", r.Errors)
+				}
+				return
+			}
+			if len(r.Errors) != 1 || r.Errors[0].code() != tt.code || r.Data != nil {
+				t.Fatalf("answer %s, want one %s error and no data", a.body, tt.code)
+			}
+			for name, svc := range tt.env.svc {
+				if n := svc.TotalRequests(); n != 0 {
+					t.Errorf("%s got %d requests for a rejected operation", name, n)
+				}
+			}
+		})
+	}
+	t.Run("no suggestions when introspection is off", func(t *testing.T) {
+		a := e.post(t, "web", map[string]any{"query": `{ mee { id } }`})
+		if contains(string(a.body), "Did you mean") {
+			t.Errorf("the error hints at the schema: %s", a.body)
+		}
+	})
+}
+
+// panicky is a backend that panics, to check the recover func and the error presenter.
+type panicky struct{}
+
+func (panicky) GetJSON(context.Context, string, string, any) error {
+	panic("boom at http://10.1.2.3:9101/users/current")
+}
+
+func (panicky) SendJSON(context.Context, string, string, string, any, any) error {
+	return errors.New("dial tcp 10.1.2.3:9101: connect: connection refused")
+}
+
+func TestPanicsAndInternalErrorsAreMaskedAndLogged(t *testing.T) {
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	log := slog.New(slog.NewJSONHandler(&lockedWriter{w: &logs, mu: &mu}, nil))
+	p, err := bff.New("web", bff.Config{Path: "/web"}, bff.Deps{
+		Schema: resolvers.NewExecutableSchema(resolvers.NewResolver(panicky{}, resolvers.Options{})),
+		Logger: log, Operations: schema.Operations(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	e := &env{}
+	e.srv = newServer(t, p.Handler())
+	a := e.post(t, "web", map[string]any{"query": `{ me { id } }`})
+	r := a.graphql(t)
+	if a.status != http.StatusOK || len(r.Errors) != 1 {
+		t.Fatalf("answer %d %s, want 200 with one error", a.status, a.body)
+	}
+	if r.Errors[0].code() != "INTERNAL" || r.Errors[0].Message != "internal error" || r.Errors[0].Extensions["request_id"] == "" {
+		t.Errorf("error = %+v, want INTERNAL, a generic message and a request ID", r.Errors[0])
+	}
+	if contains(string(a.body), "10.1.2.3") || contains(string(a.body), "boom") || contains(string(a.body), "goroutine") {
+		t.Errorf("the answer leaks the panic: %s", a.body)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !contains(logs.String(), "boom") || !contains(logs.String(), "goroutine") {
+		t.Errorf("the panic and its stack are not in the log: %s", logs.String())
+	}
+	a = e.post(t, "web", map[string]any{"query": `mutation { markNotificationsRead }`})
+	if contains(string(a.body), "10.1.2.3") {
+		t.Errorf("the answer leaks a backend address: %s", a.body)
+	}
+}
+
+type lockedWriter struct {
+	w  *bytes.Buffer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
+
+func TestPlaygroundOnlyWhereEnabled(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	if a := e.do(t, "GET", "/web/playground", nil); a.status != 200 || !contains(a.header.Get("Content-Type"), "text/html") {
+		t.Errorf("web playground: %d %s", a.status, a.header.Get("Content-Type"))
+	}
+	if a := e.do(t, "GET", "/mobile/playground", nil); a.status != 404 {
+		t.Errorf("mobile playground: %d, want 404 (off by default)", a.status)
+	}
+}

@@ -1,0 +1,193 @@
+package bff_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portico-gw/portico/testing/demo"
+)
+
+// TestRESTAnswersEqualGraphQLAnswers runs each REST route and the same stored operation over
+// GraphQL and compares the REST body with the GraphQL data at the route's result path.
+func TestRESTAnswersEqualGraphQLAnswers(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	tests := []struct {
+		profile, path, operation string
+		vars                     map[string]any
+		result                   string
+	}{
+		{"web", "/web/dashboard", "Dashboard", nil, ""},
+		{"web", "/web/orders/o7", "OrderDetail", map[string]any{"id": "o7"}, "order"},
+		{"web", "/web/orders?first=3", "MyOrders", map[string]any{"first": 3}, "orders"},
+		{"mobile", "/mobile/home", "MobileHome", nil, "dashboard"},
+		{"mobile", "/mobile/orders/o7", "MobileOrder", map[string]any{"id": "o7"}, "order"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			rest := e.do(t, http.MethodGet, tt.path, nil)
+			if rest.status != http.StatusOK || rest.header.Get("Content-Type") != "application/json" {
+				t.Fatalf("REST %d %s", rest.status, rest.body)
+			}
+			a := e.post(t, tt.profile, map[string]any{"operationName": tt.operation, "variables": tt.vars})
+			r := a.graphql(t)
+			if a.status != http.StatusOK || len(r.Errors) > 0 {
+				t.Fatalf("GraphQL %d %s", a.status, a.body)
+			}
+			want := []byte(r.Data)
+			if tt.result != "" {
+				var m map[string]json.RawMessage
+				if err := json.Unmarshal(r.Data, &m); err != nil {
+					t.Fatal(err)
+				}
+				want = m[tt.result]
+			}
+			if !jsonEqual(t, rest.body, want) {
+				t.Errorf("REST body\n%s\ndiffers from GraphQL data\n%s", rest.body, want)
+			}
+		})
+	}
+	t.Run("mobile is a trimmed shape of web", func(t *testing.T) {
+		var web, mobile struct {
+			Me map[string]any `json:"me"`
+		}
+		webBody := e.do(t, http.MethodGet, "/web/dashboard", nil).body
+		var wrapped struct {
+			Dashboard json.RawMessage `json:"dashboard"`
+		}
+		if err := json.Unmarshal(webBody, &wrapped); err != nil {
+			t.Fatal(err)
+		}
+		_ = json.Unmarshal(wrapped.Dashboard, &web)
+		mobileBody := e.do(t, http.MethodGet, "/mobile/home", nil).body
+		_ = json.Unmarshal(mobileBody, &mobile)
+		if len(mobile.Me) >= len(web.Me) || len(mobileBody) >= len(webBody) {
+			t.Errorf("mobile home (%d bytes, me %v) is not smaller than web (%d bytes, me %v)", len(mobileBody), mobile.Me, len(webBody), web.Me)
+		}
+	})
+}
+
+func TestRESTStatusesAndParameters(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	tests := []struct {
+		name        string
+		method      string
+		path        string
+		body        string
+		contentType string
+		status      int
+		code        string
+		mention     string // the error message names this
+	}{
+		{name: "missing order", method: "GET", path: "/web/orders/o999999", status: 404, code: "NOT_FOUND"},
+		{name: "non-integer parameter", method: "GET", path: "/web/orders?first=abc", status: 400, code: "BAD_REQUEST", mention: `"first"`},
+		{name: "integer out of range", method: "GET", path: "/web/orders?first=99999999999", status: 400, code: "BAD_REQUEST", mention: `"first"`},
+		{name: "unknown parameter", method: "GET", path: "/web/orders?frist=3", status: 400, code: "BAD_REQUEST", mention: `"frist"`},
+		{name: "repeated parameter", method: "GET", path: "/web/orders?first=1&first=2", status: 400, code: "BAD_REQUEST", mention: `"first"`},
+		{name: "limits apply to REST too", method: "GET", path: "/web/orders?first=1000", status: 400, code: "COMPLEXITY_LIMIT_EXCEEDED"},
+		{name: "resolver rejects the value", method: "GET", path: "/web/orders?first=-1", status: 400, code: "BAD_USER_INPUT"},
+		{name: "method not mapped", method: "DELETE", path: "/web/orders/o1", status: 405, code: "METHOD_NOT_ALLOWED"},
+		{name: "body field of the wrong type", method: "POST", path: "/web/orders", body: `{"input": {"items": "x"}}`,
+			status: 400, code: "BAD_REQUEST", mention: "input.items"},
+		{name: "missing body field", method: "POST", path: "/web/orders", body: `{}`, status: 400, code: "BAD_REQUEST", mention: `"input"`},
+		{name: "unknown body field", method: "POST", path: "/web/orders", body: `{"inptu": {}}`, status: 400, code: "BAD_REQUEST", mention: `"inptu"`},
+		{name: "body not JSON", method: "POST", path: "/web/orders", body: `items=1`, contentType: "text/plain", status: 415, code: "UNSUPPORTED_MEDIA_TYPE"},
+		{name: "body not an object", method: "POST", path: "/web/orders", body: `[1]`, status: 400, code: "BAD_REQUEST"},
+		{name: "place an order", method: "POST", path: "/web/orders",
+			body: `{"input": {"items": [{"sku": "SKU-1", "quantity": 2, "unitPriceCents": 150}]}}`, status: 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var body []byte
+			if tt.body != "" {
+				body = []byte(tt.body)
+			}
+			headers := []string{}
+			if tt.contentType != "" {
+				headers = append(headers, "Content-Type", tt.contentType)
+			}
+			a := e.do(t, tt.method, tt.path, body, headers...)
+			if a.status != tt.status {
+				t.Fatalf("status %d, want %d: %s", a.status, tt.status, a.body)
+			}
+			if tt.code == "" {
+				return
+			}
+			var got struct {
+				Error struct {
+					Code, Message string
+					RequestID     string `json:"request_id"`
+				}
+			}
+			if err := json.Unmarshal(a.body, &got); err != nil || got.Error.Code != tt.code || got.Error.RequestID != testRequestID {
+				t.Fatalf("body %s, want code %s and the request ID", a.body, tt.code)
+			}
+			if !strings.Contains(got.Error.Message, tt.mention) {
+				t.Errorf("message %q does not name %s", got.Error.Message, tt.mention)
+			}
+		})
+	}
+	t.Run("placed order is returned", func(t *testing.T) {
+		a := e.do(t, "POST", "/web/orders", []byte(`{"input": {"items": [{"sku": "SKU-9", "quantity": 1, "unitPriceCents": 999}]}}`))
+		var o struct {
+			ID         string
+			TotalCents int
+		}
+		if err := json.Unmarshal(a.body, &o); err != nil || o.ID == "" || o.TotalCents != 999 {
+			t.Fatalf("answer %d %s, want the new order", a.status, a.body)
+		}
+	})
+}
+
+// TestClientCancelStopsBackendCalls: when the client goes away, the backend call's context is
+// cancelled and the handler returns, instead of both waiting out a slow backend.
+func TestClientCancelStopsBackendCalls(t *testing.T) {
+	backendCanceled := make(chan struct{}, 1)
+	handlerDone := make(chan struct{}, 1)
+	e := newEnv(t, envOptions{
+		wrap: map[string]func(http.Handler) http.Handler{"orders": func(h http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				h.ServeHTTP(w, r)
+				if errors.Is(r.Context().Err(), context.Canceled) {
+					backendCanceled <- struct{}{}
+				}
+			})
+		}},
+		serve: func(h http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				h.ServeHTTP(w, r)
+				handlerDone <- struct{}{}
+			})
+		},
+	})
+	if err := e.svc["orders"].Behavior.SetLatency(2 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.srv.URL+"/web/dashboard", nil)
+	start := time.Now()
+	if resp, err := e.srv.Client().Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatal("the request succeeded; want the client to give up")
+	}
+	deadline := time.After(time.Second) // well under the backend's 2s
+	for _, c := range []struct {
+		name string
+		ch   chan struct{}
+	}{{"backend call cancelled", backendCanceled}, {"handler returned", handlerDone}} {
+		select {
+		case <-c.ch:
+		case <-deadline:
+			t.Fatalf("%s: not within a second of the client giving up", c.name)
+		}
+	}
+	if n := e.svc["orders"].Requests(demo.RouteRecentOrders); n != 1 {
+		t.Errorf("orders got %d calls, want 1 (no retry after the client left)", n)
+	}
+	t.Logf("backend cancelled and handler returned %v after the request started", time.Since(start))
+}

@@ -1,0 +1,415 @@
+package bff
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/portico-gw/portico/internal/apierror"
+	"github.com/portico-gw/portico/internal/reqctx"
+	"github.com/portico-gw/portico/resolvers"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+)
+
+// Response media types of the GraphQL-over-HTTP draft.
+const (
+	mediaJSON            = "application/json"
+	mediaGraphQLResponse = "application/graphql-response+json"
+)
+
+// graphqlTransport serves /graphql by the GraphQL-over-HTTP draft. gqlgen's GET and POST
+// transports are not used because they differ from the draft where clients notice: a mutation
+// over GET gets 406 (the draft says 405 with Allow), a malformed body's error echoes the body
+// back, application/json protocol errors get 422, and a request that a Portico extension refuses
+// or a @required field fails would still answer 200. This transport keeps gqlgen's executor,
+// extensions, error presenter and recover func; only the HTTP mapping is its own.
+type graphqlTransport struct{ p *Profile }
+
+var _ graphql.Transport = graphqlTransport{}
+
+// Supports takes every request the REST transport did not.
+func (graphqlTransport) Supports(*http.Request) bool { return true }
+
+// Do answers one GraphQL-over-HTTP request.
+func (t graphqlTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	p := t.p
+	w.Header().Add("Vary", "Accept")
+	media, ok := negotiate(r.Header.Values("Accept"))
+	if !ok {
+		writeGraphQL(w, http.StatusNotAcceptable, mediaJSON, exec.DispatchError(r.Context(), gqlerror.List{codedError(codeNotAcceptable,
+			"cannot answer in any media type the Accept header allows (supported: %s, %s)", mediaGraphQLResponse, mediaJSON)}))
+		return
+	}
+	ctx := p.requestContext(r.Context())
+	switch r.Method {
+	case http.MethodGet:
+		params, docID, err := readGET(r)
+		if err != nil {
+			writeGraphQL(w, statusForRequestErrors(gqlerror.List{err}, media), media, exec.DispatchError(ctx, gqlerror.List{err}))
+			return
+		}
+		params.Headers = r.Header
+		p.writeOutcome(ctx, w, media, exec, p.run(ctx, exec, params, docID, true))
+	case http.MethodPost:
+		body, err := p.readPOST(w, r)
+		if err != nil {
+			writeGraphQL(w, statusForRequestErrors(gqlerror.List{err}, media), media, exec.DispatchError(ctx, gqlerror.List{err}))
+			return
+		}
+		if isBatch(body) {
+			p.serveBatch(ctx, w, r, media, exec, body)
+			return
+		}
+		params, docID, err := decodeParams(body)
+		if err != nil {
+			writeGraphQL(w, http.StatusBadRequest, media, exec.DispatchError(ctx, gqlerror.List{err}))
+			return
+		}
+		params.Headers = r.Header
+		p.writeOutcome(ctx, w, media, exec, p.run(ctx, exec, params, docID, false))
+	case http.MethodOptions:
+		w.Header().Set("Allow", "GET, POST, OPTIONS")
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		w.Header().Set("Allow", "GET, POST, OPTIONS")
+		writeGraphQL(w, http.StatusMethodNotAllowed, media, exec.DispatchError(ctx, gqlerror.List{codedError(codeMethodNotAllowed,
+			"method %s is not allowed on a GraphQL endpoint (allowed: GET, POST, OPTIONS)", r.Method)}))
+	}
+}
+
+// requestContext installs fresh dataloaders for the request, shared by every operation in it (a
+// batch batches across its operations too).
+func (p *Profile) requestContext(ctx context.Context) context.Context {
+	if p.backend != nil {
+		ctx = resolvers.WithLoaders(ctx, p.backend)
+	}
+	return ctx
+}
+
+// outcome is what running one operation produced, before any HTTP mapping.
+type outcome struct {
+	resp *graphql.Response
+	// requestError: the operation never ran (parse, validation, limits, documents); resp has
+	// errors and no data.
+	requestError bool
+	// getMutation: a GET asked for a mutation; nothing ran.
+	getMutation bool
+	// required is the error of a failed @required field, and requiredStatus the answer's status
+	// (the failing backend's: 502, 503 or 504); resp.Data is then null.
+	required       *gqlerror.Error
+	requiredStatus int
+	// canceled: the client went away and nobody reads an answer.
+	canceled bool
+}
+
+// run executes one operation through the executor both facades share. get forbids anything but
+// queries, checked after parsing and before any resolver runs.
+func (p *Profile) run(ctx context.Context, exec graphql.GraphExecutor, params *graphql.RawParams, docID string, get bool) outcome {
+	ctx = withDocumentID(ctx, docID)
+	opCtx, errs := exec.CreateOperationContext(ctx, params)
+	if errs != nil {
+		for _, e := range errs {
+			if errorCode(e) == "" {
+				// gqlgen's APQ extension leaves some protocol errors without a code.
+				if e.Extensions == nil {
+					e.Extensions = map[string]any{}
+				}
+				e.Extensions["code"] = codeBadRequest
+			}
+		}
+		return outcome{resp: exec.DispatchError(graphql.WithOperationContext(ctx, opCtx), errs), requestError: true}
+	}
+	if get && opCtx.Operation.Operation != ast.Query {
+		return outcome{getMutation: true}
+	}
+	handler, execCtx := exec.DispatchOperation(ctx, opCtx)
+	resp := handler(execCtx)
+	if resp == nil || ctx.Err() != nil {
+		return outcome{canceled: true}
+	}
+	if len(resp.Data) == 0 && len(resp.Errors) > 0 {
+		return outcome{resp: resp, requestError: true}
+	}
+	if status, ok := resolvers.RequiredStatus(resp.Errors); ok {
+		// resolvers.FailOnRequired has already nulled data.
+		return outcome{resp: resp, required: requiredError(resp.Errors), requiredStatus: status}
+	}
+	return outcome{resp: resp}
+}
+
+// writeOutcome maps an outcome to the draft's statuses (see statusForRequestErrors); an executed
+// operation answers 200 even with field errors, except that a failed @required field answers
+// its backend's status with data null.
+func (p *Profile) writeOutcome(ctx context.Context, w http.ResponseWriter, media string, exec graphql.GraphExecutor, o outcome) {
+	switch {
+	case o.canceled:
+		w.WriteHeader(apierror.StatusClientClosedRequest)
+	case o.getMutation:
+		w.Header().Set("Allow", "POST")
+		writeGraphQL(w, http.StatusMethodNotAllowed, media, exec.DispatchError(ctx, gqlerror.List{
+			codedError(codeMethodNotAllowed, "GET runs queries only; send mutations with POST")}))
+	case o.requestError:
+		writeGraphQL(w, statusForRequestErrors(o.resp.Errors, media), media, o.resp)
+	case o.required != nil:
+		writeGraphQL(w, o.requiredStatus, media, o.resp)
+	default:
+		writeGraphQL(w, http.StatusOK, media, o.resp)
+	}
+}
+
+// requestErrorBody is an answer to a request that never executed: the spec says such a result
+// has no data entry at all, which graphql.Response cannot express.
+type requestErrorBody struct {
+	Errors     gqlerror.List  `json:"errors"`
+	Extensions map[string]any `json:"extensions,omitempty"`
+}
+
+func bodyOf(r *graphql.Response) any {
+	if len(r.Data) == 0 {
+		return requestErrorBody{Errors: r.Errors, Extensions: r.Extensions}
+	}
+	return r
+}
+
+func writeGraphQL(w http.ResponseWriter, status int, media string, resp any) {
+	if r, ok := resp.(*graphql.Response); ok {
+		resp = bodyOf(r)
+	}
+	b, err := json.Marshal(resp)
+	if err != nil {
+		b = []byte(`{"errors":[{"message":"internal error","extensions":{"code":"INTERNAL"}}]}`)
+		status = http.StatusInternalServerError
+	}
+	h := w.Header()
+	h.Set("Content-Type", media)
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// readGET reads query, operationName, variables, extensions and documentId from the URL.
+func readGET(r *http.Request) (*graphql.RawParams, string, *gqlerror.Error) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, "", codedError(codeBadRequest, "the query string does not parse")
+	}
+	params := &graphql.RawParams{Query: q.Get("query"), OperationName: q.Get("operationName")}
+	if v := q.Get("variables"); v != "" {
+		if err := decodeJSON([]byte(v), &params.Variables); err != nil {
+			return nil, "", codedError(codeBadRequest, "variables must be a JSON object")
+		}
+	}
+	if v := q.Get("extensions"); v != "" {
+		if err := decodeJSON([]byte(v), &params.Extensions); err != nil {
+			return nil, "", codedError(codeBadRequest, "extensions must be a JSON object")
+		}
+	}
+	return params, q.Get("documentId"), nil
+}
+
+// readPOST checks the request's media type and reads the body within the size limit.
+func (p *Profile) readPOST(w http.ResponseWriter, r *http.Request) ([]byte, *gqlerror.Error) {
+	mt, mp, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != mediaJSON {
+		return nil, codedError(codeUnsupportedMediaType, "send the request body as %s", mediaJSON)
+	}
+	if cs, ok := mp["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return nil, codedError(codeUnsupportedMediaType, "the request body must be UTF-8, not %s", cs)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, p.maxBodyBytes()))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, codedError(codeRequestEntityTooLarge, "the request body is larger than %d bytes", tooLarge.Limit)
+		}
+		return nil, codedError(codeBadRequest, "reading the request body failed")
+	}
+	return body, nil
+}
+
+// maxBodyBytes leaves room for variables beside the largest document.
+func (p *Profile) maxBodyBytes() int64 { return 4*p.cfg.GraphQL.maxDocumentBytes() + 4096 }
+
+func isBatch(body []byte) bool {
+	b := bytes.TrimLeft(body, " \t\r\n")
+	return len(b) > 0 && b[0] == '['
+}
+
+// postBody is a GraphQL-over-HTTP request body. documentId is the draft's persisted-document
+// reference, which gqlgen's RawParams lacks.
+type postBody struct {
+	Query         string         `json:"query"`
+	OperationName string         `json:"operationName"`
+	Variables     map[string]any `json:"variables"`
+	Extensions    map[string]any `json:"extensions"`
+	DocumentID    string         `json:"documentId"`
+}
+
+// decodeParams reads one request object; the error never quotes the body back.
+func decodeParams(b []byte) (*graphql.RawParams, string, *gqlerror.Error) {
+	var body postBody
+	if err := decodeJSON(b, &body); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field != "" {
+			return nil, "", codedError(codeBadRequest, "the request body's %q has the wrong JSON type", typeErr.Field)
+		}
+		return nil, "", codedError(codeBadRequest, "the request body is not a JSON object of a GraphQL request")
+	}
+	if body.Query == "" && body.DocumentID == "" && body.OperationName == "" && body.Extensions["persistedQuery"] == nil {
+		return nil, "", codedError(codeBadRequest, "the request has no query (send query, documentId, operationName or a persisted query hash)")
+	}
+	return &graphql.RawParams{
+		Query: body.Query, OperationName: body.OperationName, Variables: body.Variables, Extensions: body.Extensions,
+	}, body.DocumentID, nil
+}
+
+// decodeJSON decodes exactly one JSON value, keeping numbers as json.Number so that large
+// integers reach variable coercion intact.
+func decodeJSON(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("trailing data after the JSON value")
+	}
+	return nil
+}
+
+// serveBatch runs an array of operations concurrently and answers an array of results in the
+// same order. Batching is not in the GraphQL-over-HTTP draft; as Apollo Server does, the answer
+// is 200 with each result carrying its own errors.
+func (p *Profile) serveBatch(ctx context.Context, w http.ResponseWriter, r *http.Request, media string, exec graphql.GraphExecutor, body []byte) {
+	if !p.cfg.GraphQL.Batching {
+		writeGraphQL(w, http.StatusBadRequest, media, exec.DispatchError(ctx, gqlerror.List{codedError(codeBatchingDisabled,
+			"batching is disabled on this endpoint: send one operation per request")}))
+		return
+	}
+	var items []json.RawMessage
+	if err := decodeJSON(body, &items); err != nil {
+		writeGraphQL(w, http.StatusBadRequest, media, exec.DispatchError(ctx, gqlerror.List{codedError(codeBadRequest,
+			"the request body is not a JSON array of GraphQL requests")}))
+		return
+	}
+	if n, limit := len(items), p.cfg.GraphQL.maxBatch(); n == 0 || n > limit {
+		writeGraphQL(w, http.StatusBadRequest, media, exec.DispatchError(ctx, gqlerror.List{codedError(codeBadRequest,
+			"a batch holds 1 to %d operations, not %d", limit, n)}))
+		return
+	}
+	results := make([]any, len(items))
+	var wg sync.WaitGroup
+	for i, item := range items {
+		wg.Go(func() {
+			params, docID, err := decodeParams(item)
+			if err != nil {
+				results[i] = bodyOf(exec.DispatchError(ctx, gqlerror.List{err}))
+				return
+			}
+			params.Headers = r.Header
+			if o := p.run(ctx, exec, params, docID, false); !o.canceled {
+				results[i] = bodyOf(o.resp)
+			}
+		})
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		w.WriteHeader(apierror.StatusClientClosedRequest)
+		return
+	}
+	writeGraphQL(w, http.StatusOK, media, results)
+}
+
+// negotiate picks the response media type from the Accept header values. No Accept (or only
+// wildcards) means application/json, as the draft requires for legacy clients. An explicit
+// application/graphql-response+json wins a tie with application/json, because clients that name
+// it know the newer status semantics. Nothing acceptable → ok false (406).
+func negotiate(values []string) (media string, ok bool) {
+	if strings.TrimSpace(strings.Join(values, "")) == "" {
+		return mediaJSON, true
+	}
+	type score struct {
+		q           float64
+		specificity int // 0 none, 1 */*, 2 application/*, 3 exact
+	}
+	var scores [2]score // mediaGraphQLResponse, mediaJSON
+	candidates := [2]string{mediaGraphQLResponse, mediaJSON}
+	for _, v := range values {
+		for part := range strings.SplitSeq(v, ",") {
+			part = strings.TrimSpace(part)
+			if part == "" {
+				continue
+			}
+			mt, params, err := mime.ParseMediaType(part)
+			if err != nil {
+				continue
+			}
+			q := 1.0
+			if qs, ok := params["q"]; ok {
+				if f, err := strconv.ParseFloat(qs, 64); err == nil && f >= 0 && f <= 1 {
+					q = f
+				}
+			}
+			for i, c := range candidates {
+				spec := 0
+				switch mt {
+				case c:
+					spec = 3
+				case "application/*":
+					spec = 2
+				case "*/*":
+					spec = 1
+				}
+				if spec > scores[i].specificity {
+					scores[i] = score{q: q, specificity: spec}
+				}
+			}
+		}
+	}
+	g, j := scores[0], scores[1]
+	switch {
+	case g.q <= 0 && j.q <= 0:
+		return "", false
+	case g.specificity == 3 && g.q >= j.q && g.q > 0:
+		return mediaGraphQLResponse, true
+	case j.q > 0 && j.q >= g.q:
+		return mediaJSON, true
+	default:
+		return mediaGraphQLResponse, true
+	}
+}
+
+// ensureRequestInfo gives the request a reqctx.Info when the gateway's edge did not (the profile
+// served on its own, in tests or embedded), so request IDs reach errors and upstreams.
+func ensureRequestInfo(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if reqctx.From(r.Context()) == nil {
+			id := r.Header.Get(reqctx.HeaderRequestID)
+			if id == "" || len(id) > 128 {
+				id = newRequestID()
+			}
+			r = r.WithContext(reqctx.With(r.Context(), &reqctx.Info{ID: id}))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// newRequestID returns 16 random bytes in hex.
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
