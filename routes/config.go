@@ -28,6 +28,9 @@ type Config struct {
 	RequestHeaders HeaderOps `yaml:"request_headers"`
 	// MaxBodyBytes caps the request body (default: the server-wide max_body_bytes); larger → 413.
 	MaxBodyBytes confval.ByteSize `yaml:"max_body_bytes"`
+	// Policies names the policies for this route (see `policies`); order does not matter, each
+	// runs in its phase.
+	Policies []string `yaml:"policies"`
 }
 
 // MatchConfig is the route's predicate. Path precedence across routes: exact > longest prefix >

@@ -379,3 +379,58 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 	}
 	t.Fatalf("timed out waiting for %s", what)
 }
+
+// Three Portico processes sharing Redis enforce one global limit: 3x the limit sent across them,
+// concurrently, lets exactly the limit through (fixed window counting is atomic in Redis).
+func TestThreeInstancesShareOneRateLimitOnRedis(t *testing.T) {
+	if err := exec.Command("redis-cli", "-h", "127.0.0.1", "-p", "6379", "ping").Run(); err != nil {
+		t.Skip("no redis on 127.0.0.1:6379 (.ci/run starts one)")
+	}
+	blue := namedBackend(t, "blue")
+	const limit = 30
+	policy := fmt.Sprintf("global-%d", time.Now().UnixNano())
+	cfg := fmt.Sprintf(`listen: "127.0.0.1:0"
+admin: "127.0.0.1:0"
+access_log: {enabled: false}
+store: {redis: "redis://127.0.0.1:6379/0"}
+upstreams:
+  blue: {targets: [{url: %q}]}
+policies:
+  %s: {rate-limit: {strategy: fixed_window, limits: {hour: %d}, by: route, store_timeout: 2s}}
+routes:
+  - {name: app, match: {path_prefix: /}, upstream: blue, policies: [%s]}
+`, blue.URL, policy, limit, policy)
+	dir := t.TempDir()
+	var urls []string
+	for i := range 3 {
+		path := filepath.Join(dir, fmt.Sprintf("p%d.yaml", i))
+		writeConfig(t, path, cfg)
+		urls = append(urls, start(t, path).proxyURL())
+	}
+	var allowed, limited, other atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 3 * limit {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := http.Get(urls[i%3] + "/x")
+			if err != nil {
+				other.Add(1)
+				return
+			}
+			resp.Body.Close()
+			switch resp.StatusCode {
+			case 200:
+				allowed.Add(1)
+			case 429:
+				limited.Add(1)
+			default:
+				other.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if allowed.Load() != limit || limited.Load() != 2*limit || other.Load() != 0 {
+		t.Fatalf("allowed %d, limited %d, other %d; want exactly %d allowed across three instances", allowed.Load(), limited.Load(), other.Load(), limit)
+	}
+}

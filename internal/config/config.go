@@ -6,6 +6,9 @@ package config
 import (
 	"github.com/portico-gw/portico/bff"
 	"github.com/portico-gw/portico/internal/listener"
+	"github.com/portico-gw/portico/policies"
+	"github.com/portico-gw/portico/policies/builtin"
+	"github.com/portico-gw/portico/policies/cache"
 	"github.com/portico-gw/portico/routes"
 	"github.com/portico-gw/portico/upstreams"
 )
@@ -36,6 +39,17 @@ type File struct {
 	BFFs map[string]bff.Config `yaml:"bffs"`
 	// Store selects where shared state lives: in memory (default) or Redis.
 	Store StoreConfig `yaml:"store"`
+	// Consumers are the API's known callers and their credentials.
+	Consumers []policies.ConsumerConfig `yaml:"consumers"`
+	// Policies are named, reusable policy instances; routes, BFFs, consumers and global_policies
+	// refer to them by name.
+	Policies map[string]builtin.Config `yaml:"policies"`
+	// GlobalPolicies apply to every route and BFF, except those an entry excludes. A route's or
+	// BFF's own policy replaces a global one of the same type.
+	GlobalPolicies []builtin.GlobalRef `yaml:"global_policies"`
+	// BackendCache caches resolvers' GET calls to upstreams per upstream path prefix, so two
+	// fields needing users/42 within the TTL cost one call. Keys include the caller's identity.
+	BackendCache cache.BackendRules `yaml:"backend_cache"`
 
 	// Path is the file this was loaded from ("" for an embedded config); not part of the YAML.
 	Path string `yaml:"-"`

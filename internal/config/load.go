@@ -182,4 +182,20 @@ func (f *File) resolvePaths(dir string) {
 	if o := f.AccessLog.Output; o != "" && o != "stdout" && o != "stderr" {
 		abs(&f.AccessLog.Output)
 	}
+	for i := range f.Consumers {
+		abs(&f.Consumers[i].KeysFile)
+	}
+	for name, c := range f.Policies {
+		// Policy types that read files say so by implementing PathResolver.
+		if r, ok := c.Settings().(PathResolver); ok {
+			r.ResolvePaths(abs)
+			f.Policies[name] = c
+		}
+	}
+}
+
+// PathResolver is implemented by policy settings that name files (PEM keys, for example), so
+// that those paths are taken relative to the config file like every other path.
+type PathResolver interface {
+	ResolvePaths(abs func(*string))
 }

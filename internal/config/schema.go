@@ -36,9 +36,7 @@ type checkedKey struct {
 
 // unsupported are sections of the target config shape (DESIGN.md) that later versions add. They
 // are still rejected, with a hint that says why.
-var unsupported = map[string]bool{
-	"consumers": true, "policies": true, "global_policies": true,
-}
+var unsupported = map[string]bool{}
 
 type seenKey struct {
 	line, col int
@@ -46,6 +44,13 @@ type seenKey struct {
 }
 
 var textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
+
+// typeKeyedType marks unions whose one key names the type (builtin.Config).
+var typeKeyedType = reflect.TypeFor[interface{ TypeKeyed() }]()
+
+// shorthandType marks struct types that may also be written as a single scalar (see
+// builtin.GlobalRef).
+var shorthandType = reflect.TypeFor[interface{ ScalarShorthand() }]()
 
 func (c *schemaCheck) add(n ast.Node, path, format string, args ...any) {
 	line, col := startPos(n)
@@ -92,6 +97,10 @@ func (c *schemaCheck) check(n ast.Node, t reflect.Type, path string) {
 	c.checked[k] = true
 	if reflect.PointerTo(t).Implements(textUnmarshalerType) {
 		c.checkText(n, t, path)
+		return
+	}
+	if isScalar(n) && reflect.PointerTo(t).Implements(shorthandType) {
+		// A type with a short form (a bare name) checks its long form as a struct below.
 		return
 	}
 	switch t.Kind() {
@@ -209,6 +218,18 @@ func (c *schemaCheck) checkStruct(n ast.Node, t reflect.Type, path string) {
 		return
 	}
 	fields := fieldsOf(t)
+	if reflect.PointerTo(t).Implements(typeKeyedType) {
+		// The flat shape {type: key-auth, key_names: …} is a natural guess (DESIGN.md's early
+		// sketch, other gateways): answer it with one pointed message instead of one unknown
+		// key per setting.
+		for _, mv := range es {
+			if keyText(mv.Key) == "type" {
+				typ, _ := scalarText(c.doc.resolve(mv.Value))
+				c.add(mv.Key, path, "name the policy type as the key, with its settings below it: {%s: {…}} instead of {type: %s, …} (types: %s)", typ, typ, strings.Join(fields.names, ", "))
+				return
+			}
+		}
+	}
 	for _, mv := range es {
 		if isMergeKey(mv) {
 			for _, src := range c.doc.mergeSources(mv.Value) {

@@ -74,6 +74,7 @@ func (f *File) validate() confval.Problems {
 		}
 	}
 	f.validateBFFs(routeAt, &p)
+	f.validatePolicies(&p)
 	if f.Store.Redis != "" {
 		if _, err := redis.ParseURL(f.Store.Redis); err != nil {
 			p.Addf("store.redis", "%v (use redis://host:6379/0 or rediss:// for TLS)", err)
@@ -179,4 +180,84 @@ func validProxy(s string) bool {
 	}
 	_, err := netip.ParseAddr(s)
 	return err == nil
+}
+
+// validatePolicies checks each named policy and every reference to one: from routes, BFFs,
+// consumers and global_policies (whose exceptions must name routes or BFFs).
+func (f *File) validatePolicies(p *confval.Problems) {
+	names := make([]string, 0, len(f.Policies))
+	for name := range f.Policies {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		c := f.Policies[name]
+		c.Validate(keyPath("policies", name), p)
+	}
+	known := strings.Join(names, ", ")
+	if known == "" {
+		known = "none declared"
+	}
+	checkRefs := func(path string, refs []string) {
+		for i, r := range refs {
+			if _, ok := f.Policies[r]; !ok {
+				p.Addf(indexPath(path, i), "unknown policy %q (known: %s)", r, known)
+			}
+		}
+	}
+	scopes := map[string]bool{}
+	for i, r := range f.Routes {
+		scopes[r.Name] = true
+		checkRefs(confval.Join(indexPath("routes", i), "policies"), r.Policies)
+	}
+	for name, b := range f.BFFs {
+		scopes[name] = true
+		checkRefs(confval.Join(keyPath("bffs", name), "policies"), b.Policies)
+	}
+	consumerAt := map[string]int{}
+	for i, c := range f.Consumers {
+		cpath := indexPath("consumers", i)
+		if strings.TrimSpace(c.Name) == "" {
+			p.Addf(confval.Join(cpath, "name"), "consumer name must not be empty")
+		} else if j, dup := consumerAt[c.Name]; dup {
+			p.Addf(confval.Join(cpath, "name"), "duplicate consumer name %q (also consumers[%d])", c.Name, j)
+		} else {
+			consumerAt[c.Name] = i
+		}
+		checkRefs(confval.Join(cpath, "policies"), c.Policies)
+		for j, r := range c.Policies {
+			// A consumer's own policies run after authentication has identified it.
+			pc := f.Policies[r]
+			switch pc.Type() {
+			case "key-auth", "jwt", "basic-auth", "mtls-auth", "cors", "ip-restriction", "security-headers", "request-size-limit":
+				p.Addf(indexPath(confval.Join(cpath, "policies"), j), "policy %q is a %s policy, which runs before the consumer is known; a consumer's own policies may be acl, rate-limit, cache or transforms", r, pc.Type())
+			}
+		}
+		if c.KeysFile != "" {
+			if _, err := os.Stat(c.KeysFile); err != nil {
+				p.Addf(confval.Join(cpath, "keys_file"), "%v", err)
+			}
+		}
+		if c.BasicAuth != nil && !strings.HasPrefix(c.BasicAuth.PasswordHash, "$2") {
+			p.Addf(confval.Join(cpath, "basic_auth.password_hash"), "must be a bcrypt hash ($2a$…, $2b$…), never a plain password")
+		}
+	}
+	for i, g := range f.GlobalPolicies {
+		gpath := indexPath("global_policies", i)
+		if _, ok := f.Policies[g.Policy]; !ok {
+			p.Addf(gpath, "unknown policy %q (known: %s)", g.Policy, known)
+		}
+		for j, e := range g.Except {
+			if !scopes[e] {
+				p.Addf(indexPath(confval.Join(gpath, "except"), j), "no route or BFF is named %q", e)
+			}
+		}
+	}
+	for i, r := range f.BackendCache {
+		bpath := indexPath("backend_cache", i)
+		r.Validate(bpath, p)
+		if _, ok := f.Upstreams[r.Upstream]; !ok && r.Upstream != "" {
+			p.Addf(confval.Join(bpath, "upstream"), "unknown upstream %q", r.Upstream)
+		}
+	}
 }

@@ -279,3 +279,11 @@ func BenchmarkEdge(b *testing.B) {
 		}
 	})
 }
+
+// parseErr returns the loader's error text for yaml, "" when it loads.
+func parseErr(yaml string) string {
+	if _, err := config.Parse([]byte(yaml), "test.yaml"); err != nil {
+		return err.Error()
+	}
+	return ""
+}

@@ -20,6 +20,9 @@ import (
 	"github.com/portico-gw/portico/bff"
 	"github.com/portico-gw/portico/internal/config"
 	"github.com/portico-gw/portico/internal/listener"
+	"github.com/portico-gw/portico/policies"
+	"github.com/portico-gw/portico/policies/builtin"
+	"github.com/portico-gw/portico/policies/cache"
 	"github.com/portico-gw/portico/resolvers"
 	"github.com/portico-gw/portico/routes"
 	"github.com/portico-gw/portico/schema"
@@ -53,11 +56,15 @@ type Snapshot struct {
 	Router    *routes.Router
 	Profiles  []*bff.Profile
 
-	handler   http.Handler
-	stores    *stores
-	trusted   []netip.Prefix
-	accessLog *slog.Logger
-	cancel    context.CancelFunc
+	handler    http.Handler
+	stores     *stores
+	policies   builtin.Instances
+	catalog    *builtin.Catalog
+	policyDeps policies.Deps
+	purger     *policies.Purger
+	trusted    []netip.Prefix
+	accessLog  *slog.Logger
+	cancel     context.CancelFunc
 }
 
 // Options are the process-wide parts a Gateway is built with.
@@ -121,12 +128,32 @@ func (g *Gateway) Apply(f *config.File) error {
 	return nil
 }
 
-func (g *Gateway) build(f *config.File) (*Snapshot, error) {
-	reg, err := upstreams.NewRegistry(f.Upstreams, upstreams.Options{Metrics: g.upm, Logger: g.logger})
-	if err != nil {
-		return nil, fmt.Errorf("building upstreams: %w", err)
+func (g *Gateway) build(f *config.File) (snap *Snapshot, err error) {
+	snap = &Snapshot{File: f}
+	defer func() {
+		if err != nil {
+			snap.release()
+			if snap.stores != nil && snap.stores != g.stores {
+				snap.stores.close()
+			}
+			snap = nil
+		}
+	}()
+	if snap.stores, err = g.storesFor(f); err != nil {
+		return snap, err
 	}
-	router, err := routes.Build(f.Routes, routes.Deps{
+	if snap.Upstreams, err = upstreams.NewRegistry(f.Upstreams, upstreams.Options{Metrics: g.upm, Logger: g.logger}); err != nil {
+		return snap, fmt.Errorf("building upstreams: %w", err)
+	}
+	if err = g.buildPolicies(snap); err != nil {
+		return snap, err
+	}
+	routeCfg := make(map[string]*routes.Config, len(f.Routes))
+	for i := range f.Routes {
+		routeCfg[f.Routes[i].Name] = &f.Routes[i]
+	}
+	reg := snap.Upstreams
+	snap.Router, err = routes.Build(f.Routes, routes.Deps{
 		Upstream: func(name string) (http.RoundTripper, bool) {
 			u, ok := reg.Get(name)
 			if !ok {
@@ -137,32 +164,22 @@ func (g *Gateway) build(f *config.File) (*Snapshot, error) {
 		Logger:       g.logger,
 		Metrics:      g.routem,
 		MaxBodyBytes: f.Server.MaxBodyBytes.Or(10 << 20),
+		Wrap: func(route string, h http.Handler) (http.Handler, error) {
+			return snap.catalog.Wrap(route, routeCfg[route].Policies, h), nil
+		},
 	})
 	if err != nil {
-		reg.Close()
-		return nil, fmt.Errorf("building routes: %w", err)
+		return snap, fmt.Errorf("building routes: %w", err)
 	}
-	snap := &Snapshot{File: f, Upstreams: reg, Router: router, handler: router}
-	fail := func(err error) (*Snapshot, error) {
-		snap.release()
-		if snap.stores != nil && snap.stores != g.stores {
-			snap.stores.close()
-		}
-		return nil, err
-	}
-	st, err := g.storesFor(f)
-	if err != nil {
-		return fail(err)
-	}
-	snap.stores = st
-	if err := g.mountBFFs(snap, st); err != nil {
-		return fail(err)
+	snap.handler = snap.Router
+	if err = g.mountBFFs(snap); err != nil {
+		return snap, err
 	}
 	if snap.trusted, err = parsePrefixes(f.TrustedProxies); err != nil {
-		return fail(err)
+		return snap, err
 	}
 	if snap.accessLog, err = g.accessLogger(f); err != nil {
-		return fail(err)
+		return snap, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	snap.cancel = cancel
@@ -170,15 +187,46 @@ func (g *Gateway) build(f *config.File) (*Snapshot, error) {
 	return snap, nil
 }
 
+// buildPolicies builds the consumers and every named policy once for the snapshot; routes and
+// BFFs then share the instances (so a rate limit on two routes counts once per key, and a
+// cache is one cache).
+func (g *Gateway) buildPolicies(snap *Snapshot) error {
+	consumers, err := policies.NewConsumers(snap.File.Consumers)
+	if err != nil {
+		return fmt.Errorf("building consumers: %w", err)
+	}
+	snap.purger = &policies.Purger{}
+	deps := policies.Deps{Consumers: consumers, Metrics: g.prom, Logger: g.logger, Purger: snap.purger}
+	if snap.stores.redis != nil {
+		// Only a real client: a nil *redis.Client in the interface would look configured.
+		deps.Redis = snap.stores.redis
+	}
+	built, err := builtin.BuildAll(snap.File.Policies, deps)
+	if err != nil {
+		return err
+	}
+	snap.policies = built
+	snap.catalog = &builtin.Catalog{Configs: snap.File.Policies, Built: built, Globals: snap.File.GlobalPolicies, Consumers: consumers}
+	snap.policyDeps = deps
+	return nil
+}
+
 // mountBFFs builds each BFF profile on the snapshot's upstream client and mounts it in the
 // router at its path. Profiles share one executable schema: the resolvers are stateless and
 // dataloaders are per operation.
-func (g *Gateway) mountBFFs(snap *Snapshot, st *stores) error {
+func (g *Gateway) mountBFFs(snap *Snapshot) error {
 	if len(snap.File.BFFs) == 0 {
 		return nil
 	}
-	client := upstreams.NewClient(snap.Upstreams)
-	es := resolvers.NewExecutableSchema(resolvers.NewResolver(client, resolvers.Options{}))
+	var backend resolvers.Backend = upstreams.NewClient(snap.Upstreams)
+	if len(snap.File.BackendCache) > 0 {
+		cached, err := cache.NewBackend(backend, snap.File.BackendCache, snap.policyDeps)
+		if err != nil {
+			return fmt.Errorf("backend_cache: %w", err)
+		}
+		backend = cached
+	}
+	es := resolvers.NewExecutableSchema(resolvers.NewResolver(backend, resolvers.Options{}))
 	names := make([]string, 0, len(snap.File.BFFs))
 	for name := range snap.File.BFFs {
 		names = append(names, name)
@@ -188,8 +236,8 @@ func (g *Gateway) mountBFFs(snap *Snapshot, st *stores) error {
 		cfg := snap.File.BFFs[name]
 		p, err := bff.New(name, cfg, bff.Deps{
 			Schema:     es,
-			Backend:    client,
-			APQCache:   st.apq,
+			Backend:    backend,
+			APQCache:   snap.stores.apq,
 			Operations: schema.Operations(),
 			Logger:     g.logger,
 		})
@@ -197,7 +245,8 @@ func (g *Gateway) mountBFFs(snap *Snapshot, st *stores) error {
 			return fmt.Errorf("building BFF %q: %w", name, err)
 		}
 		snap.Profiles = append(snap.Profiles, p)
-		if err := snap.Router.Handle(name, routes.MatchConfig{PathPrefix: p.Path()}, p.Handler()); err != nil {
+		h := snap.catalog.Wrap(name, cfg.Policies, p.Handler())
+		if err := snap.Router.Handle(name, routes.MatchConfig{PathPrefix: p.Path()}, h); err != nil {
 			return fmt.Errorf("mounting BFF %q: %w", name, err)
 		}
 	}
@@ -213,13 +262,21 @@ func (s *Snapshot) retire() {
 	s.release()
 }
 
-// release frees what a snapshot built; shared stores are not its to close.
+// release frees what a snapshot built; shared stores are not its to close. It copes with a
+// snapshot whose build stopped half way.
 func (s *Snapshot) release() {
 	for _, p := range s.Profiles {
 		p.Close()
 	}
-	s.Router.Close()
-	s.Upstreams.Close()
+	if s.Router != nil {
+		s.Router.Close()
+	}
+	if s.policies != nil {
+		s.policies.Close()
+	}
+	if s.Upstreams != nil {
+		s.Upstreams.Close()
+	}
 }
 
 func (g *Gateway) accessLogger(f *config.File) (*slog.Logger, error) {

@@ -140,6 +140,7 @@ func (g *Gateway) AdminHandler() http.Handler {
 	mux.HandleFunc("GET /upstreams", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, g.Current().Upstreams.Status())
 	})
+	mux.HandleFunc("DELETE /cache", g.purgeCache)
 	mux.HandleFunc("GET /config", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, config.Redacted(g.Current().File))
 	})
@@ -152,4 +153,35 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
+}
+
+// purgeCache removes cache entries: ?key=<X-Cache-Key value> for one, ?prefix=<key prefix> for
+// many (a policy's keys start with "<policy>:<route>:"). It answers how many entries went.
+func (g *Gateway) purgeCache(w http.ResponseWriter, r *http.Request) {
+	key, prefix := r.URL.Query().Get("key"), r.URL.Query().Get("prefix")
+	if (key == "") == (prefix == "") {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "give exactly one of ?key= and ?prefix="})
+		return
+	}
+	purged := 0
+	for _, c := range g.Current().purger.Caches() {
+		if key != "" {
+			ok, err := c.Purge(r.Context(), key)
+			if err != nil {
+				writeJSON(w, http.StatusBadGateway, map[string]string{"error": "purging: " + err.Error()})
+				return
+			}
+			if ok {
+				purged++
+			}
+			continue
+		}
+		n, err := c.PurgePrefix(r.Context(), prefix)
+		if err != nil {
+			writeJSON(w, http.StatusBadGateway, map[string]string{"error": "purging: " + err.Error()})
+			return
+		}
+		purged += n
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"purged": purged})
 }

@@ -43,6 +43,8 @@ func (g *Gateway) storesFor(f *config.File) (*stores, error) {
 	}
 	// Short timeouts: a slow Redis must degrade (fail open, cache bypass), not stall requests.
 	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = time.Second, 200*time.Millisecond, 200*time.Millisecond
+	// Let each policy's own store timeout (a context deadline) bound its Redis calls.
+	opts.ContextTimeoutEnabled = true
 	st.redis = redis.NewClient(opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()

@@ -74,7 +74,9 @@ func SetUpstreamHeaders(ctx context.Context, h http.Header) {
 		h.Set(HeaderRequestID, info.ID)
 	}
 	if id := info.Identity; id != nil {
-		h.Set("X-Consumer-Name", id.Consumer)
+		if id.Consumer != "" {
+			h.Set("X-Consumer-Name", id.Consumer)
+		}
 		if len(id.Groups) > 0 {
 			groups := id.Groups[0]
 			for _, g := range id.Groups[1:] {

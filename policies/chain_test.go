@@ -1,0 +1,166 @@
+package policies
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/portico-gw/portico/internal/reqctx"
+)
+
+// recordingPolicy appends its name to the request's trace header when it runs.
+type recordingPolicy struct {
+	name  string
+	phase Phase
+}
+
+func (p recordingPolicy) Phase() Phase { return p.phase }
+func (p recordingPolicy) Wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Header.Add("X-Trace", p.name)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// headerAuth authenticates a request carrying its header; "bad" is an invalid credential.
+type headerAuth struct {
+	header, consumer, anonymous string
+}
+
+func (a headerAuth) Phase() Phase { return PhaseAuthentication }
+func (a headerAuth) Wrap(next http.Handler) http.Handler {
+	panic("authenticators run inside the chain's authentication step, never wrapped")
+}
+func (a headerAuth) Challenge() string         { return a.header + ` realm="portico"` }
+func (a headerAuth) AnonymousConsumer() string { return a.anonymous }
+func (a headerAuth) Authenticate(r *http.Request) (*reqctx.Identity, error) {
+	switch r.Header.Get(a.header) {
+	case "":
+		return nil, nil
+	case "bad":
+		return nil, errors.New("bad credential")
+	}
+	return &reqctx.Identity{Consumer: a.consumer}, nil
+}
+
+func serve(h http.Handler, r *http.Request) (*httptest.ResponseRecorder, *reqctx.Info) {
+	info := &reqctx.Info{ID: "req-1"}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r.WithContext(reqctx.With(r.Context(), info)))
+	return w, info
+}
+
+func final(seen *[]string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		*seen = r.Header.Values("X-Trace")
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+// The phase, not the list order, decides the execution order.
+func TestChainRunsByPhaseWhateverTheListOrder(t *testing.T) {
+	pols := []Policy{
+		recordingPolicy{"response-transform", PhaseResponseTransform},
+		recordingPolicy{"rate-limit", PhaseRateLimit},
+		recordingPolicy{"cache", PhaseCache},
+		headerAuth{header: "X-Key", consumer: "app"},
+		recordingPolicy{"acl", PhaseACL},
+		recordingPolicy{"request-transform", PhaseRequestTransform},
+		recordingPolicy{"cors", PhaseCORS},
+		recordingPolicy{"ip-restriction", PhaseIPRestriction},
+	}
+	var seen []string
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("X-Key", "k")
+	w, info := serve(Chain(final(&seen), pols, nil, nil), r)
+	want := "ip-restriction,cors,acl,rate-limit,cache,request-transform,response-transform"
+	if got := strings.Join(seen, ","); got != want {
+		t.Fatalf("order %s, want %s", got, want)
+	}
+	if w.Code != http.StatusNoContent || info.Identity == nil || info.Identity.Consumer != "app" {
+		t.Fatalf("status %d identity %+v", w.Code, info.Identity)
+	}
+}
+
+func TestAuthenticationStep(t *testing.T) {
+	key := headerAuth{header: "X-Key", consumer: "key-app"}
+	jwt := headerAuth{header: "X-Jwt", consumer: "jwt-app"}
+	anonKey := headerAuth{header: "X-Key", consumer: "key-app", anonymous: "guest"}
+	tests := []struct {
+		name         string
+		auths        []Policy
+		headers      map[string]string
+		wantStatus   int
+		wantConsumer string
+		wantChalls   []string
+	}{
+		{"no credential: 401 with every challenge", []Policy{key, jwt}, nil, 401, "", []string{"X-Key", "X-Jwt"}},
+		{"first scheme", []Policy{key, jwt}, map[string]string{"X-Key": "k"}, 204, "key-app", nil},
+		{"second scheme", []Policy{key, jwt}, map[string]string{"X-Jwt": "t"}, 204, "jwt-app", nil},
+		{"an invalid credential fails even if another would pass", []Policy{key, jwt}, map[string]string{"X-Key": "bad", "X-Jwt": "t"}, 401, "", []string{"X-Key"}},
+		{"anonymous fallback", []Policy{anonKey}, nil, 204, "guest", nil},
+		{"anonymous does not excuse an invalid credential", []Policy{anonKey}, map[string]string{"X-Key": "bad"}, 401, "", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var seen []string
+			r := httptest.NewRequest("GET", "/", nil)
+			for k, v := range tt.headers {
+				r.Header.Set(k, v)
+			}
+			r.Header.Set("X-Consumer-Name", "forged")
+			var upstreamSaw http.Header
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				upstreamSaw = r.Header.Clone()
+				final(&seen).ServeHTTP(w, r)
+			})
+			w, info := serve(Chain(h, tt.auths, nil, nil), r)
+			if w.Code != tt.wantStatus {
+				t.Fatalf("status %d, want %d: %s", w.Code, tt.wantStatus, w.Body)
+			}
+			if tt.wantStatus == 401 {
+				if !strings.Contains(w.Body.String(), `"request_id":"req-1"`) || strings.Contains(w.Body.String(), "bad credential") {
+					t.Errorf("401 body %s: want the JSON error with the request ID and no detail", w.Body)
+				}
+				for _, c := range tt.wantChalls {
+					if !strings.Contains(w.Header().Get("WWW-Authenticate"), c) {
+						t.Errorf("WWW-Authenticate %q lacks %s", w.Header().Get("WWW-Authenticate"), c)
+					}
+				}
+				return
+			}
+			if info.Identity == nil || info.Identity.Consumer != tt.wantConsumer {
+				t.Fatalf("identity %+v, want %s", info.Identity, tt.wantConsumer)
+			}
+			if upstreamSaw.Get("X-Consumer-Name") == "forged" {
+				t.Error("a client-sent X-Consumer-Name survived authentication")
+			}
+			if anon := upstreamSaw.Get("X-Anonymous-Consumer"); (anon == "true") != (tt.wantConsumer == "guest") {
+				t.Errorf("X-Anonymous-Consumer = %q", anon)
+			}
+		})
+	}
+}
+
+// A consumer with its own policies runs its variant of the post-authentication chain.
+func TestConsumerVariant(t *testing.T) {
+	base := []Policy{headerAuth{header: "X-Key", consumer: "partner"}, recordingPolicy{"route-limit", PhaseRateLimit}}
+	partner := []Policy{headerAuth{header: "X-Key", consumer: "partner"}, recordingPolicy{"partner-limit", PhaseRateLimit}}
+	var seen []string
+	h := Chain(final(&seen), base, map[string][]Policy{"partner": partner}, nil)
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("X-Key", "k")
+	serve(h, r)
+	if got := strings.Join(seen, ","); got != "partner-limit" {
+		t.Fatalf("partner ran %q, want its own limit only", got)
+	}
+	other := Chain(final(&seen), []Policy{headerAuth{header: "X-Key", consumer: "someone"}, recordingPolicy{"route-limit", PhaseRateLimit}}, map[string][]Policy{"partner": partner}, nil)
+	r = httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("X-Key", "k")
+	serve(other, r)
+	if got := strings.Join(seen, ","); got != "route-limit" {
+		t.Fatalf("another consumer ran %q, want the route's limit", got)
+	}
+}

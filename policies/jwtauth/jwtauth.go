@@ -1,0 +1,393 @@
+// Package jwtauth is the jwt policy: a consumer is identified by a signed JSON Web Token whose
+// signature, algorithm, issuer, audience and times are verified against per-issuer settings.
+package jwtauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/MicahParks/keyfunc/v3"
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/time/rate"
+
+	"github.com/portico-gw/portico/internal/confval"
+	"github.com/portico-gw/portico/internal/reqctx"
+	"github.com/portico-gw/portico/policies"
+)
+
+const (
+	defaultLeeway          = 30 * time.Second
+	defaultMaxTokenSize    = 8 << 10
+	defaultRefresh         = time.Hour
+	defaultUnknownKIDEvery = time.Minute
+	defaultJWKSTimeout     = 5 * time.Second
+)
+
+// JWT is a built jwt policy. Per-request state lives only on the stack; the JWKS refreshers are
+// the instance's only background work, stopped by Close.
+type JWT struct {
+	issuers       map[string]*issuer
+	parser        *jwt.Parser
+	consumerClaim string
+	allowUnknown  bool
+	// present lists required claims checked for presence (exp and nbf are enforced by the
+	// validators themselves).
+	present   []string
+	cookies   []string
+	queries   []string
+	maxSize   int
+	anonymous string
+	challenge string
+	consumers *policies.Consumers
+	cancel    context.CancelFunc
+}
+
+type issuer struct {
+	algs map[string]bool
+	// byKID holds configured keys with a kid; byAlg the configured keys usable for each
+	// algorithm, tried in turn for tokens without a kid.
+	byKID     map[string]any
+	byAlg     map[string][]jwt.VerificationKey
+	jwks      keyfunc.Keyfunc
+	validator *jwt.Validator
+}
+
+var (
+	_ policies.Authenticator = (*JWT)(nil)
+	_ policies.Anonymous     = (*JWT)(nil)
+)
+
+// New builds the policy named name from c: it loads and checks every configured key and starts
+// one JWKS refresher per issuer with a jwks_url (the first fetch happens here, bounded by
+// jwks_timeout; a failure is logged and retried, it does not fail the build, so a reload does not
+// depend on the identity provider being up). Call Close to stop the refreshers.
+func New(name string, c Config, deps policies.Deps) (policies.Policy, error) {
+	var ps confval.Problems
+	c.Validate("", &ps)
+	if len(ps) > 0 {
+		return nil, fmt.Errorf("jwt policy %q: %s: %s", name, ps[0].Path, ps[0].Message)
+	}
+	if c.Anonymous != "" {
+		if _, ok := deps.Consumers.ByName(c.Anonymous); !ok {
+			return nil, fmt.Errorf("jwt policy %q: anonymous consumer %q is not declared", name, c.Anonymous)
+		}
+	}
+	logger := deps.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	realm := c.Realm
+	if realm == "" {
+		realm = "portico"
+	}
+	j := &JWT{
+		issuers:       map[string]*issuer{},
+		consumerClaim: c.ConsumerClaim,
+		allowUnknown:  c.AllowUnknownConsumers,
+		cookies:       c.CookieNames,
+		queries:       c.QueryParams,
+		maxSize:       int(c.MaxTokenSize.Or(defaultMaxTokenSize)),
+		anonymous:     c.Anonymous,
+		challenge:     `Bearer realm="` + realm + `", error="invalid_token"`,
+		consumers:     deps.Consumers,
+	}
+	if j.consumerClaim == "" {
+		j.consumerClaim = "iss"
+	}
+	leeway := c.Leeway.Or(defaultLeeway)
+	opts := []jwt.ParserOption{jwt.WithLeeway(leeway), jwt.WithIssuedAt()}
+	for _, rc := range c.RequiredClaims {
+		switch rc {
+		case "exp":
+			opts = append(opts, jwt.WithExpirationRequired())
+		case "nbf":
+			opts = append(opts, jwt.WithNotBeforeRequired())
+		default:
+			j.present = append(j.present, rc)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	j.cancel = cancel
+	var allAlgs []string
+	for i, ic := range c.Issuers {
+		iss, err := buildIssuer(ctx, ic, opts, logger, name)
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("jwt policy %q: issuers[%d]: %w", name, i, err)
+		}
+		j.issuers[ic.Issuer] = iss
+		for _, a := range ic.Algorithms {
+			if !containsString(allAlgs, a) {
+				allAlgs = append(allAlgs, a)
+			}
+		}
+	}
+	// The issuer is known only once the claims are decoded, so the parser gets the union of all
+	// issuers' algorithms and the per-issuer allow-list is enforced in keyFor, before any key is
+	// chosen; each issuer's claims are then checked by its own jwt.Validator. One parse per token
+	// instead of a peek at "iss" followed by a full parse.
+	j.parser = jwt.NewParser(jwt.WithValidMethods(allAlgs), jwt.WithoutClaimsValidation())
+	// A forgotten Close (a test, a failed reload) must not leave refreshers running for ever: the
+	// goroutines reference only ctx, never j, so j becoming unreachable stops them.
+	runtime.AddCleanup(j, func(cancel context.CancelFunc) { cancel() }, cancel)
+	return j, nil
+}
+
+func buildIssuer(ctx context.Context, ic IssuerConfig, opts []jwt.ParserOption, logger *slog.Logger, policy string) (*issuer, error) {
+	iss := &issuer{algs: map[string]bool{}, byKID: map[string]any{}, byAlg: map[string][]jwt.VerificationKey{}}
+	for _, a := range ic.Algorithms {
+		iss.algs[a] = true
+	}
+	for i, kc := range ic.Keys {
+		key, err := loadKey(kc)
+		if err != nil {
+			return nil, fmt.Errorf("keys[%d]: %w", i, err)
+		}
+		usable := false
+		for _, a := range ic.Algorithms {
+			if fits(a, key) {
+				iss.byAlg[a] = append(iss.byAlg[a], key)
+				usable = true
+			}
+		}
+		if !usable {
+			return nil, fmt.Errorf("keys[%d]: %s cannot verify any of %s", i, keyKind(key), strings.Join(ic.Algorithms, ", "))
+		}
+		if kc.KID != "" {
+			iss.byKID[kc.KID] = key
+		}
+	}
+	vopts := append([]jwt.ParserOption{jwt.WithIssuer(ic.Issuer)}, opts...)
+	if len(ic.Audience) > 0 {
+		vopts = append(vopts, jwt.WithAudience(ic.Audience...))
+	}
+	iss.validator = jwt.NewValidator(vopts...)
+	if ic.JWKSURL == "" {
+		return iss, nil
+	}
+	timeout := ic.JWKSTimeout.Or(defaultJWKSTimeout)
+	noErrFirst := true
+	kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{ic.JWKSURL}, keyfunc.Override{
+		Client:                    &http.Client{Timeout: timeout},
+		HTTPTimeout:               timeout,
+		NoErrorReturnFirstHTTPReq: &noErrFirst,
+		RefreshInterval:           ic.JWKSRefreshInterval.Or(defaultRefresh),
+		// One token for an unknown kid per interval. RateLimitWaitMax also bounds the wait for
+		// that token: a request that would wait longer is refused at once instead of piling up
+		// behind the limiter (the limiter reports an over-long wait without sleeping).
+		RefreshUnknownKID: rate.NewLimiter(rate.Every(ic.JWKSUnknownKIDInterval.Or(defaultUnknownKIDEvery)), 1),
+		RateLimitWaitMax:  timeout,
+		RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
+			return func(_ context.Context, err error) {
+				// Refreshes happen at most once per interval, so this cannot flood the log.
+				logger.Warn("jwt: fetching JWKS failed", "policy", policy, "issuer", ic.Issuer, "error", err)
+			}
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("jwks_url: %w", err)
+	}
+	iss.jwks = kf
+	return iss, nil
+}
+
+// Close stops the JWKS refreshers. The policy keeps verifying with the keys it has.
+func (j *JWT) Close() error {
+	j.cancel()
+	return nil
+}
+
+// Phase is authentication.
+func (j *JWT) Phase() policies.Phase { return policies.PhaseAuthentication }
+
+// Wrap authenticates alone, for use outside policies.Chain (which runs all of a scope's
+// authenticators as one step and never calls Wrap).
+func (j *JWT) Wrap(next http.Handler) http.Handler {
+	return policies.Chain(next, []policies.Policy{j}, nil, j.consumers)
+}
+
+// Challenge is `Bearer realm="portico", error="invalid_token"`.
+func (j *JWT) Challenge() string { return j.challenge }
+
+// AnonymousConsumer is the configured fallback consumer, or "".
+func (j *JWT) AnonymousConsumer() string { return j.anonymous }
+
+// Errors behind the one 401 a client sees; they are for tests and debugging only.
+var (
+	errTooLarge        = errors.New("token too large")
+	errEmpty           = errors.New("empty token")
+	errDuplicate       = errors.New("more than one bearer token")
+	errUnknownIssuer   = errors.New("unknown issuer")
+	errAlgorithm       = errors.New("algorithm not allowed for issuer")
+	errUnknownKID      = errors.New("unknown key id")
+	errNoKey           = errors.New("no key fits the token's algorithm")
+	errMissingClaim    = errors.New("required claim missing")
+	errUnknownConsumer = errors.New("no consumer for token")
+)
+
+// Authenticate finds a token (Authorization: Bearer, then cookies, then query parameters),
+// verifies it and maps it to a consumer.
+func (j *JWT) Authenticate(r *http.Request) (*reqctx.Identity, error) {
+	tok, found, err := j.token(r)
+	if !found {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(tok) > j.maxSize {
+		return nil, errTooLarge
+	}
+	kf := keyLookup{j: j, ctx: r.Context()}
+	claims := jwt.MapClaims{}
+	if _, err := j.parser.ParseWithClaims(tok, claims, kf.keyFor); err != nil {
+		return nil, err
+	}
+	// keyFor succeeded, so "iss" names a configured issuer.
+	issName, _ := claims["iss"].(string)
+	if err := j.issuers[issName].validator.Validate(claims); err != nil {
+		return nil, err
+	}
+	for _, c := range j.present {
+		if _, ok := claims[c]; !ok {
+			return nil, fmt.Errorf("%w: %s", errMissingClaim, c)
+		}
+	}
+	id := &reqctx.Identity{Claims: claims}
+	id.Subject, _ = claims["sub"].(string)
+	key, _ := claims[j.consumerClaim].(string)
+	if cons, ok := j.consumers.ByJWTKey(key); ok {
+		id.Consumer, id.Groups = cons.Name, cons.Groups
+	} else if !j.allowUnknown {
+		return nil, errUnknownConsumer
+	}
+	return id, nil
+}
+
+// token returns the request's token; found is false when it carries none of the configured kinds.
+func (j *JWT) token(r *http.Request) (tok string, found bool, err error) {
+	for _, v := range r.Header["Authorization"] {
+		if len(v) < 7 || !strings.EqualFold(v[:7], "bearer ") {
+			continue // another scheme, such as Basic, is another authenticator's
+		}
+		if found {
+			return "", true, errDuplicate
+		}
+		tok, found = strings.TrimSpace(v[7:]), true
+	}
+	if found {
+		if tok == "" {
+			return "", true, errEmpty
+		}
+		return tok, true, nil
+	}
+	for _, name := range j.cookies {
+		if c, err := r.Cookie(name); err == nil {
+			if c.Value == "" {
+				return "", true, errEmpty
+			}
+			return c.Value, true, nil
+		}
+	}
+	if len(j.queries) > 0 && r.URL != nil && r.URL.RawQuery != "" {
+		q := r.URL.Query()
+		for _, name := range j.queries {
+			if vs, ok := q[name]; ok {
+				switch {
+				case len(vs) > 1:
+					return "", true, errDuplicate
+				case vs[0] == "":
+					return "", true, errEmpty
+				}
+				return vs[0], true, nil
+			}
+		}
+	}
+	return "", false, nil
+}
+
+// keyLookup carries the request's context into the key function, so a JWKS refresh triggered by
+// an unknown kid is cancelled when the client goes away.
+type keyLookup struct {
+	j   *JWT
+	ctx context.Context
+}
+
+// keyFor chooses the verification key(s) for a token whose signature is not yet verified: the
+// issuer from "iss", the algorithm checked against that issuer's allow-list, then the key by kid
+// (configured keys first, then the JWKS) or, without a kid, every issuer key fitting the algorithm.
+func (kl keyLookup) keyFor(t *jwt.Token) (any, error) {
+	claims, _ := t.Claims.(jwt.MapClaims)
+	issName, _ := claims["iss"].(string)
+	iss, ok := kl.j.issuers[issName]
+	if !ok {
+		return nil, errUnknownIssuer
+	}
+	alg := t.Method.Alg()
+	if !iss.algs[alg] {
+		return nil, errAlgorithm
+	}
+	rawKID, hasKID := t.Header["kid"]
+	if hasKID {
+		kid, ok := rawKID.(string)
+		if !ok {
+			return nil, errUnknownKID
+		}
+		if key, ok := iss.byKID[kid]; ok {
+			if !fits(alg, key) {
+				return nil, errNoKey
+			}
+			return key, nil
+		}
+		if iss.jwks == nil {
+			return nil, errUnknownKID
+		}
+		key, err := iss.jwks.KeyfuncCtx(kl.ctx)(t)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", errUnknownKID, err)
+		}
+		if !fits(alg, key) {
+			return nil, errNoKey
+		}
+		return key, nil
+	}
+	keys := iss.byAlg[alg]
+	if iss.jwks != nil {
+		set, err := iss.jwks.VerificationKeySet(kl.ctx)
+		if err == nil {
+			keys = append(keys[:len(keys):len(keys)], fitting(alg, set.Keys)...)
+		}
+	}
+	if len(keys) == 0 {
+		return nil, errNoKey
+	}
+	if len(keys) == 1 {
+		return keys[0], nil
+	}
+	return jwt.VerificationKeySet{Keys: keys}, nil
+}
+
+func fitting(alg string, keys []jwt.VerificationKey) []jwt.VerificationKey {
+	var out []jwt.VerificationKey
+	for _, k := range keys {
+		if fits(alg, k) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+func containsString(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

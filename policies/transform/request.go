@@ -1,0 +1,104 @@
+package transform
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/portico-gw/portico/internal/confval"
+	"github.com/portico-gw/portico/internal/reqctx"
+	"github.com/portico-gw/portico/policies"
+)
+
+// Request is a built request-transform policy.
+type Request struct {
+	name    string
+	headers opSet
+	query   opSet
+	body    *bodyEdits
+}
+
+var _ policies.Policy = (*Request)(nil)
+
+// NewRequest builds a request-transform policy named name. Every name, path and template is
+// checked and parsed here; the request path only applies the result.
+func NewRequest(name string, c RequestConfig, _ policies.Deps) (policies.Policy, error) {
+	var p confval.Problems
+	headers, query, body := c.compile("", &p)
+	if err := problemsError(p); err != nil {
+		return nil, fmt.Errorf("request-transform %q: %w", name, err)
+	}
+	return &Request{name: name, headers: headers, query: query, body: body}, nil
+}
+
+// Phase is PhaseRequestTransform: after authentication and caching, so rate limits and cache
+// keys see the request as the client sent it.
+func (t *Request) Phase() policies.Phase { return policies.PhaseRequestTransform }
+
+// Wrap returns next behind the transform.
+func (t *Request) Wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.apply(r)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// apply edits r in Kong's part order: headers, then body, then query.
+func (t *Request) apply(r *http.Request) {
+	e := env{r: r, info: reqctx.From(r.Context())}
+	// Every value is rendered before anything changes, so templates see the request as it came.
+	hv, qv := t.headers.render(&e), t.query.render(&e)
+	if !t.headers.empty() {
+		t.headers.apply(r.Header, hv)
+	}
+	if t.body != nil {
+		t.editBody(r, &e)
+	}
+	if !t.query.empty() {
+		q := r.URL.Query()
+		t.query.apply(q, qv)
+		u := *r.URL
+		u.RawQuery = q.Encode()
+		r.URL = &u
+	}
+}
+
+func (t *Request) editBody(r *http.Request, e *env) {
+	if r.Body == nil || r.Body == http.NoBody || !isJSON(r.Header.Get("Content-Type")) || r.ContentLength > t.body.max {
+		return
+	}
+	orig := r.Body
+	buf, err := io.ReadAll(io.LimitReader(orig, t.body.max+1))
+	if err != nil {
+		// The upstream must see the same failure (a size limit, a client gone), not a shorter
+		// body that looks complete.
+		r.Body = &replayBody{Reader: io.MultiReader(bytes.NewReader(buf), errReader{err}), Closer: orig}
+		return
+	}
+	if int64(len(buf)) > t.body.max {
+		// Too big to edit: send it whole, what was read first and the rest as it streams.
+		r.Body = &replayBody{Reader: io.MultiReader(bytes.NewReader(buf), orig), Closer: orig}
+		return
+	}
+	_ = orig.Close()
+	out, ok := t.body.apply(buf, e)
+	if !ok {
+		out = buf
+	}
+	r.Body = io.NopCloser(bytes.NewReader(out))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(out)), nil }
+	r.ContentLength = int64(len(out))
+	r.TransferEncoding = nil
+	r.Header.Set("Content-Length", strconv.Itoa(len(out)))
+}
+
+type replayBody struct {
+	io.Reader
+	io.Closer
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
