@@ -65,13 +65,19 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		base := "http://" + strings.Replace(addr, "[::]", "localhost", 1)
 		fmt.Fprintf(stderr, "\nPortico demo: gateway on %s (backends: %s)\n", base, strings.Join(sortedURLs(cluster.URLs()), ", "))
 		for _, p := range []string{
-			"/api/v1/users/u7      (monolith answers; the users service is shadowed and compared)",
-			"/api/v1/orders/o12    (90% monolith, 10% orders service, sticky by X-User-ID)",
-			"/svc/users?ids=u1,u2  (the new users service directly)",
-			"/anything/else        (the monolith's catch-all)",
+			"/web/dashboard                  (REST facade: three services, concurrently; rate limited per IP)",
+			"/mobile/home                    (the mobile BFF's trimmed shape)",
+			"/web/openapi.json               (OpenAPI 3.1 of the web REST facade)",
+			"/api/v1/users/u7                (monolith answers; the users service is shadowed and compared)",
+			"/api/v1/orders/o12              (90% monolith, 10% orders service, sticky by X-User-ID)",
+			"/svc/users?ids=u1,u2            (the users service directly, cached 10s: see X-Cache-Status)",
+			"/svc/payments/p1                (401 without a key; add -H 'apikey: demo-key')",
+			"/anything/else                  (the monolith's catch-all)",
 		} {
 			fmt.Fprintf(stderr, "  curl -i %s%s\n", base, p)
 		}
+		fmt.Fprintf(stderr, "  curl -s %s/web/graphql -H 'content-type: application/json' -d '{\"query\":\"{ dashboard { me { name } unreadNotifications } }\"}'\n", base)
+		fmt.Fprintf(stderr, "  open %s/web/playground        (GraphiQL)\n", base)
 	})
 }
 

@@ -72,7 +72,12 @@ var listenLine = regexp.MustCompile(`"msg":"listening","listener":"([^"]+)","add
 // start runs `portico run -config path` and waits until the proxy and admin listeners are bound.
 func start(t *testing.T, path string) *proc {
 	t.Helper()
-	cmd := exec.Command(binary, "run", "-config", path)
+	return startCmd(t, exec.Command(binary, "run", "-config", path))
+}
+
+// startCmd runs a portico command and waits until it reports its proxy and admin listeners.
+func startCmd(t *testing.T, cmd *exec.Cmd) *proc {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -432,5 +437,42 @@ routes:
 	wg.Wait()
 	if allowed.Load() != limit || limited.Load() != 2*limit || other.Load() != 0 {
 		t.Fatalf("allowed %d, limited %d, other %d; want exactly %d allowed across three instances", allowed.Load(), limited.Load(), other.Load(), limit)
+	}
+}
+
+// `make run` is the first thing a user tries: the demo must come up with its backends, BFFs,
+// routes and policies.
+func TestDemoServesFacadesRoutesAndPolicies(t *testing.T) {
+	cmd := exec.Command(binary, "demo", "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-backends-port", "0")
+	p := startCmd(t, cmd)
+	base := p.proxyURL()
+	for _, tc := range []struct {
+		path, key string
+		status    int
+		contains  string
+	}{
+		{"/web/dashboard", "", 200, `"unreadNotifications"`},
+		{"/mobile/home", "", 200, `"dashboard"`},
+		{"/api/v1/users/u7", "", 200, `"id":"u7"`},
+		{"/svc/payments/p1", "", 401, `"UNAUTHORIZED"`},
+		{"/svc/payments/p1", "demo-key", 200, `"id":"p1"`},
+		{"/anything/else", "", 200, `"source":"monolith"`},
+	} {
+		req, _ := http.NewRequest("GET", base+tc.path, nil)
+		if tc.key != "" {
+			req.Header.Set("apikey", tc.key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || !strings.Contains(string(b), tc.contains) {
+			t.Errorf("GET %s (key %q): %d %s", tc.path, tc.key, resp.StatusCode, b)
+		}
+		if resp.Header.Get("X-Frame-Options") == "" {
+			t.Errorf("GET %s: the global security-headers policy did not apply", tc.path)
+		}
 	}
 }
