@@ -133,11 +133,10 @@ func TestFailedBackendNullsOnlyItsField(t *testing.T) {
 		t.Fatalf("errors = %+v, want one", r.Errors)
 	}
 	err := r.Errors[0]
-	// The backend's own 503 is its failure, which the gateway reports as BAD_GATEWAY (502);
-	// UPSTREAM_UNAVAILABLE is for no healthy target or an open circuit.
-	if fmt.Sprint(err.Path) != "[dashboard unreadNotifications]" || err.code() != "BAD_GATEWAY" ||
+	// The backend's own 503 says it is unavailable, and the client sees just that (issue 3 review).
+	if fmt.Sprint(err.Path) != "[dashboard unreadNotifications]" || err.code() != "UPSTREAM_UNAVAILABLE" ||
 		err.Extensions["request_id"] != testRequestID {
-		t.Errorf("error = %+v, want path dashboard.unreadNotifications, code BAD_GATEWAY and the request ID", err)
+		t.Errorf("error = %+v, want path dashboard.unreadNotifications, code UPSTREAM_UNAVAILABLE and the request ID", err)
 	}
 	rest := e.do(t, http.MethodGet, "/web/dashboard", nil)
 	if rest.status != http.StatusOK || rest.header.Get("X-Portico-Partial") != "true" || rest.header.Get("Cache-Control") != "no-store" {
@@ -155,7 +154,8 @@ func TestFailedRequiredFieldFailsTheAnswerWithTheBackendStatus(t *testing.T) {
 		status int
 		code   string
 	}{
-		{"backend error", func(s *demo.Service) { s.Behavior.SetDown(true) }, 502, "BAD_GATEWAY"},
+		{"backend unavailable", func(s *demo.Service) { s.Behavior.SetDown(true) }, 503, "UPSTREAM_UNAVAILABLE"},
+		{"backend error", func(s *demo.Service) { _ = s.Behavior.SetErrorRate(1); _ = s.Behavior.SetErrorStatus(500) }, 502, "BAD_GATEWAY"},
 		{"backend timeout", func(s *demo.Service) { _ = s.Behavior.SetLatency(2 * time.Second) }, 504, "UPSTREAM_TIMEOUT"},
 	}
 	for _, tt := range tests {

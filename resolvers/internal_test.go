@@ -92,7 +92,9 @@ func TestMarkRequired(t *testing.T) {
 	}{
 		{"timeout", upstreamError("users", &upstreams.Error{Upstream: "users", Kind: upstreams.ErrTimeout}), http.StatusGatewayTimeout, "UPSTREAM_TIMEOUT"},
 		{"unavailable", upstreamError("users", &upstreams.Error{Upstream: "users", Kind: upstreams.ErrNoHealthyTarget}), http.StatusServiceUnavailable, "UPSTREAM_UNAVAILABLE"},
-		{"bad gateway", upstreamError("users", &upstreams.StatusError{Upstream: "users", Status: 503}), http.StatusBadGateway, "BAD_GATEWAY"},
+		{"bad gateway", upstreamError("users", &upstreams.StatusError{Upstream: "users", Status: 500}), http.StatusBadGateway, "BAD_GATEWAY"},
+		{"backend unavailable", upstreamError("users", &upstreams.StatusError{Upstream: "users", Status: 503}), http.StatusServiceUnavailable, "UPSTREAM_UNAVAILABLE"},
+		{"backend timeout", upstreamError("users", &upstreams.StatusError{Upstream: "users", Status: 504}), http.StatusGatewayTimeout, "UPSTREAM_TIMEOUT"},
 		{"bad input", inputError("no"), http.StatusBadRequest, codeBadUserInput},
 		{"foreign error", errors.New("secret detail"), http.StatusInternalServerError, codeInternal},
 	}

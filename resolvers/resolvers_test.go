@@ -196,6 +196,10 @@ func TestPartialFailureNullsOnlyTheFailedField(t *testing.T) {
 			name: "orders answers 500", failing: "orders", field: "recentOrders", code: "BAD_GATEWAY",
 			setup: func(s *demo.Service) { _ = s.Behavior.SetErrorRate(1); _ = s.Behavior.SetErrorStatus(500) },
 		},
+		{
+			name: "orders answers 503", failing: "orders", field: "recentOrders", code: "UPSTREAM_UNAVAILABLE",
+			setup: func(s *demo.Service) { _ = s.Behavior.SetErrorRate(1) },
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -6,8 +6,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
-	"time"
 	"testing"
+	"time"
 )
 
 // countingUpstream answers 200 and counts calls.

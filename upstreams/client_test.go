@@ -61,9 +61,18 @@ func TestClientGetJSON(t *testing.T) {
 		{name: "not found", handler: func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, `{"error":"no such user"}`, http.StatusNotFound)
 		}, wantErr: true, wantStatus: 404, wantCode: "NOT_FOUND"},
-		{name: "backend 5xx", handler: func(w http.ResponseWriter, r *http.Request) {
-			http.Error(w, "boom", http.StatusServiceUnavailable)
+		{name: "backend 500", handler: func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "boom", http.StatusInternalServerError)
 		}, wantErr: true, wantStatus: 502, wantCode: "BAD_GATEWAY"},
+		{name: "backend 502", handler: func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "boom", http.StatusBadGateway)
+		}, wantErr: true, wantStatus: 502, wantCode: "BAD_GATEWAY"},
+		{name: "backend 503 stays unavailable", handler: func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "boom", http.StatusServiceUnavailable)
+		}, wantErr: true, wantStatus: 503, wantCode: "UPSTREAM_UNAVAILABLE"},
+		{name: "backend 504 stays a timeout", handler: func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "slow", http.StatusGatewayTimeout)
+		}, wantErr: true, wantStatus: 504, wantCode: "UPSTREAM_TIMEOUT"},
 		{name: "bad JSON", handler: func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.WriteString(w, `{"id":`)
 		}, wantErr: true, wantStatus: 502, wantCode: "BAD_GATEWAY"},

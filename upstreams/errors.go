@@ -85,7 +85,10 @@ func (e *Error) ErrorCode() string {
 
 // StatusError is a non-2xx answer from a backend to a Client.GetJSON or Client.SendJSON call. A
 // backend's 4xx passes through as the same status so that, for example, a missing user is a 404
-// for the caller; anything else (5xx, or an unexpected 1xx/3xx) is the gateway's 502.
+// for the caller. A backend's own 503 or 504 says it is unavailable or timed out further down, and
+// stays a 503 UPSTREAM_UNAVAILABLE or 504 UPSTREAM_TIMEOUT so clients can back off and retry as
+// they would for the gateway's own; anything else (other 5xx, or an unexpected 1xx/3xx) is the
+// gateway's 502 (issue 3 review).
 type StatusError struct {
 	// Upstream is the upstream's name.
 	Upstream string
@@ -106,6 +109,10 @@ func (e *StatusError) Error() string {
 // StatusCode is the HTTP status a client should see.
 func (e *StatusError) StatusCode() int {
 	if e.Status >= 400 && e.Status < 500 {
+		return e.Status
+	}
+	switch e.Status {
+	case http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 		return e.Status
 	}
 	return http.StatusBadGateway
@@ -130,6 +137,10 @@ func (e *StatusError) ErrorCode() string {
 		return "RATE_LIMITED"
 	case http.StatusBadGateway:
 		return "BAD_GATEWAY"
+	case http.StatusServiceUnavailable:
+		return "UPSTREAM_UNAVAILABLE"
+	case http.StatusGatewayTimeout:
+		return "UPSTREAM_TIMEOUT"
 	}
 	return "UPSTREAM_ERROR"
 }

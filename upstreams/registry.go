@@ -275,7 +275,7 @@ func newUpstream(name string, cfg Config, metrics *Metrics, log *slog.Logger) (*
 		idle = defaultMaxIdlePerTarget
 	}
 	dialer := &net.Dialer{Timeout: connect, KeepAlive: keepAlive}
-	u.transport = &http.Transport{
+	base := &http.Transport{
 		// Backends are reached directly: an HTTP_PROXY meant for outbound traffic must not
 		// capture service-to-service calls.
 		Proxy:                 nil,
@@ -293,6 +293,13 @@ func newUpstream(name string, cfg Config, metrics *Metrics, log *slog.Logger) (*
 		// HTTP/2 only over TLS (ALPN); cleartext targets speak HTTP/1.1 with a connection pool,
 		// which beats one multiplexed connection for a proxy's many small calls.
 		ForceAttemptHTTP2: https,
+	}
+	u.transport = base
+	if cfg.MaxConnsPerTarget == 0 {
+		// A connection cap needs http.Transport's wait queue; without one, plain-HTTP calls take
+		// the synchronous path.
+		u.transport = &h1Transport{fallback: base, dial: dialer.DialContext, respHeader: respHeader,
+			idleTimeout: idleConnTimeout, maxIdle: idle}
 	}
 	u.rebuild()
 	return u, nil

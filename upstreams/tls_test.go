@@ -200,7 +200,7 @@ func TestNewRegistryReportsEveryBrokenUpstream(t *testing.T) {
 
 func TestDefaultsApplied(t *testing.T) {
 	_, u := newTestRegistry(t, Config{Targets: targetsOf("http://127.0.0.1:9", "https://127.0.0.1:10")})
-	tr := u.transport
+	tr := std(u.transport)
 	checks := []struct {
 		name      string
 		got, want any
@@ -229,7 +229,7 @@ func TestDefaultsApplied(t *testing.T) {
 		}
 	}
 	_, plain := newTestRegistry(t, Config{Targets: targetsOf("http://127.0.0.1:9")})
-	if plain.transport.ForceAttemptHTTP2 {
+	if std(plain.transport).ForceAttemptHTTP2 {
 		t.Error("cleartext targets must not force HTTP/2")
 	}
 }

@@ -26,7 +26,7 @@ type Upstream struct {
 	balName   string
 	targets   []*target
 	bal       balancer
-	transport *http.Transport
+	transport roundTripper
 	log       *slog.Logger
 	m         upstreamMetrics
 

@@ -15,7 +15,10 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/portico-gw/portico/internal/config"
@@ -109,6 +112,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	tuneGC(os.Getenv, readCgroupLimit)
 	return serve(f, *path, logger, stdout, nil)
 }
 
@@ -158,4 +162,41 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 		return nil, fmt.Errorf("-log-level: %w", err)
 	}
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// gcPercent is the GC target when GOGC is not set. A gateway's live heap is small (config,
+// pools, in-flight requests) while it allocates per request; at the default 100 it collected
+// several times a second under load. 400 trades a few MiB of heap for fewer collections.
+const gcPercent = 400
+
+// tuneGC applies gcPercent unless GOGC is set, and, unless GOMEMLIMIT is set, a soft memory limit
+// of 90% of the container's memory limit when there is one, so that the larger GC target never
+// pushes the process into the OOM killer: near the limit the runtime collects as often as needed.
+// It returns what it applied, for the test.
+func tuneGC(getenv func(string) string, cgroupLimit func() int64) (percent int, limit int64) {
+	percent, limit = -1, -1
+	if getenv("GOGC") == "" {
+		percent = gcPercent
+		debug.SetGCPercent(percent)
+	}
+	if getenv("GOMEMLIMIT") == "" {
+		if l := cgroupLimit(); l > 0 {
+			limit = l / 10 * 9
+			debug.SetMemoryLimit(limit)
+		}
+	}
+	return percent, limit
+}
+
+// readCgroupLimit returns the cgroup v2 memory limit, or 0 when there is none or it is unreadable.
+func readCgroupLimit() int64 {
+	b, err := os.ReadFile("/sys/fs/cgroup/memory.max")
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil { // "max": no limit
+		return 0
+	}
+	return n
 }

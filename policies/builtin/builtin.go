@@ -35,19 +35,19 @@ import (
 // A key per type (rather than a `type:` field beside the settings) lets the loader check every
 // type's settings strictly, with line numbers and "did you mean" hints, like the rest of the file.
 type Config struct {
-	KeyAuth           *keyauth.Config          `yaml:"key-auth"`
-	JWT               *jwtauth.Config          `yaml:"jwt"`
-	BasicAuth         *basicauth.Config        `yaml:"basic-auth"`
-	MTLSAuth          *mtlsauth.Config         `yaml:"mtls-auth"`
-	ACL               *acl.Config              `yaml:"acl"`
-	RateLimit         *ratelimit.Config        `yaml:"rate-limit"`
-	Cache             *cache.Config            `yaml:"cache"`
-	RequestTransform  *transform.RequestConfig `yaml:"request-transform"`
+	KeyAuth           *keyauth.Config           `yaml:"key-auth"`
+	JWT               *jwtauth.Config           `yaml:"jwt"`
+	BasicAuth         *basicauth.Config         `yaml:"basic-auth"`
+	MTLSAuth          *mtlsauth.Config          `yaml:"mtls-auth"`
+	ACL               *acl.Config               `yaml:"acl"`
+	RateLimit         *ratelimit.Config         `yaml:"rate-limit"`
+	Cache             *cache.Config             `yaml:"cache"`
+	RequestTransform  *transform.RequestConfig  `yaml:"request-transform"`
 	ResponseTransform *transform.ResponseConfig `yaml:"response-transform"`
-	CORS              *cors.Config             `yaml:"cors"`
-	SecurityHeaders   *secheaders.Config       `yaml:"security-headers"`
-	IPRestriction     *iprestrict.Config       `yaml:"ip-restriction"`
-	RequestSizeLimit  *sizelimit.Config        `yaml:"request-size-limit"`
+	CORS              *cors.Config              `yaml:"cors"`
+	SecurityHeaders   *secheaders.Config        `yaml:"security-headers"`
+	IPRestriction     *iprestrict.Config        `yaml:"ip-restriction"`
+	RequestSizeLimit  *sizelimit.Config         `yaml:"request-size-limit"`
 }
 
 // TypeKeyed marks Config for the config checker: its one key names the type.

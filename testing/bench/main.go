@@ -26,11 +26,39 @@ func main() {
 	rounds := flag.Int("rounds", 3, "alternating rounds per scenario")
 	dur := flag.Duration("duration", 5*time.Second, "length of one round")
 	conns := flag.Int("conns", 64, "keep-alive connections")
+	flag.StringVar(&profileDir, "profile", "", "write CPU profiles of the Portico processes to this directory (passthrough.prof, bff.prof)")
 	flag.Parse()
 	if err := run(*rounds, *dur, *conns); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
+}
+
+// profileDir, when set, makes each Portico process write a CPU profile there.
+var profileDir string
+
+// startPortico runs the gateway on cfg; stop ends it with SIGINT so that a profile gets written.
+func startPortico(bin, cfg, name string) (stop func(), err error) {
+	args := []string{"run", "-config", cfg, "-log-level", "warn"}
+	if profileDir != "" {
+		args = append(args, "-cpuprofile", filepath.Join(profileDir, name+".prof"))
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	return func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _, _ = cmd.Process.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}, nil
 }
 
 func run(rounds int, dur time.Duration, conns int) error {
@@ -69,13 +97,12 @@ routes:
 `, proxyAddr, backendAddr)), 0o644); err != nil {
 		return err
 	}
-	portico := exec.Command(bin, "run", "-config", cfg, "-log-level", "warn")
-	portico.Stderr = os.Stderr
-	if err := portico.Start(); err != nil {
+	stop, err := startPortico(bin, cfg, "passthrough")
+	if err != nil {
 		return err
 	}
-	defer func() { _ = portico.Process.Kill(); _, _ = portico.Process.Wait() }()
 	if err := waitUp("http://" + proxyAddr + "/"); err != nil {
+		stop()
 		return err
 	}
 
@@ -84,10 +111,10 @@ routes:
 		{"direct", "http://" + backendAddr + "/"},
 		{"portico", "http://" + proxyAddr + "/"},
 	}, conns, dur); err != nil {
+		stop()
 		return err
 	}
-	_ = portico.Process.Kill()
-	_, _ = portico.Process.Wait()
+	stop()
 	return bffScenarios(ctx, dir, bin, conns, dur)
 }
 
@@ -120,12 +147,11 @@ upstreams:
 `, addr, ups.String())), 0o644); err != nil {
 		return err
 	}
-	portico := exec.Command(bin, "run", "-config", cfg, "-log-level", "warn")
-	portico.Stderr = os.Stderr
-	if err := portico.Start(); err != nil {
+	stop, err := startPortico(bin, cfg, "bff")
+	if err != nil {
 		return err
 	}
-	defer func() { _ = portico.Process.Kill(); _, _ = portico.Process.Wait() }()
+	defer stop()
 	if err := waitUp("http://" + addr + "/web/openapi.json"); err != nil {
 		return err
 	}

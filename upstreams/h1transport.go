@@ -1,0 +1,319 @@
+package upstreams
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// roundTripper is what an Upstream sends attempts and probes through: http.Transport, or
+// h1Transport in front of it.
+type roundTripper interface {
+	http.RoundTripper
+	CloseIdleConnections()
+}
+
+// h1Transport sends body-less HTTP/1.1 requests to cleartext targets on the caller's own
+// goroutine: write the request, read the answer, hand the connection back at the body's end.
+// http.Transport gives every connection a reader and a writer goroutine and passes each request
+// and response between three goroutines over channels; on a proxy's hot path those hand-offs (and
+// the thread wake-ups they cost on a busy machine) were the largest cost after the syscalls
+// themselves. Everything else — TLS, HTTP/2, request bodies, upgrades, connection limits — goes
+// to the wrapped http.Transport unchanged, so those keep net/http's behaviour exactly.
+//
+// It reuses net/http's own wire code (Request.Write, http.ReadResponse), so request framing,
+// chunked bodies and trailers are net/http's. What it re-implements is small: an idle pool per
+// host, the response-header timeout as a read deadline, cancellation as a deadline in the past,
+// 1xx answers reported to httptrace like http.Transport does, and one retry on a fresh
+// connection when a pooled one turns out to have been closed by the target.
+type h1Transport struct {
+	fallback    *http.Transport
+	dial        func(ctx context.Context, network, addr string) (net.Conn, error)
+	respHeader  time.Duration
+	idleTimeout time.Duration
+	maxIdle     int
+
+	mu     sync.Mutex
+	idle   map[string][]*h1Conn
+	closed bool
+}
+
+// h1Conn is one pooled connection with its buffers, kept together so that reuse allocates nothing.
+type h1Conn struct {
+	conn   net.Conn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	host   string
+	idleAt time.Time
+}
+
+var _ roundTripper = (*h1Transport)(nil)
+
+// maxInformational is how many 1xx answers are accepted before the final one, as in http.Transport.
+const maxInformational = 5
+
+// aLongTimeAgo is a deadline in the past: it makes a blocked read or write return at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !t.fastPath(req) {
+		return t.fallback.RoundTrip(req)
+	}
+	ctx := req.Context()
+	host := canonicalHost(req.URL.Host)
+	for try := 0; ; try++ {
+		pc, reused := t.get(host)
+		if pc == nil {
+			var err error
+			if pc, err = t.dialConn(ctx, host); err != nil {
+				return nil, err
+			}
+		}
+		resp, err := t.exchange(ctx, req, pc)
+		if err == nil {
+			return resp, nil
+		}
+		// A pooled connection the target closed while idle fails before any answer; net/http
+		// retries such a request on a new connection, and so do we, once per pooled connection.
+		if !reused || ctx.Err() != nil || !staleConnError(err) || !resendable(req) || try >= t.maxIdle {
+			return nil, err
+		}
+	}
+}
+
+// fastPath is true for what h1Transport handles itself: plain HTTP, no request body, no upgrade.
+func (t *h1Transport) fastPath(req *http.Request) bool {
+	if req.URL == nil || req.URL.Scheme != "http" || (req.Body != nil && req.Body != http.NoBody) {
+		return false
+	}
+	if _, ok := req.Header["Upgrade"]; ok {
+		return false
+	}
+	_, ok := req.Header["Expect"]
+	return !ok
+}
+
+// resendable follows net/http's rule for resending a request after a stale connection.
+func resendable(req *http.Request) bool {
+	switch req.Method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	_, key := req.Header["Idempotency-Key"]
+	_, xkey := req.Header["X-Idempotency-Key"]
+	return key || xkey
+}
+
+func staleConnError(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+func canonicalHost(host string) string {
+	if _, _, err := net.SplitHostPort(host); err != nil {
+		return net.JoinHostPort(host, "80")
+	}
+	return host
+}
+
+func (t *h1Transport) dialConn(ctx context.Context, host string) (*h1Conn, error) {
+	conn, err := t.dial(ctx, "tcp", host)
+	if err != nil {
+		return nil, err
+	}
+	return &h1Conn{conn: conn, br: bufio.NewReaderSize(conn, 4<<10), bw: bufio.NewWriterSize(conn, 4<<10), host: host}, nil
+}
+
+// exchange sends req on pc and reads the answer's header. On error pc is closed.
+func (t *h1Transport) exchange(ctx context.Context, req *http.Request, pc *h1Conn) (*http.Response, error) {
+	// Cancellation and the total timeout interrupt a blocked read or write through the
+	// connection's deadline; a connection that saw this is never reused.
+	stop := context.AfterFunc(ctx, func() { _ = pc.conn.SetDeadline(aLongTimeAgo) })
+	fail := func(err error) (*http.Response, error) {
+		stop()
+		_ = pc.conn.Close()
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			// As http.Transport does: the caller learns why, not which read was interrupted.
+			return nil, ctxErr
+		}
+		return nil, err
+	}
+	if err := req.Write(pc.bw); err != nil {
+		return fail(err)
+	}
+	if err := pc.bw.Flush(); err != nil {
+		return fail(err)
+	}
+	if t.respHeader > 0 {
+		_ = pc.conn.SetReadDeadline(time.Now().Add(t.respHeader))
+		// A cancellation that landed before this line had its deadline overwritten.
+		if ctx.Err() != nil {
+			return fail(ctx.Err())
+		}
+	}
+	var resp *http.Response
+	for n := 0; ; n++ {
+		// Peek first, as http.Transport does: a connection that ends before the first byte of an
+		// answer was closed by the target and is worth one retry; ReadResponse would report it as
+		// io.ErrUnexpectedEOF, like a truncated answer.
+		_, err := pc.br.Peek(1)
+		if err == nil {
+			resp, err = http.ReadResponse(pc.br, req)
+		}
+		if err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() && ctx.Err() == nil {
+				err = errResponseHeaderTimeout
+			}
+			return fail(err)
+		}
+		if resp.StatusCode >= 200 {
+			break
+		}
+		if resp.StatusCode == http.StatusSwitchingProtocols || n >= maxInformational {
+			// No upgrade was asked for on this path, so a 101 is the target's error.
+			return fail(errors.New("net/http: unexpected 1xx response from target"))
+		}
+		if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
+			if err := trace.Got1xxResponse(resp.StatusCode, textproto.MIMEHeader(resp.Header)); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	if t.respHeader > 0 {
+		_ = pc.conn.SetReadDeadline(time.Time{})
+		if ctx.Err() != nil {
+			// Connection first: closing the body of a live connection would drain it.
+			_, err := fail(ctx.Err())
+			_ = resp.Body.Close()
+			return nil, err
+		}
+	}
+	keep := !resp.Close && !req.Close
+	if resp.Body == nil || resp.Body == http.NoBody {
+		t.release(pc, stop, keep)
+		return resp, nil
+	}
+	resp.Body = &h1Body{rc: resp.Body, pc: pc, t: t, ctx: ctx, stop: stop, keep: keep}
+	return resp, nil
+}
+
+// errResponseHeaderTimeout matches http.Transport's error, and like it reports Timeout.
+var errResponseHeaderTimeout = &timeoutError{"net/http: timeout awaiting response headers"}
+
+type timeoutError struct{ msg string }
+
+func (e *timeoutError) Error() string   { return e.msg }
+func (e *timeoutError) Timeout() bool   { return true }
+func (e *timeoutError) Temporary() bool { return true }
+
+// release returns pc to the pool when the exchange ended cleanly, and closes it otherwise.
+func (t *h1Transport) release(pc *h1Conn, stop func() bool, keep bool) {
+	// stop reports false when the cancel func already ran: the deadline is poisoned.
+	if !stop() || !keep {
+		_ = pc.conn.Close()
+		return
+	}
+	pc.idleAt = time.Now()
+	t.mu.Lock()
+	if t.closed || len(t.idle[pc.host]) >= t.maxIdle {
+		t.mu.Unlock()
+		_ = pc.conn.Close()
+		return
+	}
+	if t.idle == nil {
+		t.idle = make(map[string][]*h1Conn)
+	}
+	t.idle[pc.host] = append(t.idle[pc.host], pc)
+	t.mu.Unlock()
+}
+
+// get takes the most recently used idle connection to host, dropping any idle too long.
+func (t *h1Transport) get(host string) (*h1Conn, bool) {
+	var stale []*h1Conn
+	defer func() {
+		for _, pc := range stale {
+			_ = pc.conn.Close()
+		}
+	}()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for {
+		list := t.idle[host]
+		if len(list) == 0 {
+			return nil, false
+		}
+		pc := list[len(list)-1]
+		list[len(list)-1] = nil
+		t.idle[host] = list[:len(list)-1]
+		if t.idleTimeout > 0 && time.Since(pc.idleAt) > t.idleTimeout {
+			stale = append(stale, pc)
+			continue
+		}
+		return pc, true
+	}
+}
+
+// CloseIdleConnections closes pooled connections, here and in the fallback. It is called when
+// the upstream is retired, so connections released afterwards are closed instead of pooled.
+func (t *h1Transport) CloseIdleConnections() {
+	t.mu.Lock()
+	idle := t.idle
+	t.idle, t.closed = nil, true
+	t.mu.Unlock()
+	for _, list := range idle {
+		for _, pc := range list {
+			_ = pc.conn.Close()
+		}
+	}
+	t.fallback.CloseIdleConnections()
+}
+
+// h1Body hands the connection back at EOF, or closes it when the caller stops reading early (the
+// rest of the answer may be a never-ending stream).
+type h1Body struct {
+	rc   io.ReadCloser
+	pc   *h1Conn
+	t    *h1Transport
+	ctx  context.Context
+	stop func() bool
+	keep bool
+	done atomic.Bool
+}
+
+func (b *h1Body) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err != nil {
+		if b.done.CompareAndSwap(false, true) {
+			b.t.release(b.pc, b.stop, b.keep && err == io.EOF)
+		}
+		if ctxErr := b.ctx.Err(); err != io.EOF && ctxErr != nil {
+			err = ctxErr
+		}
+	}
+	return n, err
+}
+
+func (b *h1Body) Close() error {
+	if b.done.CompareAndSwap(false, true) {
+		// Close the connection first: net/http's body Close would otherwise drain the rest.
+		b.stop()
+		_ = b.pc.conn.Close()
+	}
+	return b.rc.Close()
+}
+
+// std returns the http.Transport under rt, which carries the connection settings either way.
+func std(rt roundTripper) *http.Transport {
+	if h, ok := rt.(*h1Transport); ok {
+		return h.fallback
+	}
+	return rt.(*http.Transport)
+}

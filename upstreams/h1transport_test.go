@@ -1,0 +1,155 @@
+package upstreams
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
+	"sync/atomic"
+	"testing"
+)
+
+// countingServer counts the connections the backend accepts.
+func countingServer(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.Int32) {
+	t.Helper()
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, &conns
+}
+
+func TestH1TransportReusesConnections(t *testing.T) {
+	srv, conns := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || r.URL.Path != "/path" {
+			t.Errorf("backend got %s %s", r.Method, r.URL)
+		}
+		_, _ = io.WriteString(w, `{"ok":true}`)
+	})
+	_, u := newTestRegistry(t, Config{Targets: targetsOf(srv.URL)})
+	if _, ok := u.transport.(*h1Transport); !ok {
+		t.Fatalf("transport is %T, want the synchronous HTTP/1.1 path for a plain target", u.transport)
+	}
+	for i := 0; i < 5; i++ {
+		resp, err := get(t, u, "1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body := readAll(t, resp); body != `{"ok":true}` {
+			t.Fatalf("body = %q", body)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("5 sequential calls read to the end opened %d connections, want 1", n)
+	}
+	// A body closed before its end leaves the connection in an unknown state: it is not reused.
+	resp, err := get(t, u, "2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	resp, err = get(t, u, "3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	if n := conns.Load(); n != 2 {
+		t.Errorf("after an early close: %d connections, want 2", n)
+	}
+}
+
+func TestH1TransportRetriesStalePooledConnection(t *testing.T) {
+	// A backend that answers one request per connection and then closes it without saying so,
+	// as a server whose idle timeout fires does: the pooled connection is dead at the next call.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var accepted atomic.Int32
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for ctx.Err() == nil {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			req, err := http.ReadRequest(bufio.NewReader(c))
+			if err == nil {
+				_ = req.Body.Close()
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			}
+			_ = c.Close()
+		}
+	}()
+	_, u := newTestRegistry(t, Config{Targets: targetsOf("http://" + ln.Addr().String()), Retries: RetryConfig{Attempts: intp(0)}})
+	for i := 0; i < 3; i++ {
+		resp, err := get(t, u, "1")
+		if err != nil {
+			t.Fatalf("call %d on a connection the backend closed: %v", i, err)
+		}
+		if body := readAll(t, resp); body != "ok" {
+			t.Fatalf("body = %q", body)
+		}
+	}
+	if n := accepted.Load(); n != 3 {
+		t.Errorf("accepted %d connections, want 3 (one per call)", n)
+	}
+}
+
+func TestH1TransportReportsInformationalAnswers(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</style.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		_, _ = io.WriteString(w, "done")
+	}))
+	defer srv.Close()
+	_, u := newTestRegistry(t, Config{Targets: targetsOf(srv.URL)})
+	var got []int
+	var link string
+	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+		got, link = append(got, code), h.Get("Link")
+		return nil
+	}}
+	req := httptest.NewRequest(http.MethodGet, "http://client.example/", nil)
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
+	resp, err := u.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := readAll(t, resp); resp.StatusCode != 200 || body != "done" {
+		t.Errorf("answer %d %q, want 200 done", resp.StatusCode, body)
+	}
+	if len(got) != 1 || got[0] != http.StatusEarlyHints || link == "" {
+		t.Errorf("1xx seen = %v (Link %q), want one 103 with its Link header", got, link)
+	}
+}
+
+func TestH1TransportLeavesBodiesAndConnectionCapsToNetHTTP(t *testing.T) {
+	_, capped := newTestRegistry(t, Config{Targets: targetsOf("http://127.0.0.1:9"), MaxConnsPerTarget: 4})
+	if _, ok := capped.transport.(*http.Transport); !ok {
+		t.Errorf("with max_conns_per_target the transport is %T, want *http.Transport", capped.transport)
+	}
+	h := &h1Transport{}
+	post := httptest.NewRequest(http.MethodPost, "http://x/", io.NopCloser(nil))
+	post.Body = io.NopCloser(nil)
+	upgrade := httptest.NewRequest(http.MethodGet, "http://x/", nil)
+	upgrade.Header.Set("Upgrade", "websocket")
+	tls := httptest.NewRequest(http.MethodGet, "https://x/", nil)
+	for name, req := range map[string]*http.Request{"body": post, "upgrade": upgrade, "https": tls} {
+		if h.fastPath(req) {
+			t.Errorf("%s request takes the synchronous path", name)
+		}
+	}
+}
