@@ -49,9 +49,9 @@ func (c *Config) Validate(path string, p *confval.Problems) {
 			p.Addf(spath, "set header or cookie, the request value that pins a client to one side")
 		case c.Sticky.Header != "" && c.Sticky.Cookie != "":
 			p.Addf(spath, "set either header or cookie, not both")
-		case c.Sticky.Header != "" && !isHTTPToken(c.Sticky.Header):
+		case c.Sticky.Header != "" && !confval.IsToken(c.Sticky.Header):
 			p.Addf(confval.Join(spath, "header"), "invalid header name %q", c.Sticky.Header)
-		case c.Sticky.Cookie != "" && !isHTTPToken(c.Sticky.Cookie):
+		case c.Sticky.Cookie != "" && !confval.IsToken(c.Sticky.Cookie):
 			p.Addf(confval.Join(spath, "cookie"), "invalid cookie name %q", c.Sticky.Cookie)
 		}
 	}
@@ -101,7 +101,7 @@ func (m *MatchConfig) validate(path string, p *confval.Problems) {
 	for i, meth := range m.Methods {
 		mpath := confval.Index(confval.Join(path, "methods"), i)
 		switch {
-		case !isHTTPToken(meth):
+		case !confval.IsToken(meth):
 			p.Addf(mpath, "invalid method %q", meth)
 		case meth != strings.ToUpper(meth):
 			// Methods are case-sensitive (RFC 9110): "get" would never match a GET request.
@@ -111,7 +111,7 @@ func (m *MatchConfig) validate(path string, p *confval.Problems) {
 		}
 	}
 	for _, name := range sortedKeys(m.Headers) {
-		if !isHTTPToken(name) {
+		if !confval.IsToken(name) {
 			p.Addf(headerPath(confval.Join(path, "headers"), name), "invalid header name %q", name)
 		}
 	}
@@ -162,7 +162,7 @@ func checkPrefixes(path, strip, add string, p *confval.Problems) {
 
 func (h *HeaderOps) validate(path string, p *confval.Problems) {
 	for i, name := range h.Remove {
-		if !isHTTPToken(name) {
+		if !confval.IsToken(name) {
 			p.Addf(confval.Index(confval.Join(path, "remove"), i), "invalid header name %q", name)
 		}
 	}
@@ -172,7 +172,7 @@ func (h *HeaderOps) validate(path string, p *confval.Problems) {
 	}{{"set", h.Set}, {"add", h.Add}} {
 		for _, name := range sortedKeys(op.m) {
 			hpath := headerPath(confval.Join(path, op.name), name)
-			if !isHTTPToken(name) {
+			if !confval.IsToken(name) {
 				p.Addf(hpath, "invalid header name %q", name)
 			} else if strings.ContainsAny(op.m[name], "\r\n") {
 				p.Addf(hpath, "header value must not contain line breaks")
@@ -202,19 +202,4 @@ func headerPath(parent, name string) string {
 		}
 	}
 	return confval.Join(parent, name)
-}
-
-// isHTTPToken reports whether s is an HTTP token (RFC 9110 section 5.6.2), as methods and header
-// names are.
-func isHTTPToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
-			return false
-		}
-	}
-	return true
 }

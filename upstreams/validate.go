@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math"
 	"net/url"
 	"os"
@@ -121,7 +120,7 @@ func validateHashOn(s string) error {
 		return nil
 	}
 	kind, name, ok := strings.Cut(s, ":")
-	if ok && (kind == "header" || kind == "cookie") && isHTTPToken(name) {
+	if ok && (kind == "header" || kind == "cookie") && confval.IsToken(name) {
 		return nil
 	}
 	return fmt.Errorf("invalid hash_on %q (allowed: ip, header:<Name>, cookie:<name>)", s)
@@ -201,7 +200,7 @@ func (b *BreakerConfig) validate(path string, p *confval.Problems) {
 }
 
 func (t *TLSConfig) validate(path string, p *confval.Problems) {
-	if t.CAFile != "" && requireFile(p, confval.Join(path, "ca_file"), t.CAFile) {
+	if t.CAFile != "" && p.RequireFile(confval.Join(path, "ca_file"), t.CAFile) {
 		if data, err := os.ReadFile(t.CAFile); err != nil {
 			p.Addf(confval.Join(path, "ca_file"), "reading %q: %v", t.CAFile, err)
 		} else if !x509.NewCertPool().AppendCertsFromPEM(data) {
@@ -216,8 +215,8 @@ func (t *TLSConfig) validate(path string, p *confval.Problems) {
 	case t.KeyFile == "":
 		p.Addf(keyPath, "key_file is required when cert_file is set")
 	default:
-		certOK := requireFile(p, certPath, t.CertFile)
-		keyOK := requireFile(p, keyPath, t.KeyFile)
+		certOK := p.RequireFile(certPath, t.CertFile)
+		keyOK := p.RequireFile(keyPath, t.KeyFile)
 		if certOK && keyOK {
 			if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
 				p.Addf(certPath, "cert_file %q and key_file %q are not a usable pair: %v", t.CertFile, t.KeyFile, err)
@@ -227,23 +226,6 @@ func (t *TLSConfig) validate(path string, p *confval.Problems) {
 	if t.ServerName != "" && strings.ContainsAny(t.ServerName, " /:") {
 		p.Addf(confval.Join(path, "server_name"), "server_name %q must be a host name, without scheme, port or path", t.ServerName)
 	}
-}
-
-// requireFile records a problem unless file is an existing regular file.
-func requireFile(p *confval.Problems, path, file string) bool {
-	st, err := os.Stat(file)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		p.Addf(path, "file %q does not exist", file)
-		return false
-	case err != nil:
-		p.Addf(path, "cannot read %q: %v", file, err)
-		return false
-	case st.IsDir():
-		p.Addf(path, "%q is a directory, not a file", file)
-		return false
-	}
-	return true
 }
 
 func problemIfNegative(p *confval.Problems, path string, n int) {
@@ -256,18 +238,4 @@ func problemIfNegativeDuration(p *confval.Problems, path string, d confval.Durat
 	if d < 0 {
 		p.Addf(path, "must not be negative (0 means the default)")
 	}
-}
-
-// isHTTPToken reports whether s is an HTTP token (RFC 9110 section 5.6.2), as header names are.
-func isHTTPToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
-			return false
-		}
-	}
-	return true
 }

@@ -3,7 +3,10 @@
 package confval
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -108,3 +111,50 @@ func Index(parent string, i int) string { return parent + "[" + strconv.Itoa(i) 
 
 // Key builds a map-entry path: Key("upstreams", "users") is "upstreams.users".
 func Key(parent, key string) string { return Join(parent, key) }
+
+// IsToken reports whether s is an HTTP token (RFC 9110 section 5.6.2): the syntax of methods,
+// header names and auth schemes.
+func IsToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// IsQuotable reports whether s can go inside a quoted-string parameter (a realm in
+// WWW-Authenticate) without escaping: no control characters, quotes or backslashes.
+func IsQuotable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// RequireFile records a problem at path unless file exists and is a regular file (or similar),
+// and reports whether it does.
+func (p *Problems) RequireFile(path, file string) bool {
+	st, err := os.Stat(file)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		p.Addf(path, "file %q does not exist", file)
+		return false
+	case err != nil:
+		p.Addf(path, "cannot read %q: %v", file, err)
+		return false
+	case st.IsDir():
+		p.Addf(path, "%q is a directory, not a file", file)
+		return false
+	}
+	return true
+}

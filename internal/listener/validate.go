@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"os"
 	"strconv"
@@ -119,8 +118,8 @@ func checkKeyPair(path, certField, certFile, keyField, keyFile string, required 
 		p.Addf(keyPath, "%s is required when %s is set", keyField, certField)
 		return
 	}
-	certOK := checkFile(certPath, certFile, p)
-	keyOK := checkFile(keyPath, keyFile, p)
+	certOK := p.RequireFile(certPath, certFile)
+	keyOK := p.RequireFile(keyPath, keyFile)
 	if !certOK || !keyOK {
 		return
 	}
@@ -132,7 +131,7 @@ func checkKeyPair(path, certField, certFile, keyField, keyFile string, required 
 // checkCAFile validates a PEM bundle of CA certificates at path: the file exists and holds at
 // least one certificate.
 func checkCAFile(path, file string, p *confval.Problems) {
-	if !checkFile(path, file, p) {
+	if !p.RequireFile(path, file) {
 		return
 	}
 	data, err := os.ReadFile(file)
@@ -143,21 +142,4 @@ func checkCAFile(path, file string, p *confval.Problems) {
 	if !x509.NewCertPool().AppendCertsFromPEM(data) {
 		p.Addf(path, "no PEM certificate found in %q", file)
 	}
-}
-
-// checkFile records a problem unless file is a readable regular file.
-func checkFile(path, file string, p *confval.Problems) bool {
-	st, err := os.Stat(file)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		p.Addf(path, "file %q does not exist", file)
-		return false
-	case err != nil:
-		p.Addf(path, "cannot read %q: %v", file, err)
-		return false
-	case st.IsDir():
-		p.Addf(path, "%q is a directory, not a file", file)
-		return false
-	}
-	return true
 }

@@ -112,7 +112,7 @@ func (c *Config) Validate(path string, p *confval.Problems) {
 		}
 	}
 	for i, h := range c.VaryHeaders {
-		if !validToken(h) {
+		if !confval.IsToken(h) {
 			p.Addf(confval.Index(confval.Join(path, "vary_headers"), i), "%q is not a valid header name", h)
 		}
 	}
@@ -145,20 +145,4 @@ func parseContentType(s string) (string, error) {
 		return "", fmt.Errorf("%q is not a media type (e.g. application/json, text/*)", s)
 	}
 	return mt, nil
-}
-
-func validToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }

@@ -115,7 +115,7 @@ func list(path string, names []string, wildcardOK bool, p *confval.Problems) str
 			}
 			continue
 		}
-		if !validToken(n) {
+		if !confval.IsToken(n) {
 			p.Addf(confval.Index(path, i), "%q is not a valid name", n)
 		}
 	}
@@ -183,22 +183,6 @@ func validHost(h string) bool {
 	for i := 0; i < len(h); i++ {
 		c := h[i]
 		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '.') {
-			return false
-		}
-	}
-	return true
-}
-
-func validToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
 			return false
 		}
 	}

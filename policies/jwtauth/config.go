@@ -124,7 +124,7 @@ func (c *Config) Validate(path string, p *confval.Problems) {
 		}
 	}
 	for i, n := range c.CookieNames {
-		if !isToken(n) {
+		if !confval.IsToken(n) {
 			p.Addf(confval.Index(confval.Join(path, "cookie_names"), i), "invalid cookie name %q", n)
 		}
 	}
@@ -136,7 +136,7 @@ func (c *Config) Validate(path string, p *confval.Problems) {
 	if c.Leeway < 0 {
 		p.Addf(confval.Join(path, "leeway"), "leeway cannot be negative")
 	}
-	if !validRealm(c.Realm) {
+	if !confval.IsQuotable(c.Realm) {
 		p.Addf(confval.Join(path, "realm"), "realm cannot contain quotes, backslashes or control characters")
 	}
 }
@@ -221,28 +221,6 @@ func (iss *IssuerConfig) validate(at string, p *confval.Problems) {
 			p.Addf(kat, "a public key needs an RS, PS, ES or EdDSA algorithm in this issuer's algorithms")
 		}
 	}
-}
-
-func isToken(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return s != ""
-}
-
-func validRealm(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == 0x7f || c == '"' || c == '\\' {
-			return false
-		}
-	}
-	return true
 }
 
 // ResolvePaths lets the config loader make pem_file paths relative to the config file's

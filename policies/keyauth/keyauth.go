@@ -47,7 +47,7 @@ func (c *Config) Validate(path string, p *confval.Problems) {
 		switch {
 		case n == "":
 			p.Addf(at, "empty key name")
-		case !isToken(n):
+		case !confval.IsToken(n):
 			p.Addf(at, "key name %q must be a header token (letters, digits and !#$%%&'*+-.^_`|~)", n)
 		case seen[http.CanonicalHeaderKey(n)]:
 			p.Addf(at, "key name %q is listed twice", n)
@@ -68,7 +68,7 @@ func (c *Config) Validate(path string, p *confval.Problems) {
 	if c.In != nil && len(c.In) == 0 {
 		p.Addf(confval.Join(path, "in"), "empty list: keys would never be found (allowed: header, query)")
 	}
-	if !validRealm(c.Realm) {
+	if !confval.IsQuotable(c.Realm) {
 		p.Addf(confval.Join(path, "realm"), "realm cannot contain quotes, backslashes or control characters")
 	}
 }
@@ -264,26 +264,4 @@ func unescape(s string) string {
 		return u
 	}
 	return s
-}
-
-func isToken(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return s != ""
-}
-
-func validRealm(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == 0x7f || c == '"' || c == '\\' {
-			return false
-		}
-	}
-	return true
 }

@@ -187,7 +187,7 @@ func (o Operations) compile(path string, header, response bool, p *confval.Probl
 			}
 			return n, true
 		}
-		if !validToken(n) {
+		if !confval.IsToken(n) {
 			p.Addf(at, "%q is not a valid header name", n)
 			return "", false
 		}

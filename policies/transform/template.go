@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portico-gw/portico/internal/confval"
 	"github.com/portico-gw/portico/internal/reqctx"
 )
 
@@ -103,7 +104,7 @@ func parseTemplate(s string, response bool) (template, error) {
 
 func parseVar(name string, response bool) (segment, error) {
 	if h, ok := strings.CutPrefix(name, "header."); ok {
-		if !validToken(h) {
+		if !confval.IsToken(h) {
 			return segment{}, fmt.Errorf("$(%s): %q is not a valid header name", name, h)
 		}
 		return segment{kind: varHeader, text: http.CanonicalHeaderKey(h)}, nil
@@ -208,21 +209,4 @@ func newUUID() string {
 		j += 2
 	}
 	return string(out[:])
-}
-
-// validToken reports whether s is an RFC 9110 token, the syntax of header names.
-func validToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
