@@ -105,7 +105,7 @@ func (a *authStep) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			a.reject(w, r, strings.Join(a.challenges, ", "), "UNAUTHORIZED", "authentication required")
 			return
 		}
-		id = &reqctx.Identity{Consumer: a.anonymous}
+		id = &reqctx.Identity{Consumer: a.anonymous, Anonymous: true}
 		if c, ok := a.consumers.ByName(a.anonymous); ok {
 			id.Groups = c.Groups
 		}
@@ -119,7 +119,8 @@ func (a *authStep) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for _, h := range reqctx.IdentityHeaders {
 		r.Header.Del(h)
 	}
-	r.Header.Del("X-Anonymous-Consumer")
+	// Policies later in the chain (rate limiting by consumer) read this; the proxy writes it
+	// again from the identity.
 	if anonymous {
 		r.Header.Set("X-Anonymous-Consumer", "true")
 	}

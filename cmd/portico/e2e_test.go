@@ -373,6 +373,41 @@ func TestSIGTERMDrainsInFlightRequests(t *testing.T) {
 	}
 }
 
+// With shutdown_delay, /ready turns 503 while requests are still served; a drain that runs out
+// of time cuts what is left and still exits 0.
+func TestShutdownDelayAndDrainTimeout(t *testing.T) {
+	blue := namedBackend(t, "blue")
+	path := filepath.Join(t.TempDir(), "portico.yaml")
+	writeConfig(t, path, configFor(blue.URL, blue.URL, "blue")+"server: {shutdown_delay: 700ms, shutdown_timeout: 100ms}\n")
+	p := start(t, path)
+
+	slow := make(chan error, 1)
+	go func() {
+		resp, err := http.Get(p.proxyURL() + "/slow") // 500ms: longer than the drain allows
+		if err == nil {
+			_, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+		slow <- err
+	}()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { code, _, _ := get(t, p.adminURL()+"/ready"); return code == 503 }, "/ready to answer 503")
+	if code, body, _ := get(t, p.proxyURL()+"/x"); code != 200 {
+		t.Fatalf("during shutdown_delay the proxy answered %d %s, want it still serving", code, body)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("portico did not exit")
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("exit code %d after a drain that ran out of time, want 0", code)
+	}
+	<-slow
+}
+
 func waitFor(t *testing.T, cond func() bool, what string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)

@@ -120,17 +120,27 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 // (path "" disables reload, as for the embedded demo config).
 func serve(f *config.File, path string, logger *slog.Logger, stdout io.Writer, bound gateway.Bound) int {
 	slog.SetDefault(logger)
+	// Signals are caught before the (possibly slow) first build, so a SIGHUP during start-up
+	// does not kill the process and a SIGTERM stops it cleanly.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		// After the first signal, a second one is the operator insisting: default handling
+		// ends the process even in the middle of a long drain.
+		<-ctx.Done()
+		stop()
+	}()
+	hup := make(chan os.Signal, 1)
+	if path != "" {
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+	}
 	g, err := gateway.New(f, gateway.Options{Logger: logger, Stdout: stdout})
 	if err != nil {
 		logger.Error("starting gateway", "error", err.Error())
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	if path != "" {
-		hup := make(chan os.Signal, 1)
-		signal.Notify(hup, syscall.SIGHUP)
-		defer signal.Stop(hup)
 		go func() {
 			for {
 				select {

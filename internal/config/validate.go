@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"github.com/portico-gw/portico/policies/builtin"
 	"github.com/redis/go-redis/v9"
 	"io/fs"
 	"net/netip"
@@ -98,6 +99,12 @@ func (f *File) validateBFFs(routeAt map[string]int, p *confval.Problems) {
 		b.Validate(bpath, p)
 		if i, dup := routeAt[name]; dup {
 			p.Addf(bpath, "BFF name %q is also the name of routes[%d]; names label metrics and must be unique", name, i)
+		}
+		for i, r := range f.Routes {
+			if b.Path != "" && (r.Match.PathPrefix == b.Path || r.Match.PathPrefix == b.Path+"/" ||
+				r.Match.Path == b.Path || strings.HasPrefix(r.Match.Path, b.Path+"/")) {
+				p.Addf(confval.Join(indexPath("routes", i), "match"), "route %q would take requests for BFF %q's path %q; move one of them", r.Name, name, b.Path)
+			}
 		}
 		if other, dup := pathAt[b.Path]; dup && b.Path != "" {
 			p.Addf(confval.Join(bpath, "path"), "path %q is already used by BFF %q", b.Path, other)
@@ -199,10 +206,15 @@ func (f *File) validatePolicies(p *confval.Problems) {
 		known = "none declared"
 	}
 	checkRefs := func(path string, refs []string) {
+		at := map[string]int{}
 		for i, r := range refs {
 			if _, ok := f.Policies[r]; !ok {
 				p.Addf(indexPath(path, i), "unknown policy %q (known: %s)", r, known)
 			}
+			if j, dup := at[r]; dup {
+				p.Addf(indexPath(path, i), "policy %q is listed twice (also [%d])", r, j)
+			}
+			at[r] = i
 		}
 	}
 	scopes := map[string]bool{}
@@ -226,11 +238,12 @@ func (f *File) validatePolicies(p *confval.Problems) {
 		}
 		checkRefs(confval.Join(cpath, "policies"), c.Policies)
 		for j, r := range c.Policies {
-			// A consumer's own policies run after authentication has identified it.
-			pc := f.Policies[r]
-			switch pc.Type() {
-			case "key-auth", "jwt", "basic-auth", "mtls-auth", "cors", "ip-restriction", "security-headers", "request-size-limit":
-				p.Addf(indexPath(confval.Join(cpath, "policies"), j), "policy %q is a %s policy, which runs before the consumer is known; a consumer's own policies may be acl, rate-limit, cache or transforms", r, pc.Type())
+			// A consumer's own policies replace the scope's of the same type once it is
+			// authenticated: limits, caching and transforms. Authorization (acl) is the route
+			// owner's, never the caller's to loosen; other types run before the consumer is known.
+			pc, ok := f.Policies[r]
+			if t := pc.Type(); ok && t != "" && !builtin.Overridable[t] {
+				p.Addf(indexPath(confval.Join(cpath, "policies"), j), "policy %q has type %s; a consumer's own policies may only be rate-limit, cache, request-transform or response-transform", r, t)
 			}
 		}
 		if c.KeysFile != "" {

@@ -50,21 +50,25 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ctx = traceContext.Extract(ctx, propagation.HeaderCarrier(r.Header))
 	}
 	rec := &recorder{ResponseWriter: w}
+	r = r.WithContext(ctx)
 	defer func() {
 		if p := recover(); p != nil {
-			if p == http.ErrAbortHandler {
-				panic(p)
+			if p != http.ErrAbortHandler {
+				// A bug must cost one request, not the process; the stack goes to the log,
+				// never to the client.
+				g.logger.Error("panic serving request", "request_id", info.ID, "panic", p, "stack", string(debug.Stack()))
 			}
-			// A bug must cost one request, not the process; the stack goes to the log, never to
-			// the client.
-			g.logger.Error("panic serving request", "request_id", info.ID, "panic", p, "stack", string(debug.Stack()))
-			if !rec.wroteHeader {
-				apierror.Write(rec, r, apierror.New(http.StatusInternalServerError, "INTERNAL", "internal error"))
+			if p == http.ErrAbortHandler || rec.wroteHeader {
+				// Part of an answer is out: a clean end would pass it off as complete (and
+				// cacheable), so the connection is cut instead.
+				g.finish(snap, r, rec, info)
+				panic(http.ErrAbortHandler)
 			}
+			apierror.Write(rec, r, apierror.New(http.StatusInternalServerError, "INTERNAL", "internal error"))
 		}
 		g.finish(snap, r, rec, info)
 	}()
-	snap.handler.ServeHTTP(rec, r.WithContext(ctx))
+	snap.handler.ServeHTTP(rec, r)
 }
 
 func (g *Gateway) finish(snap *Snapshot, r *http.Request, rec *recorder, info *reqctx.Info) {
@@ -147,7 +151,7 @@ func (s *Snapshot) clientFromForwarded(h http.Header, peer netip.Addr) netip.Add
 	for i := len(xff) - 1; i >= 0; i-- {
 		parts := strings.Split(xff[i], ",")
 		for j := len(parts) - 1; j >= 0; j-- {
-			a, err := netip.ParseAddr(strings.TrimSpace(parts[j]))
+			a, err := parseForwardedAddr(strings.TrimSpace(parts[j]))
 			if err != nil {
 				return peer
 			}
@@ -159,6 +163,19 @@ func (s *Snapshot) clientFromForwarded(h http.Header, peer netip.Addr) netip.Add
 		}
 	}
 	return peer
+}
+
+// parseForwardedAddr accepts the forms proxies write into X-Forwarded-For: an address, or an
+// address with a port ("203.0.113.7:4711", "[2001:db8::1]:4711").
+func parseForwardedAddr(s string) (netip.Addr, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a, nil
+	}
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	return ap.Addr(), nil
 }
 
 // recorder notes the status and size of the answer for the access log and metrics. Unwrap lets

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -138,6 +139,8 @@ func TestClientIPFromTrustedChain(t *testing.T) {
 		{"6.6.6.6, 198.51.100.7, 10.0.0.2", "198.51.100.7"}, // leftmost entries are the client's word
 		{"10.0.0.3, 10.0.0.2", "10.0.0.3"},
 		{"garbage", "10.0.0.1"},
+		{"198.51.100.7:4711, 10.0.0.2", "198.51.100.7"},
+		{"[2001:db8::1]:4711", "2001:db8::1"},
 	}
 	for _, tt := range tests {
 		h := http.Header{"X-Forwarded-For": {tt.xff}}
@@ -217,6 +220,32 @@ func TestPanicBecomes500(t *testing.T) {
 	w, _ := do(t, g, httptest.NewRequest("GET", "/", nil))
 	if w.Code != 500 || !strings.Contains(w.Body.String(), `"code":"INTERNAL"`) || strings.Contains(w.Body.String(), "bug") {
 		t.Fatalf("panic answered %d %s", w.Code, w.Body)
+	}
+	if id := w.Header().Get("X-Request-ID"); id == "" || !strings.Contains(w.Body.String(), `"request_id":"`+id+`"`) {
+		t.Errorf("the 500 lacks the request ID: %s", w.Body)
+	}
+}
+
+// A panic after part of the answer went out must cut the connection, so the client cannot take
+// a truncated body for a complete one.
+func TestPanicAfterHeadersAbortsTheConnection(t *testing.T) {
+	g, _ := newGateway(t, cfg(echo(t).URL, "access_log: {enabled: false}"))
+	g.Current().handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(200)
+		_, _ = w.Write([]byte(`{"partial":`))
+		http.NewResponseController(w).Flush()
+		panic("bug")
+	})
+	srv := httptest.NewServer(g)
+	defer srv.Close()
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	resp, err := http.Get(srv.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if _, err := io.ReadAll(resp.Body); err == nil {
+		t.Fatal("a truncated answer read as complete")
 	}
 }
 

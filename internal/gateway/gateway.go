@@ -6,6 +6,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -47,7 +48,10 @@ type Gateway struct {
 	outputs map[string]io.Writer
 	servers []*listener.Server
 	stores  *stores
+	closed  bool
 }
+
+var errClosed = errors.New("gateway is shut down")
 
 // Snapshot is everything one config produces. It is never modified after Build.
 type Snapshot struct {
@@ -110,6 +114,9 @@ func New(f *config.File, opts Options) (*Gateway, error) {
 func (g *Gateway) Apply(f *config.File) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.closed {
+		return errClosed
+	}
 	snap, err := g.build(f)
 	if err != nil {
 		g.reloads.WithLabelValues("failure").Inc()
@@ -326,11 +333,17 @@ func (g *Gateway) SetReady(ok bool) { g.ready.Store(ok) }
 
 // Close retires the current snapshot. Call it after the listeners have drained.
 func (g *Gateway) Close() {
+	// Under the lock, so a reload that is building cannot swap in a snapshot after this retired
+	// the current one (its health checks and stores would never stop).
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return
+	}
+	g.closed = true
 	if s := g.current.Load(); s != nil {
 		s.retire()
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
 	if g.stores != nil {
 		g.stores.close()
 	}

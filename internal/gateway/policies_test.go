@@ -214,3 +214,59 @@ func BenchmarkHarness(b *testing.B) {
 		h.ServeHTTP(httptest.NewRecorder(), r)
 	}
 }
+
+// Review findings: a consumer's config must never loosen a route's authorization, a policy
+// listed twice must not run twice, and a route must not silently shadow a BFF.
+func TestConsumerPolicyRulesAndShadowing(t *testing.T) {
+	err := parseErr(`admin: "off"
+upstreams:
+  app: {targets: [{url: "http://127.0.0.1:1"}]}
+consumers:
+  - {name: partner, keys: [k], groups: [partners], policies: [partner-acl]}
+policies:
+  partner-acl: {acl: {allow: [partners]}}
+  lim: {rate-limit: {limits: {minute: 4}}}
+routes:
+  - {name: admin, match: {path_prefix: /admin}, upstream: app, policies: [lim, lim]}
+  - {name: web-legacy, match: {path_prefix: /web}, upstream: app}
+bffs:
+  web: {path: /web}
+`)
+	for _, want := range []string{
+		`consumers[0].policies[0]: policy "partner-acl" has type acl; a consumer's own policies may only be rate-limit, cache, request-transform or response-transform`,
+		`routes[0].policies[1]: policy "lim" is listed twice`,
+		`routes[1].match: route "web-legacy" would take requests for BFF "web"'s path "/web"`,
+	} {
+		if !strings.Contains(err, want) {
+			t.Errorf("errors lack %q:\n%s", want, err)
+		}
+	}
+}
+
+func TestAnonymousHeaderOnlyFromPortico(t *testing.T) {
+	g, _ := newGateway(t, `admin: "off"
+access_log: {enabled: false}
+upstreams:
+  app: {targets: [{url: "`+echo(t).URL+`"}]}
+consumers: [{name: guest}, {name: app, keys: [k]}]
+policies:
+  key: {key-auth: {anonymous: guest}}
+routes:
+  - {name: open, match: {path_prefix: /open}, upstream: app}
+  - {name: keyed, match: {path_prefix: /keyed}, upstream: app, policies: [key]}
+`)
+	r := httptest.NewRequest("GET", "/open/x", nil)
+	r.Header.Set("X-Anonymous-Consumer", "true")
+	if _, s := do(t, g, r); s.Headers.Get("X-Anonymous-Consumer") != "" {
+		t.Error("a client-sent X-Anonymous-Consumer reached the upstream")
+	}
+	if _, s := do(t, g, httptest.NewRequest("GET", "/keyed/x", nil)); s.Headers.Get("X-Anonymous-Consumer") != "true" || s.Headers.Get("X-Consumer-Name") != "guest" {
+		t.Errorf("anonymous fallback: upstream saw %v", s.Headers)
+	}
+	r = httptest.NewRequest("GET", "/keyed/x", nil)
+	r.Header.Set("apikey", "k")
+	r.Header.Set("X-Anonymous-Consumer", "true")
+	if _, s := do(t, g, r); s.Headers.Get("X-Anonymous-Consumer") != "" || s.Headers.Get("X-Consumer-Name") != "app" {
+		t.Errorf("authenticated: upstream saw %v", s.Headers)
+	}
+}

@@ -80,15 +80,31 @@ func (g *Gateway) Serve(ctx context.Context, bound Bound) error {
 	eg.Go(func() error {
 		<-egctx.Done()
 		g.SetReady(false)
-		drain := g.Current().File.Server.ShutdownTimeout.Or(30 * time.Second)
-		sctx, cancel := context.WithTimeout(context.Background(), drain)
+		sc := g.Current().File.Server
+		if d := sc.ShutdownDelay.Std(); d > 0 && ctx.Err() != nil {
+			// Keep serving while load balancers notice /ready is 503 and stop sending traffic.
+			g.logger.Info("draining: /ready is 503, listeners close after shutdown_delay", "delay", d.String())
+			time.Sleep(d)
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), sc.ShutdownTimeout.Or(30*time.Second))
 		defer cancel()
 		var errs []error
 		for _, s := range servers {
-			errs = append(errs, s.HTTPServer().Shutdown(sctx))
+			if err := s.HTTPServer().Shutdown(sctx); errors.Is(err, context.DeadlineExceeded) {
+				// Streams and long polls that outlive the drain are cut rather than left
+				// running on a retired configuration; that is the end of a drain, not a failure.
+				g.logger.Warn("drain time is up; closing the connections still open", "listener", s.Config().Address)
+				_ = s.HTTPServer().Close()
+			} else if err != nil {
+				errs = append(errs, err)
+			}
 		}
 		if admin != nil {
-			errs = append(errs, admin.Shutdown(sctx))
+			if err := admin.Shutdown(sctx); errors.Is(err, context.DeadlineExceeded) {
+				_ = admin.Close()
+			} else if err != nil {
+				errs = append(errs, err)
+			}
 		}
 		return errors.Join(errs...)
 	})
@@ -109,7 +125,7 @@ func (g *Gateway) reloadListeners(f *config.File) error {
 	}
 	var errs []error
 	for i, s := range g.servers {
-		if i >= len(next) || next[i].Address != s.Config().Address {
+		if i >= len(next) || next[i].Address != s.Config().Address || (next[i].TLS == nil) != (s.Config().TLS == nil) || next[i].H2C != s.Config().H2C {
 			g.logger.Warn("listener changes take effect after a restart", "running", s.Config().Address)
 			continue
 		}

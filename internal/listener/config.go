@@ -41,4 +41,7 @@ type ServerConfig struct {
 	MaxHeaderBytes    confval.ByteSize `yaml:"max_header_bytes"`    // default 1MiB
 	MaxBodyBytes      confval.ByteSize `yaml:"max_body_bytes"`      // default 10MiB, per route override
 	ShutdownTimeout   confval.Duration `yaml:"shutdown_timeout"`    // default 30s: drain time on SIGTERM
+	// ShutdownDelay keeps serving after SIGTERM with /ready answering 503, before listeners close,
+	// so load balancers stop sending new requests first (default 0; set it to their probe period).
+	ShutdownDelay confval.Duration `yaml:"shutdown_delay"`
 }

@@ -86,6 +86,7 @@ func (c *ServerConfig) Validate(path string, p *confval.Problems) {
 		{"write_timeout", c.WriteTimeout},
 		{"idle_timeout", c.IdleTimeout},
 		{"shutdown_timeout", c.ShutdownTimeout},
+		{"shutdown_delay", c.ShutdownDelay},
 	}
 	for _, d := range durations {
 		if d.v < 0 {

@@ -33,10 +33,12 @@ type Info struct {
 
 // Identity is an authenticated consumer, forwarded to upstreams as X-Consumer-* headers.
 type Identity struct {
-	Consumer string
-	Groups   []string
-	Subject  string
-	Claims   map[string]any
+	// Anonymous is true for the anonymous fallback consumer (no credential was sent).
+	Anonymous bool
+	Consumer  string
+	Groups    []string
+	Subject   string
+	Claims    map[string]any
 }
 
 type infoKey struct{}
@@ -58,7 +60,7 @@ const HeaderRequestID = "X-Request-ID"
 
 // Identity headers Portico sets toward upstreams. Any copy the client sent is removed first so a
 // client cannot claim an identity.
-var IdentityHeaders = []string{"X-Consumer-Name", "X-Consumer-Groups", "X-Authenticated-Subject"}
+var IdentityHeaders = []string{"X-Consumer-Name", "X-Consumer-Groups", "X-Authenticated-Subject", "X-Anonymous-Consumer"}
 
 // SetUpstreamHeaders writes the request ID and identity from ctx onto h, an outbound header map,
 // after removing any identity headers already there.
@@ -86,6 +88,9 @@ func SetUpstreamHeaders(ctx context.Context, h http.Header) {
 		}
 		if id.Subject != "" {
 			h.Set("X-Authenticated-Subject", id.Subject)
+		}
+		if id.Anonymous {
+			h.Set("X-Anonymous-Consumer", "true")
 		}
 	}
 }

@@ -26,21 +26,38 @@ func (c *Catalog) Names(scope string, local []string) []string {
 		localTypes[c.typeOf(n)] = true
 	}
 	var out []string
+	seen := map[string]bool{}
 	for _, g := range c.Globals {
-		if slices.Contains(g.Except, scope) || localTypes[c.typeOf(g.Policy)] {
+		if slices.Contains(g.Except, scope) || localTypes[c.typeOf(g.Policy)] || seen[g.Policy] {
 			continue
 		}
+		seen[g.Policy] = true
 		out = append(out, g.Policy)
 	}
-	return append(out, local...)
+	for _, n := range local {
+		// A policy named twice runs once: twice would, for example, count each request twice.
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
-// ForConsumer returns names with the consumer's own policies replacing those of the same type,
-// and added where the scope has none of that type.
+// Overridable are the policy types a consumer's own policy may replace in a scope: its limits,
+// caching and transformations. Any other type a consumer names (validation allows none) is
+// added beside the scope's, never instead of it, so a consumer's config can never loosen a
+// route's authorization.
+var Overridable = map[string]bool{"rate-limit": true, "cache": true, "request-transform": true, "response-transform": true}
+
+// ForConsumer returns names with the consumer's own policies replacing those of the same
+// overridable type, and added where the scope has none of that type.
 func (c *Catalog) ForConsumer(names, own []string) []string {
 	ownTypes := map[string]bool{}
 	for _, n := range own {
-		ownTypes[c.typeOf(n)] = true
+		if t := c.typeOf(n); Overridable[t] {
+			ownTypes[t] = true
+		}
 	}
 	var out []string
 	for _, n := range names {
