@@ -92,7 +92,10 @@ admin: "off"
 access_log: {enabled: false}
 upstreams:
   backend: {targets: [{url: "http://%s"}]}
+policies:
+  hit: {cache: {ttl: 1h}}
 routes:
+  - {name: cached, match: {path_prefix: /cached}, upstream: backend, strip_prefix: /cached, policies: [hit]}
   - {name: all, match: {path_prefix: /}, upstream: backend}
 `, proxyAddr, backendAddr)), 0o644); err != nil {
 		return err
@@ -106,10 +109,12 @@ routes:
 		return err
 	}
 
-	fmt.Printf("pass-through: %d connections, keep-alive, ~1 KiB JSON, %d rounds of %s, alternating\n", conns, rounds, dur)
+	fmt.Printf("pass-through and cache hit: %d connections, keep-alive, ~1 KiB JSON, %d rounds of %s, alternating\n", conns, rounds, dur)
 	if err := compare(ctx, rounds, []target{
 		{"direct", "http://" + backendAddr + "/"},
 		{"portico", "http://" + proxyAddr + "/"},
+		// A response-cache hit: Portico answers without calling the backend at all.
+		{"cache-hit", "http://" + proxyAddr + "/cached/"},
 	}, conns, dur); err != nil {
 		stop()
 		return err
@@ -230,7 +235,9 @@ func compare(ctx context.Context, rounds int, targets []target, conns int, dur t
 		med[i] = median(rps)
 		fmt.Printf("%-10s %12.0f %10s %10s   %s\n", tg.name, med[i], medianDur(p50), medianDur(p99), strings.Join(per, " "))
 	}
-	fmt.Printf("ratio %s/%s = %.2f\n", targets[len(targets)-1].name, targets[0].name, med[len(med)-1]/med[0])
+	for i := 1; i < len(targets); i++ {
+		fmt.Printf("ratio %s/%s = %.2f\n", targets[i].name, targets[0].name, med[i]/med[0])
+	}
 	return nil
 }
 
