@@ -6,7 +6,8 @@ import "github.com/portico-gw/portico/internal/confval"
 type Config struct {
 	// Address to listen on, "host:port" (":8080" for all interfaces).
 	Address string `yaml:"address"`
-	// H2C accepts HTTP/2 without TLS (prior knowledge or upgrade) besides HTTP/1.1.
+	// H2C accepts HTTP/2 without TLS (prior knowledge; Go does not offer the Upgrade: h2c route)
+	// besides HTTP/1.1.
 	H2C bool `yaml:"h2c"`
 	// TLS terminates TLS on this listener; HTTP/2 is offered over ALPN.
 	TLS *TLSConfig `yaml:"tls"`

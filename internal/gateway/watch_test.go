@@ -1,0 +1,270 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// watched is one running watcher with a counting reload callback and channels that report each
+// reload and each content check, so tests wait for events instead of sleeping.
+type watched struct {
+	path    string
+	reloads atomic.Int32
+	reload  chan string // content seen by each reload
+	checked chan bool   // outcome of each content check
+	stopped chan struct{}
+	cancel  context.CancelFunc
+}
+
+func startWatch(t *testing.T, path string) *watched {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &watched{
+		path:    path,
+		reload:  make(chan string, 100),
+		checked: make(chan bool, 100),
+		stopped: make(chan struct{}),
+		cancel:  cancel,
+	}
+	hooks := watchHooks{
+		checked: func(changed bool) { w.checked <- changed },
+		stopped: func() { close(w.stopped) },
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	err := watchFile(ctx, path, logger, func() {
+		w.reloads.Add(1)
+		b, _ := os.ReadFile(path)
+		w.reload <- string(b)
+	}, hooks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-w.stopped:
+		case <-time.After(3 * time.Second):
+			t.Error("watcher goroutine still running 3s after cancel")
+		}
+	})
+	return w
+}
+
+// waitReload fails the test unless a reload that saw want happens within 3s.
+func (w *watched) waitReload(t *testing.T, want string) {
+	t.Helper()
+	select {
+	case got := <-w.reload:
+		if got != want {
+			t.Fatalf("reload saw %q, want %q", got, want)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatalf("no reload within 3s (want content %q)", want)
+	}
+}
+
+// expectQuiet fails the test if another reload happens within a few debounce periods. It can only
+// miss a late reload on a very slow machine, never report a false one.
+func (w *watched) expectQuiet(t *testing.T) {
+	t.Helper()
+	select {
+	case got := <-w.reload:
+		t.Fatalf("unexpected extra reload (content %q); %d reloads in all", got, w.reloads.Load())
+	case <-time.After(3 * watchDebounce):
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestWatchFileReloadsOnceOnChange(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(t *testing.T, path string)
+	}{
+		{"write in place", func(t *testing.T, path string) { writeFile(t, path, "v2") }},
+		{"rename over", func(t *testing.T, path string) {
+			// Editors and config management write a temporary file and rename it over the original.
+			tmp := path + ".tmp"
+			writeFile(t, tmp, "v2")
+			if err := os.Rename(tmp, path); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "portico.yaml")
+			writeFile(t, path, "v1")
+			w := startWatch(t, path)
+			tt.change(t, path)
+			w.waitReload(t, "v2")
+			w.expectQuiet(t)
+			if n := w.reloads.Load(); n != 1 {
+				t.Fatalf("reloads = %d, want 1", n)
+			}
+		})
+	}
+}
+
+func TestWatchFileSameContentNoReload(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "portico.yaml")
+	writeFile(t, path, "v1")
+	w := startWatch(t, path)
+	writeFile(t, path, "v1")
+	select {
+	case changed := <-w.checked:
+		if changed {
+			t.Fatal("rewriting the same content was taken for a change")
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the write was not noticed within 3s")
+	}
+	if n := w.reloads.Load(); n != 0 {
+		t.Fatalf("reloads = %d, want 0", n)
+	}
+}
+
+// A busy file beside the config (an access log) must neither postpone nor prevent a reload, nor
+// cause reads of the config. The log is written until the reload arrives, so a watcher that
+// restarts its timer on every event in the directory never reloads and the test fails.
+func TestWatchFileIgnoresBusyNeighbour(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "portico.yaml")
+	writeFile(t, path, "v1")
+	w := startWatch(t, path)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		log, err := os.Create(filepath.Join(dir, "access.log"))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer log.Close()
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		deadline := time.After(5 * time.Second) // bounds the writes if the test has already failed
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-deadline:
+				return
+			case <-tick.C:
+				fmt.Fprintf(log, "line %d\n", i)
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	// Log traffic alone is not even a reason to read the config.
+	time.Sleep(3 * watchDebounce)
+	if n := len(w.checked); n != 0 {
+		t.Fatalf("%d config checks caused by writes to another file, want 0", n)
+	}
+	writeFile(t, path, "v2")
+	w.waitReload(t, "v2")
+}
+
+// A config file rewritten without pause is still reloaded: relevant events do not push the check
+// back either.
+func TestWatchFileContinuousWritesStillReload(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "portico.yaml")
+	writeFile(t, path, "v0")
+	w := startWatch(t, path)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		deadline := time.After(5 * time.Second)
+		for i := 1; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-deadline:
+				return
+			case <-tick.C:
+				if err := os.WriteFile(path, []byte(fmt.Sprintf("v%d", i)), 0o644); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	select {
+	case <-w.reload:
+	case <-time.After(3 * time.Second):
+		t.Fatal("no reload within 3s while the config was being rewritten")
+	}
+}
+
+// Kubernetes mounts a ConfigMap as dir/portico.yaml -> ..data/portico.yaml, with ..data a symlink
+// to a timestamped directory; an update writes a new directory and renames a new ..data over the
+// old one, so the config file itself sees no event.
+func TestWatchFileKubernetesConfigMapSwap(t *testing.T) {
+	dir := t.TempDir()
+	mkData := func(ts, content string) {
+		t.Helper()
+		if err := os.Mkdir(filepath.Join(dir, ts), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(dir, ts, "portico.yaml"), content)
+	}
+	mkData("..2026_11_26_10_00_00.000000001", "v1")
+	if err := os.Symlink("..2026_11_26_10_00_00.000000001", filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "portico.yaml")
+	if err := os.Symlink(filepath.Join("..data", "portico.yaml"), path); err != nil {
+		t.Fatal(err)
+	}
+	w := startWatch(t, path)
+
+	mkData("..2026_11_26_10_05_00.000000002", "v2")
+	if err := os.Symlink("..2026_11_26_10_05_00.000000002", filepath.Join(dir, "..data_tmp")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "..2026_11_26_10_00_00.000000001")); err != nil {
+		t.Fatal(err)
+	}
+	w.waitReload(t, "v2")
+	w.expectQuiet(t)
+	if n := w.reloads.Load(); n != 1 {
+		t.Fatalf("reloads = %d, want 1", n)
+	}
+}
+
+func TestWatchFileStopsOnCancel(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "portico.yaml")
+	writeFile(t, path, "v1")
+	w := startWatch(t, path)
+	w.cancel()
+	select {
+	case <-w.stopped:
+	case <-time.After(3 * time.Second):
+		t.Fatal("watcher goroutine still running 3s after cancel")
+	}
+	writeFile(t, path, "v2")
+	w.expectQuiet(t)
+	if n := w.reloads.Load(); n != 0 {
+		t.Fatalf("reloads after cancel = %d, want 0", n)
+	}
+}
