@@ -253,14 +253,12 @@ func (c *CORS) Wrap(next http.Handler) http.Handler {
 			c.preflight(w, r, origin, allowed)
 			return
 		}
-		cw := &writer{ResponseWriter: w, c: c}
+		cw := &policies.HeaderHook[responseHeaders]{ResponseWriter: w, A: responseHeaders{c: c}}
 		if allowed {
-			cw.origin = origin
+			cw.A.origin = origin
 		}
 		next.ServeHTTP(cw, r)
-		if !cw.wroteHeader {
-			cw.apply()
-		}
+		cw.Finish()
 	})
 }
 
@@ -338,49 +336,22 @@ func (p pattern) match(o string) bool {
 
 // writer sets this policy's CORS headers when the status is written, replacing any the handler or
 // upstream set, so that the gateway alone decides who may read the answer.
-type writer struct {
-	http.ResponseWriter
-	c           *CORS
-	origin      string // "" when the origin is not allowed
-	wroteHeader bool
+// responseHeaders sets the CORS response headers of an actual (non-preflight) request, replacing
+// any the upstream set; origin is "" when the origin is not allowed.
+type responseHeaders struct {
+	c      *CORS
+	origin string
 }
 
-func (w *writer) apply() {
-	w.wroteHeader = true
-	h := w.ResponseWriter.Header()
+func (a responseHeaders) ApplyHeaders(h http.Header) {
 	delete(h, "Access-Control-Allow-Origin")
 	delete(h, "Access-Control-Allow-Credentials")
 	delete(h, "Access-Control-Expose-Headers")
-	if w.origin == "" {
+	if a.origin == "" {
 		return
 	}
-	w.c.setOrigin(h, w.origin)
-	if w.c.exposed != "" {
-		h["Access-Control-Expose-Headers"] = []string{w.c.exposed}
+	a.c.setOrigin(h, a.origin)
+	if a.c.exposed != "" {
+		h["Access-Control-Expose-Headers"] = []string{a.c.exposed}
 	}
 }
-
-func (w *writer) WriteHeader(code int) {
-	if !w.wroteHeader && code >= 200 {
-		w.apply()
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *writer) Write(b []byte) (int, error) {
-	if !w.wroteHeader {
-		w.apply()
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Flush passes through so streams stay streams.
-func (w *writer) Flush() {
-	if !w.wroteHeader {
-		w.apply()
-	}
-	_ = http.NewResponseController(w.ResponseWriter).Flush()
-}
-
-// Unwrap lets http.ResponseController reach the writer underneath.
-func (w *writer) Unwrap() http.ResponseWriter { return w.ResponseWriter }

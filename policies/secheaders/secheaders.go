@@ -197,11 +197,9 @@ func (s *Headers) Phase() policies.Phase { return policies.PhaseSecurityHeaders 
 // Wrap returns next behind the policy.
 func (s *Headers) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sw := &writer{ResponseWriter: w, s: s, hsts: s.hsts != nil && (s.force || isTLS(r))}
+		sw := &policies.HeaderHook[responseHeaders]{ResponseWriter: w, A: responseHeaders{s: s, hsts: s.hsts != nil && (s.force || isTLS(r))}}
 		next.ServeHTTP(sw, r)
-		if !sw.wroteHeader {
-			sw.apply()
-		}
+		sw.Finish()
 	})
 }
 
@@ -220,52 +218,24 @@ func isTLS(r *http.Request) bool {
 
 // writer sets the headers when the status is written: only then is it known what the upstream
 // set.
-type writer struct {
-	http.ResponseWriter
-	s           *Headers
-	hsts        bool
-	wroteHeader bool
+// responseHeaders adds the configured headers, leaving the upstream's own unless override.
+type responseHeaders struct {
+	s    *Headers
+	hsts bool
 }
 
-func (w *writer) apply() {
-	w.wroteHeader = true
-	h := w.ResponseWriter.Header()
+func (a responseHeaders) ApplyHeaders(h http.Header) {
 	set := func(name string, v []string) {
-		if w.s.override {
+		if a.s.override {
 			h[name] = v
 		} else if _, ok := h[name]; !ok {
 			h[name] = v
 		}
 	}
-	for _, hd := range w.s.headers {
+	for _, hd := range a.s.headers {
 		set(hd.name, hd.value)
 	}
-	if w.hsts {
-		set("Strict-Transport-Security", w.s.hsts)
+	if a.hsts {
+		set("Strict-Transport-Security", a.s.hsts)
 	}
 }
-
-func (w *writer) WriteHeader(code int) {
-	if !w.wroteHeader && code >= 200 {
-		w.apply()
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *writer) Write(b []byte) (int, error) {
-	if !w.wroteHeader {
-		w.apply()
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Flush passes through so streams stay streams.
-func (w *writer) Flush() {
-	if !w.wroteHeader {
-		w.apply()
-	}
-	_ = http.NewResponseController(w.ResponseWriter).Flush()
-}
-
-// Unwrap lets http.ResponseController reach the writer underneath.
-func (w *writer) Unwrap() http.ResponseWriter { return w.ResponseWriter }
