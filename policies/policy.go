@@ -23,17 +23,21 @@ type Phase int
 
 // The phases, in execution order (DESIGN.md "Request flow").
 const (
-	PhaseRequestID         Phase = 100
-	PhaseIPRestriction     Phase = 200
-	PhaseCORS              Phase = 210
-	PhaseSecurityHeaders   Phase = 220
-	PhaseSizeLimit         Phase = 230
-	PhaseAuthentication    Phase = 300
-	PhaseACL               Phase = 400
-	PhaseRateLimit         Phase = 500
+	PhaseRequestID       Phase = 100
+	PhaseIPRestriction   Phase = 200
+	PhaseCORS            Phase = 210
+	PhaseSecurityHeaders Phase = 220
+	PhaseSizeLimit       Phase = 230
+	PhaseAuthentication  Phase = 300
+	PhaseACL             Phase = 400
+	PhaseRateLimit       Phase = 500
+	// PhaseResponseTransform wraps the cache rather than sitting inside it: response transforms
+	// may render per-request values ($(request_id), $(client_ip), request headers), which must
+	// never be stored and replayed to other clients, so they apply to hits and misses alike and
+	// the cache keeps the upstream's answer.
+	PhaseResponseTransform Phase = 550
 	PhaseCache             Phase = 600
 	PhaseRequestTransform  Phase = 700
-	PhaseResponseTransform Phase = 800
 )
 
 // Policy is a built policy instance: a middleware with a fixed phase.

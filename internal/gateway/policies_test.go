@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -268,5 +269,60 @@ routes:
 	r.Header.Set("X-Anonymous-Consumer", "true")
 	if _, s := do(t, g, r); s.Headers.Get("X-Anonymous-Consumer") != "" || s.Headers.Get("X-Consumer-Name") != "app" {
 		t.Errorf("authenticated: upstream saw %v", s.Headers)
+	}
+}
+
+// Security review: a cache must never replay one client's per-request values or per-user answers
+// to another client.
+func TestCacheNeverReplaysPerClientData(t *testing.T) {
+	var calls atomic.Int64
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"user":"` + r.Header.Get("Authorization") + r.Header.Get("Cookie") + `"}`))
+	}))
+	defer backend.Close()
+	g, _ := newGateway(t, `admin: "off"
+access_log: {enabled: false}
+upstreams:
+  app: {targets: [{url: "`+backend.URL+`"}]}
+consumers: [{name: guest}, {name: app, keys: [k]}]
+policies:
+  cache: {cache: {ttl: 1h}}
+  stamp: {response-transform: {headers: {add: {X-Echo: "$(header.X-Foo)", X-Req: "$(request_id)"}}}}
+  key: {key-auth: {anonymous: guest}}
+routes:
+  - {name: r, match: {path_prefix: /}, upstream: app, policies: [cache, stamp, key]}
+`)
+	get := func(h map[string]string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", "/items", nil)
+		for k, v := range h {
+			r.Header.Set(k, v)
+		}
+		w, _ := do(t, g, r)
+		return w
+	}
+	first := get(map[string]string{"X-Foo": "<script>attacker</script>"})
+	second := get(nil)
+	if second.Header().Get("X-Cache-Status") != "Hit" {
+		t.Fatalf("second plain request: X-Cache-Status %q, want Hit", second.Header().Get("X-Cache-Status"))
+	}
+	if got := second.Header().Get("X-Echo"); got != "" {
+		t.Errorf("a hit replayed the first client's header value %q", got)
+	}
+	if second.Header().Get("X-Req") != second.Header().Get("X-Request-ID") || second.Header().Get("X-Req") == first.Header().Get("X-Req") {
+		t.Errorf("a hit carried X-Req %q, want its own request ID %q", second.Header().Get("X-Req"), second.Header().Get("X-Request-ID"))
+	}
+
+	for _, h := range []map[string]string{{"Authorization": "Bearer alice"}, {"Cookie": "session=alice"}} {
+		before := calls.Load()
+		a := get(h)
+		b := get(map[string]string{"Authorization": "Bearer bob", "Cookie": "session=bob"})
+		if strings.Contains(b.Body.String(), "alice") || a.Header().Get("X-Cache-Status") != "Bypass" {
+			t.Errorf("%v: status %q, then another user got %s", h, a.Header().Get("X-Cache-Status"), b.Body)
+		}
+		if calls.Load() != before+2 {
+			t.Errorf("%v: %d upstream calls for two per-user requests, want 2", h, calls.Load()-before)
+		}
 	}
 }

@@ -16,14 +16,21 @@ type Catalog struct {
 	Consumers *policies.Consumers
 }
 
+// Stacking are the types whose global and scope policies both apply rather than the scope's
+// replacing the global one: access restrictions only ever add up, so a route's allow list can
+// never lift a global deny.
+var Stacking = map[string]bool{"acl": true, "ip-restriction": true}
+
 // Names returns the policy names that apply to a scope (a route or BFF named scope with its own
 // list local), in order: the global policies that do not except it, then its own. A scope's own
 // policy replaces a global policy of the same type, as in Kong, where a route's plugin takes
-// precedence over the global one.
+// precedence over the global one, except for the Stacking types.
 func (c *Catalog) Names(scope string, local []string) []string {
 	localTypes := map[string]bool{}
 	for _, n := range local {
-		localTypes[c.typeOf(n)] = true
+		if t := c.typeOf(n); !Stacking[t] {
+			localTypes[t] = true
+		}
 	}
 	var out []string
 	seen := map[string]bool{}

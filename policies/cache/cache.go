@@ -224,14 +224,24 @@ func (p *Policy) serve(w http.ResponseWriter, r *http.Request, next http.Handler
 	p.fetch(w, r, next, key, keyMethod, refresh)
 }
 
-// unsafeAuthorization is a request whose credentials Portico did not turn into an identity:
-// the upstream may answer per user while the key holds no user, so it is not cached unless the
-// policy is public. With a Portico identity the consumer is in the key and caching is safe.
+// unsafeAuthorization is a request carrying credentials the upstream may answer per user while
+// the cache key holds no such user, so it is not cached unless the policy is public:
+//   - a Cookie (an upstream-managed session) is never in the key;
+//   - an Authorization header is safe only when Portico turned it into an identity with a
+//     subject (JWT sub, basic-auth user), which is in the key; an anonymous identity, or an
+//     application key that many end users share (no subject), says nothing about the end user
+//     the upstream sees in Authorization.
 func (p *Policy) unsafeAuthorization(r *http.Request, info *reqctx.Info) bool {
-	if p.public || r.Header.Get("Authorization") == "" {
+	if p.public {
 		return false
 	}
-	return info == nil || info.Identity == nil
+	if _, ok := r.Header["Cookie"]; ok {
+		return true
+	}
+	if r.Header.Get("Authorization") == "" {
+		return false
+	}
+	return info == nil || info.Identity == nil || info.Identity.Anonymous || info.Identity.Subject == ""
 }
 
 func (p *Policy) bypass(w http.ResponseWriter, r *http.Request, next http.Handler) {

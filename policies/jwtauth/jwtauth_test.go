@@ -163,6 +163,15 @@ func TestConsumerMapping(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := testConfig(t)
 			c.ConsumerClaim, c.AllowUnknownConsumers = tt.claim, tt.allowUnknown
+			if tt.claim != "" {
+				// A claim other than iss is only allowed with a single issuer.
+				for _, iss := range c.Issuers {
+					if iss.Issuer == "hmac-iss" {
+						c.Issuers = []IssuerConfig{iss}
+						break
+					}
+				}
+			}
 			j := buildJWT(t, c, cs)
 			id, err := j.Authenticate(bearer(tt.tok))
 			if tt.wantErr != nil {
@@ -374,6 +383,11 @@ func TestValidate(t *testing.T) {
 			{Issuer: "a", Algorithms: []string{"RS256"}, JWKSURL: "https://x/j"},
 			{Issuer: "a", Algorithms: []string{"RS256"}, JWKSURL: "https://x/j"},
 		}}, []string{"listed twice"}},
+		{"consumer claim across issuers", Config{ConsumerClaim: "sub", Issuers: []IssuerConfig{
+			{Issuer: "a", Algorithms: []string{"RS256"}, JWKSURL: "https://x/j"},
+			{Issuer: "b", Algorithms: []string{"RS256"}, JWKSURL: "https://y/j"},
+		}}, []string{"would let one issuer's tokens name another issuer's consumers"}},
+		{"consumer claim with one issuer", Config{ConsumerClaim: "sub", Issuers: iss(func(*IssuerConfig) {}).Issuers}, nil},
 		{"policy-level problems", Config{Issuers: iss(func(*IssuerConfig) {}).Issuers, CookieNames: []string{"bad cookie"},
 			QueryParams: []string{""}, RequiredClaims: []string{""}, Leeway: -1, Realm: "a\"b"},
 			[]string{"empty claim name", "invalid cookie name", "empty parameter name", "leeway cannot be negative", "realm cannot contain"}},

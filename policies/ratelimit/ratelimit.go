@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime"
 	"strconv"
 	"strings"
@@ -333,7 +334,7 @@ func (l *Limiter) appendKey(b []byte, r *http.Request) []byte {
 // fallback: every anonymous client sharing one counter would let one of them starve the rest
 // (Kong counts them as one consumer; Portico counts them by IP).
 func consumer(info *reqctx.Info, r *http.Request) string {
-	if info == nil || info.Identity == nil || r.Header.Get("X-Anonymous-Consumer") == "true" {
+	if info == nil || info.Identity == nil || info.Identity.Anonymous || r.Header.Get("X-Anonymous-Consumer") == "true" {
 		return ""
 	}
 	return info.Identity.Consumer
@@ -342,20 +343,37 @@ func consumer(info *reqctx.Info, r *http.Request) string {
 // credential is the authenticated subject (the JWT sub, certificate subject or user name), which
 // tells apart several credentials of one consumer.
 func credential(info *reqctx.Info, r *http.Request) string {
-	if info == nil || info.Identity == nil || r.Header.Get("X-Anonymous-Consumer") == "true" {
+	if info == nil || info.Identity == nil || info.Identity.Anonymous || r.Header.Get("X-Anonymous-Consumer") == "true" {
 		return ""
 	}
 	return info.Identity.Subject
 }
 
 func clientIP(info *reqctx.Info, r *http.Request) string {
+	ip := r.RemoteAddr
 	if info != nil && info.ClientIP != "" {
-		return info.ClientIP
+		ip = info.ClientIP
+	} else if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		ip = host
 	}
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return host
+	return ipKey(ip)
+}
+
+// ipKey counts IPv6 clients by their /64: one subscriber usually holds a whole /64, and counting
+// single addresses would hand an attacker 2^64 fresh counters (and as many store keys).
+func ipKey(ip string) string {
+	if strings.IndexByte(ip, ':') < 0 {
+		return ip // IPv4: as is, without parsing
 	}
-	return r.RemoteAddr
+	a, err := netip.ParseAddr(ip)
+	if err != nil || a.Is4In6() {
+		return ip
+	}
+	p, err := a.Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
 }
 
 const (

@@ -539,3 +539,20 @@ func TestPhase(t *testing.T) {
 		t.Fatalf("phase %d", l.Phase())
 	}
 }
+
+// IPv6 clients are counted by /64, so rotating addresses inside one subscriber's prefix does not
+// earn fresh counters.
+func TestIPKeyGroupsIPv6By64(t *testing.T) {
+	for in, want := range map[string]string{
+		"203.0.113.7":           "203.0.113.7",
+		"2001:db8:1:2:aaaa::1":  "2001:db8:1:2::/64",
+		"2001:db8:1:2:bbbb::ff": "2001:db8:1:2::/64",
+		"2001:db8:1:3::1":       "2001:db8:1:3::/64",
+		"::ffff:203.0.113.7":    "::ffff:203.0.113.7",
+		"not-an-ip:with:colons": "not-an-ip:with:colons",
+	} {
+		if got := ipKey(in); got != want {
+			t.Errorf("ipKey(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

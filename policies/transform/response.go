@@ -32,8 +32,8 @@ func NewResponse(name string, c ResponseConfig, _ policies.Deps) (policies.Polic
 	return &Response{name: name, headers: headers, body: body}, nil
 }
 
-// Phase is PhaseResponseTransform: innermost but for the handler, so the cache (outside it)
-// stores the transformed answer.
+// Phase is PhaseResponseTransform, outside the cache: per-request template values are rendered
+// for every answer, hits included, and never stored.
 func (t *Response) Phase() policies.Phase { return policies.PhaseResponseTransform }
 
 // Wrap returns next behind the transform.
