@@ -9,6 +9,7 @@ package policies
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -91,4 +92,16 @@ func Register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 		panic(err) // a descriptor clash between two different collectors is a programming error
 	}
 	return c
+}
+
+// CheckAnonymous reports an error unless consumer, an authentication policy's anonymous
+// fallback, is empty or declared.
+func (d Deps) CheckAnonymous(what, consumer string) error {
+	if consumer == "" {
+		return nil
+	}
+	if _, ok := d.Consumers.ByName(consumer); !ok {
+		return fmt.Errorf("%s: anonymous consumer %q is not declared", what, consumer)
+	}
+	return nil
 }

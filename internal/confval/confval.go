@@ -158,3 +158,19 @@ func (p *Problems) RequireFile(path, file string) bool {
 	}
 	return true
 }
+
+// Err returns nil when there are no problems, else one error naming what (a policy, say) and
+// listing every problem, so a constructor that re-validates its config reports them all.
+func (p Problems) Err(what string) error {
+	if len(p) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(p))
+	for i, pr := range p {
+		msgs[i] = pr.Message
+		if pr.Path != "" {
+			msgs[i] = pr.Path + ": " + pr.Message
+		}
+	}
+	return fmt.Errorf("%s: %s", what, strings.Join(msgs, "; "))
+}

@@ -87,13 +87,12 @@ var (
 func New(name string, c Config, deps policies.Deps) (policies.Policy, error) {
 	var ps confval.Problems
 	c.Validate("", &ps)
-	if len(ps) > 0 {
-		return nil, fmt.Errorf("basic-auth policy %q: %s: %s", name, ps[0].Path, ps[0].Message)
+	what := fmt.Sprintf("basic-auth policy %q", name)
+	if err := ps.Err(what); err != nil {
+		return nil, err
 	}
-	if c.Anonymous != "" {
-		if _, ok := deps.Consumers.ByName(c.Anonymous); !ok {
-			return nil, fmt.Errorf("basic-auth policy %q: anonymous consumer %q is not declared", name, c.Anonymous)
-		}
+	if err := deps.CheckAnonymous(what, c.Anonymous); err != nil {
+		return nil, err
 	}
 	realm := c.Realm
 	if realm == "" {

@@ -81,12 +81,8 @@ func New(name string, c Config, deps policies.Deps) (policies.Policy, error) {
 	}
 	var probs confval.Problems
 	c.Validate("", &probs)
-	if len(probs) > 0 {
-		msgs := make([]string, len(probs))
-		for i, pr := range probs {
-			msgs[i] = pr.Path + ": " + pr.Message
-		}
-		return nil, fmt.Errorf("building cache policy %q: %s", name, strings.Join(msgs, "; "))
+	if err := probs.Err(fmt.Sprintf("building cache policy %q", name)); err != nil {
+		return nil, err
 	}
 	p := &Policy{
 		name:    name,

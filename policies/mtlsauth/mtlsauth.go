@@ -43,10 +43,8 @@ var (
 
 // New builds the policy named name from c.
 func New(name string, c Config, deps policies.Deps) (policies.Policy, error) {
-	if c.Anonymous != "" {
-		if _, ok := deps.Consumers.ByName(c.Anonymous); !ok {
-			return nil, fmt.Errorf("mtls-auth policy %q: anonymous consumer %q is not declared", name, c.Anonymous)
-		}
+	if err := deps.CheckAnonymous(fmt.Sprintf("mtls-auth policy %q", name), c.Anonymous); err != nil {
+		return nil, err
 	}
 	return &MTLSAuth{anonymous: c.Anonymous, consumers: deps.Consumers}, nil
 }

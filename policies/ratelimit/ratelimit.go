@@ -91,12 +91,8 @@ func New(name string, c Config, deps policies.Deps) (policies.Policy, error) {
 func newLimiter(name string, c Config, deps policies.Deps, now func() int64) (*Limiter, error) {
 	var problems confval.Problems
 	c.Validate("", &problems)
-	if len(problems) > 0 {
-		msgs := make([]string, len(problems))
-		for i, p := range problems {
-			msgs[i] = p.Path + ": " + p.Message
-		}
-		return nil, fmt.Errorf("rate-limit policy %q: %s", name, strings.Join(msgs, "; "))
+	if err := problems.Err(fmt.Sprintf("rate-limit policy %q", name)); err != nil {
+		return nil, err
 	}
 	if now == nil {
 		now = func() int64 { return time.Now().UnixMicro() }
