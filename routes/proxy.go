@@ -94,7 +94,7 @@ type passThrough struct {
 	total    int
 	// stickyHeader (canonical) or stickyCookie pins a client to one side of a split.
 	stickyHeader, stickyCookie string
-	rewrite                    func(*httputil.ProxyRequest)
+	rw                         *rewriter
 	mirror                     *mirror
 	logger                     *slog.Logger
 }
@@ -102,7 +102,7 @@ type passThrough struct {
 type backend struct {
 	upstream string
 	weight   int
-	proxy    *httputil.ReverseProxy
+	proxy    *forwarder
 }
 
 func newPassThrough(c Config, deps Deps) (*passThrough, error) {
@@ -115,20 +115,16 @@ func newPassThrough(c Config, deps Deps) (*passThrough, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.rewrite = rw.rewrite
+	p.rw = rw
 	// rewriteFor gives a destination that overrides the route's prefixes its own rewriter; the
 	// others share the route's.
-	rewriteFor := func(strip, add string) (func(*httputil.ProxyRequest), error) {
+	rewriteFor := func(strip, add string) (*rewriter, error) {
 		if strip == "" && add == "" {
-			return p.rewrite, nil
+			return p.rw, nil
 		}
 		own := c
 		own.StripPrefix, own.AddPrefix = strip, add
-		rw, err := newRewriter(own)
-		if err != nil {
-			return nil, err
-		}
-		return rw.rewrite, nil
+		return newRewriter(own)
 	}
 
 	sides := c.Split
@@ -174,14 +170,15 @@ func newPassThrough(c Config, deps Deps) (*passThrough, error) {
 		if err != nil {
 			return nil, fmt.Errorf("mirror: %w", err)
 		}
-		m, err := newMirror(c.Name, *c.Mirror, deps, rewrite)
+		m, err := newMirror(c.Name, *c.Mirror, deps, rewrite.rewrite)
 		if err != nil {
 			return nil, fmt.Errorf("mirror: %w", err)
 		}
 		p.mirror = m
 		if m.compare {
 			for i := range p.backends {
-				p.backends[i].proxy.ModifyResponse = recordPrimary
+				p.backends[i].proxy.tee = recordPrimary
+				p.backends[i].proxy.upgrade.ModifyResponse = recordPrimary
 			}
 		}
 	}
@@ -194,17 +191,20 @@ func (p *passThrough) close(deadline time.Time) {
 	}
 }
 
-func (p *passThrough) newProxy(upstream string, rt http.RoundTripper, rewrite func(*httputil.ProxyRequest)) *httputil.ReverseProxy {
+func (p *passThrough) newProxy(upstream string, rt http.RoundTripper, rw *rewriter) *forwarder {
 	logger := p.logger.With("upstream", upstream)
-	return &httputil.ReverseProxy{
-		Rewrite:   rewrite,
-		Transport: rt,
-		// FlushInterval stays 0: ReverseProxy already flushes text/event-stream and unknown-length
-		// responses immediately, and buffering the rest keeps throughput up.
-		BufferPool: proxyBuffers,
-		ErrorLog:   slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			p.proxyError(w, r, err, logger)
+	onError := func(w http.ResponseWriter, r *http.Request, err error) { p.proxyError(w, r, err, logger) }
+	return &forwarder{
+		rt:      rt,
+		rw:      rw,
+		onError: onError,
+		logger:  logger,
+		upgrade: &httputil.ReverseProxy{
+			Rewrite:      rw.rewrite,
+			Transport:    rt,
+			BufferPool:   proxyBuffers,
+			ErrorLog:     slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) { onError(w, r, badGateway(err)) },
 		},
 	}
 }
@@ -228,6 +228,17 @@ func (p *passThrough) proxyError(w http.ResponseWriter, r *http.Request, err err
 	}
 	logger.Warn("upstream call failed", "error", err)
 	apierror.Write(w, r, err)
+}
+
+// badGateway marks an error the proxy itself found in the backend's answer (a protocol switch
+// nobody asked for, or to another protocol than asked): 502, as ReverseProxy answers it, where
+// an unclassified error would be a 500.
+func badGateway(err error) error {
+	var sc apierror.StatusCoder
+	if errors.As(err, &sc) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return &apierror.Error{Status: http.StatusBadGateway, Code: "BAD_GATEWAY", Message: http.StatusText(http.StatusBadGateway), Err: err}
 }
 
 // ServeHTTP enforces the body cap, picks a side of the split, starts the mirror and proxies.
@@ -374,10 +385,16 @@ func newRewriter(c Config) (*rewriter, error) {
 	return rw, nil
 }
 
-// rewrite builds the outbound request. It reads pr.In and writes only pr.Out, as ReverseProxy
-// requires; the mirror calls it too so the shadow sees what the primary sees.
-func (rw *rewriter) rewrite(pr *httputil.ProxyRequest) {
-	in, out := pr.In, pr.Out
+// rewrite is apply in ReverseProxy's terms, for the mirror and for upgrades.
+func (rw *rewriter) rewrite(pr *httputil.ProxyRequest) { rw.apply(pr.In, pr.Out) }
+
+// rewritesPath reports whether apply changes the URL (which must then be the outbound request's
+// own copy).
+func (rw *rewriter) rewritesPath() bool { return rw.strip != "" || rw.add != "" || rw.re != nil }
+
+// apply builds the outbound request out from in: path, host, forwarding fields, header rules and
+// identity. It reads in and writes only out; out.Header must carry no forwarding fields yet.
+func (rw *rewriter) apply(in, out *http.Request) {
 	rw.rewritePath(out.URL)
 	if rw.preserveHost {
 		out.Host = in.Host
@@ -387,18 +404,35 @@ func (rw *rewriter) rewrite(pr *httputil.ProxyRequest) {
 	}
 
 	// The edge has already dropped forwarding headers from untrusted peers, so what is left is a
-	// trusted chain to extend, not replace.
-	if prior := in.Header["X-Forwarded-For"]; len(prior) > 0 {
-		out.Header["X-Forwarded-For"] = prior
+	// trusted chain to extend, not replace. One array holds the four values (one allocation).
+	fwd := make([]string, 4)
+	clientIP, _, err := net.SplitHostPort(in.RemoteAddr)
+	if err == nil {
+		if prior := in.Header["X-Forwarded-For"]; len(prior) > 0 {
+			clientIP = strings.Join(prior, ", ") + ", " + clientIP
+		}
+		fwd[0] = clientIP
+		out.Header["X-Forwarded-For"] = fwd[0:1:1]
+	} else {
+		delete(out.Header, "X-Forwarded-For")
 	}
-	pr.SetXForwarded()
 	if v := in.Header["X-Forwarded-Host"]; len(v) > 0 {
-		out.Header["X-Forwarded-Host"] = v
+		out.Header["X-Forwarded-Host"] = v[:len(v):len(v)]
+	} else {
+		fwd[1] = in.Host
+		out.Header["X-Forwarded-Host"] = fwd[1:2:2]
 	}
 	if v := in.Header["X-Forwarded-Proto"]; len(v) > 0 {
-		out.Header["X-Forwarded-Proto"] = v
+		out.Header["X-Forwarded-Proto"] = v[:len(v):len(v)]
+	} else {
+		fwd[2] = "http"
+		if in.TLS != nil {
+			fwd[2] = "https"
+		}
+		out.Header["X-Forwarded-Proto"] = fwd[2:3:3]
 	}
-	out.Header.Set("Forwarded", forwarded(in))
+	fwd[3] = forwarded(in)
+	out.Header["Forwarded"] = fwd[3:4:4]
 
 	for _, k := range rw.remove {
 		delete(out.Header, k)

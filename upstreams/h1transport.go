@@ -30,8 +30,10 @@ type roundTripper interface {
 // themselves. Everything else — TLS, HTTP/2, request bodies, upgrades, connection limits — goes
 // to the wrapped http.Transport unchanged, so those keep net/http's behaviour exactly.
 //
-// It reuses net/http's own wire code (Request.Write, http.ReadResponse), so request framing,
-// chunked bodies and trailers are net/http's. What it re-implements is small: an idle pool per
+// It writes and reads the common case itself (writeRequest, readSimpleResponse: body-less
+// requests, answers with one Content-Length) and leaves everything else to net/http's own wire
+// code (Request.Write, http.ReadResponse), so chunked bodies, trailers and odd framing are
+// net/http's. What it re-implements is small: an idle pool per
 // host, the response-header timeout as a read deadline, cancellation as a deadline in the past,
 // 1xx answers reported to httptrace like http.Transport does, and one retry on a fresh
 // connection when a pooled one turns out to have been closed by the target.
@@ -54,6 +56,8 @@ type h1Conn struct {
 	bw     *bufio.Writer
 	host   string
 	idleAt time.Time
+	// abort interrupts a blocked read or write; made once per connection, not per call.
+	abort func()
 }
 
 var _ roundTripper = (*h1Transport)(nil)
@@ -92,7 +96,12 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // fastPath is true for what h1Transport handles itself: plain HTTP, no request body, no upgrade.
 func (t *h1Transport) fastPath(req *http.Request) bool {
-	if req.URL == nil || req.URL.Scheme != "http" || (req.Body != nil && req.Body != http.NoBody) {
+	return req.URL != nil && req.URL.Scheme == "http" && bodyless(req)
+}
+
+// bodyless is a request h1Transport sends itself when the target is cleartext.
+func bodyless(req *http.Request) bool {
+	if req.Body != nil && req.Body != http.NoBody {
 		return false
 	}
 	if _, ok := req.Header["Upgrade"]; ok {
@@ -129,14 +138,16 @@ func (t *h1Transport) dialConn(ctx context.Context, host string) (*h1Conn, error
 	if err != nil {
 		return nil, err
 	}
-	return &h1Conn{conn: conn, br: bufio.NewReaderSize(conn, 4<<10), bw: bufio.NewWriterSize(conn, 4<<10), host: host}, nil
+	pc := &h1Conn{conn: conn, br: bufio.NewReaderSize(conn, 4<<10), bw: bufio.NewWriterSize(conn, 4<<10), host: host}
+	pc.abort = func() { _ = conn.SetDeadline(aLongTimeAgo) }
+	return pc, nil
 }
 
 // exchange sends req on pc and reads the answer's header. On error pc is closed.
 func (t *h1Transport) exchange(ctx context.Context, req *http.Request, pc *h1Conn) (*http.Response, error) {
-	// Cancellation and the total timeout interrupt a blocked read or write through the
-	// connection's deadline; a connection that saw this is never reused.
-	stop := context.AfterFunc(ctx, func() { _ = pc.conn.SetDeadline(aLongTimeAgo) })
+	// Cancellation interrupts a blocked read or write through the connection's deadline; a
+	// connection that saw this is never reused.
+	stop := context.AfterFunc(ctx, pc.abort)
 	fail := func(err error) (*http.Response, error) {
 		stop()
 		_ = pc.conn.Close()
@@ -146,18 +157,27 @@ func (t *h1Transport) exchange(ctx context.Context, req *http.Request, pc *h1Con
 		}
 		return nil, err
 	}
-	if err := req.Write(pc.bw); err != nil {
+	// The call's deadline (the upstream's total timeout) is the connection's, for writing the
+	// request and reading the whole answer; the response-header timeout shortens it until the
+	// header is in. A context without a timer (softDeadline) relies on this alone.
+	deadline, _ := ctx.Deadline()
+	headerBy := deadline
+	if t.respHeader > 0 {
+		if hb := time.Now().Add(t.respHeader); deadline.IsZero() || hb.Before(deadline) {
+			headerBy = hb
+		}
+	}
+	_ = pc.conn.SetDeadline(headerBy)
+	// A cancellation that landed before this line had its deadline overwritten. (Done, not Err:
+	// a softDeadline's Err reads the clock, and only cancellation can be missed here.)
+	if canceled(ctx) {
+		return fail(ctx.Err())
+	}
+	if err := writeRequest(pc.bw, req); err != nil {
 		return fail(err)
 	}
 	if err := pc.bw.Flush(); err != nil {
 		return fail(err)
-	}
-	if t.respHeader > 0 {
-		_ = pc.conn.SetReadDeadline(time.Now().Add(t.respHeader))
-		// A cancellation that landed before this line had its deadline overwritten.
-		if ctx.Err() != nil {
-			return fail(ctx.Err())
-		}
 	}
 	var resp *http.Response
 	for n := 0; ; n++ {
@@ -166,7 +186,10 @@ func (t *h1Transport) exchange(ctx context.Context, req *http.Request, pc *h1Con
 		// io.ErrUnexpectedEOF, like a truncated answer.
 		_, err := pc.br.Peek(1)
 		if err == nil {
-			resp, err = http.ReadResponse(pc.br, req)
+			var simple bool
+			if resp, simple = readSimpleResponse(pc.br, req); !simple {
+				resp, err = http.ReadResponse(pc.br, req)
+			}
 		}
 		if err != nil {
 			if ne, ok := err.(net.Error); ok && ne.Timeout() && ctx.Err() == nil {
@@ -187,9 +210,9 @@ func (t *h1Transport) exchange(ctx context.Context, req *http.Request, pc *h1Con
 			}
 		}
 	}
-	if t.respHeader > 0 {
-		_ = pc.conn.SetReadDeadline(time.Time{})
-		if ctx.Err() != nil {
+	if headerBy != deadline {
+		_ = pc.conn.SetReadDeadline(deadline)
+		if canceled(ctx) {
 			// Connection first: closing the body of a live connection would drain it.
 			_, err := fail(ctx.Err())
 			_ = resp.Body.Close()
@@ -203,6 +226,15 @@ func (t *h1Transport) exchange(ctx context.Context, req *http.Request, pc *h1Con
 	}
 	resp.Body = &h1Body{rc: resp.Body, pc: pc, t: t, ctx: ctx, stop: stop, keep: keep}
 	return resp, nil
+}
+
+func canceled(ctx context.Context) bool {
+	select {
+	case <-ctx.Done():
+		return true
+	default:
+		return false
+	}
 }
 
 // errResponseHeaderTimeout matches http.Transport's error, and like it reports Timeout.

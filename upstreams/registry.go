@@ -300,6 +300,7 @@ func newUpstream(name string, cfg Config, metrics *Metrics, log *slog.Logger) (*
 		// the synchronous path.
 		u.transport = &h1Transport{fallback: base, dial: dialer.DialContext, respHeader: respHeader,
 			idleTimeout: idleConnTimeout, maxIdle: idle}
+		u.plainHTTP = !https
 	}
 	u.rebuild()
 	return u, nil

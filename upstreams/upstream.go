@@ -27,6 +27,8 @@ type Upstream struct {
 	targets   []*target
 	bal       balancer
 	transport roundTripper
+	// plainHTTP is true when every target is cleartext and h1Transport serves the upstream.
+	plainHTTP bool
 	log       *slog.Logger
 	m         upstreamMetrics
 
@@ -120,11 +122,12 @@ func breakerVerdict(resp *http.Response, err error) error {
 	return nil
 }
 
-// call is what one RoundTrip allocates besides the transport's own work: the first attempt's URL
-// and the wrapper around the body that is returned, in one allocation.
+// call is what one RoundTrip allocates besides the transport's own work: the first attempt's URL,
+// the wrapper around the body that is returned and the deadline, in one allocation.
 type call struct {
 	url  url.URL
 	body responseBody
+	soft softDeadline
 }
 
 // verdict classifies one attempt.
@@ -138,14 +141,14 @@ type verdict struct {
 }
 
 func (u *Upstream) do(parent context.Context, req *http.Request) (*http.Response, error) {
-	ctx, cancel := context.WithTimeout(parent, u.total)
 	t := u.bal.pick(req, 0)
 	if t == nil {
-		cancel()
 		closeRequestBody(req)
 		return nil, &Error{Upstream: u.name, Kind: ErrNoHealthyTarget}
 	}
 	c := new(call)
+	start := time.Now()
+	ctx, cancel := u.callContext(parent, req, c, start)
 	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
 	var (
 		tried     uint64
@@ -156,7 +159,10 @@ func (u *Upstream) do(parent context.Context, req *http.Request) (*http.Response
 	)
 	for n := 0; ; n++ {
 		tried |= t.bit
-		resp, v, err = u.attempt(ctx, req, t, c, n)
+		if n > 0 {
+			start = time.Now()
+		}
+		resp, v, err = u.attempt(ctx, req, t, c, n, start)
 		if retrySlot {
 			u.retrying.Add(-1)
 			retrySlot = false
@@ -209,9 +215,48 @@ func (u *Upstream) do(parent context.Context, req *http.Request) (*http.Response
 	return resp, nil
 }
 
-// attempt sends one try to t. On error the target's active count is already released; on a
-// response it is released when the body is.
-func (u *Upstream) attempt(ctx context.Context, req *http.Request, t *target, c *call, n int) (*http.Response, verdict, error) {
+// callContext bounds the call by the total timeout. Calls that h1Transport makes itself get a
+// softDeadline, which it enforces as the connection's deadline; the rest get context.WithTimeout,
+// whose runtime timer and cancellation wiring cost more per call than the rest of this file's
+// bookkeeping together.
+func (u *Upstream) callContext(parent context.Context, req *http.Request, c *call, now time.Time) (context.Context, context.CancelFunc) {
+	if u.plainHTTP && bodyless(req) {
+		c.soft = softDeadline{Context: parent, at: now.Add(u.total)}
+		return &c.soft, noCancel
+	}
+	return context.WithTimeout(parent, u.total)
+}
+
+func noCancel() {}
+
+// softDeadline carries a deadline without a timer. Its Done is the parent's: nothing may wait on
+// the deadline through it, so it is only for code that reads Deadline and enforces it (net.Dialer,
+// h1Transport, sleep). Err reports the deadline once it has passed.
+type softDeadline struct {
+	context.Context
+	at time.Time
+}
+
+func (c *softDeadline) Deadline() (time.Time, bool) {
+	if d, ok := c.Context.Deadline(); ok && d.Before(c.at) {
+		return d, true
+	}
+	return c.at, true
+}
+
+func (c *softDeadline) Err() error {
+	if err := c.Context.Err(); err != nil {
+		return err
+	}
+	if !time.Now().Before(c.at) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// attempt sends one try to t, which began at start (for its duration metric). On error the
+// target's active count is already released; on a response it is released when the body is.
+func (u *Upstream) attempt(ctx context.Context, req *http.Request, t *target, c *call, n int, start time.Time) (*http.Response, verdict, error) {
 	out := req.WithContext(ctx)
 	var target *url.URL
 	if n == 0 {
@@ -230,7 +275,6 @@ func (u *Upstream) attempt(ctx context.Context, req *http.Request, t *target, c 
 		out.Body = body
 	}
 	t.active.Add(1)
-	start := time.Now()
 	resp, err := u.transport.RoundTrip(out)
 	elapsed := time.Since(start)
 	var v verdict
@@ -360,9 +404,15 @@ func (u *Upstream) backoffFor(n int) time.Duration {
 	return time.Duration(rand.Int64N(int64(d)) + 1)
 }
 
+// sleep waits d unless ctx ends first, and reports whether ctx is still live. It reads the
+// deadline itself because a softDeadline's Done does not close when it passes.
 func sleep(ctx context.Context, d time.Duration) bool {
 	if d <= 0 {
 		return ctx.Err() == nil
+	}
+	expires := false
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= d {
+		d, expires = max(time.Until(dl), 0), true
 	}
 	timer := time.NewTimer(d)
 	defer timer.Stop()
@@ -370,7 +420,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	case <-timer.C:
-		return true
+		return !expires
 	}
 }
 

@@ -19,8 +19,16 @@ import (
 )
 
 // forwardingHeaders are believed only from trusted proxies; from anyone else they are dropped
-// before routing so that a client cannot choose the address upstreams see.
+// before routing so that a client cannot choose the address upstreams see. Canonical keys.
 var forwardingHeaders = []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Port", "Forwarded", "X-Real-Ip"}
+
+// requestIDKey is the request ID field as an http.Header key.
+var requestIDKey = http.CanonicalHeaderKey(reqctx.HeaderRequestID)
+
+type edgeState struct {
+	info reqctx.Info
+	rec  recorder
+}
 
 var traceContext = propagation.TraceContext{}
 
@@ -30,26 +38,33 @@ var traceContext = propagation.TraceContext{}
 // never mixes two configurations.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	snap := g.current.Load()
-	info := &reqctx.Info{Start: time.Now()}
-	info.ID = requestID(r.Header.Get(reqctx.HeaderRequestID))
-	r.Header.Set(reqctx.HeaderRequestID, info.ID)
-	w.Header().Set(reqctx.HeaderRequestID, info.ID)
+	// The request's Info and its recorder share one allocation: this runs for every request.
+	st := &edgeState{info: reqctx.Info{Start: time.Now()}, rec: recorder{ResponseWriter: w}}
+	info, rec := &st.info, &st.rec
+	var in string
+	if v := r.Header[requestIDKey]; len(v) > 0 {
+		in = v[0]
+	}
+	info.ID = requestID(in)
+	// One slice for both headers: at length and capacity 1, an Add on either copies it first.
+	id := []string{info.ID}
+	r.Header[requestIDKey] = id
+	w.Header()[requestIDKey] = id
 
 	peer := peerAddr(r.RemoteAddr)
-	info.ClientIP = peer.String()
 	if snap.trusts(peer) {
-		info.ClientIP = snap.clientFromForwarded(r.Header, peer).String()
+		peer = snap.clientFromForwarded(r.Header, peer)
 	} else {
 		for _, h := range forwardingHeaders {
-			r.Header.Del(h)
+			delete(r.Header, h)
 		}
 	}
+	info.ClientIP = peer.String()
 
 	ctx := reqctx.With(r.Context(), info)
-	if r.Header.Get("Traceparent") != "" {
+	if _, ok := r.Header["Traceparent"]; ok {
 		ctx = traceContext.Extract(ctx, propagation.HeaderCarrier(r.Header))
 	}
-	rec := &recorder{ResponseWriter: w}
 	r = r.WithContext(ctx)
 	defer func() {
 		if p := recover(); p != nil {
@@ -118,7 +133,9 @@ func requestID(in string) string {
 	for i := 0; i < 8; i++ {
 		b[i], b[8+i] = byte(lo>>(8*i)), byte(hi>>(8*i))
 	}
-	return hex.EncodeToString(b[:])
+	var out [32]byte
+	hex.Encode(out[:], b[:])
+	return string(out[:])
 }
 
 func peerAddr(remote string) netip.Addr {

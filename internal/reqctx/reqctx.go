@@ -7,6 +7,7 @@ package reqctx
 import (
 	"context"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -58,39 +59,44 @@ func From(ctx context.Context) *Info {
 // HeaderRequestID is the header that carries the request ID both ways.
 const HeaderRequestID = "X-Request-ID"
 
+// requestIDKey is HeaderRequestID as an http.Header map key.
+var requestIDKey = http.CanonicalHeaderKey(HeaderRequestID)
+
 // Identity headers Portico sets toward upstreams. Any copy the client sent is removed first so a
 // client cannot claim an identity.
 var IdentityHeaders = []string{"X-Consumer-Name", "X-Consumer-Groups", "X-Authenticated-Subject", "X-Anonymous-Consumer"}
 
 // SetUpstreamHeaders writes the request ID and identity from ctx onto h, an outbound header map,
 // after removing any identity headers already there.
+//
+// It runs on every upstream call, so it writes the canonical keys straight into the map rather
+// than through Set and Del, which canonicalize each key again.
 func SetUpstreamHeaders(ctx context.Context, h http.Header) {
 	for _, k := range IdentityHeaders {
-		h.Del(k)
+		delete(h, k)
 	}
 	info := From(ctx)
 	if info == nil {
 		return
 	}
 	if info.ID != "" {
-		h.Set(HeaderRequestID, info.ID)
+		// The edge has usually put this very ID on the inbound header the outbound one copies.
+		if v := h[requestIDKey]; len(v) != 1 || v[0] != info.ID {
+			h[requestIDKey] = []string{info.ID}
+		}
 	}
 	if id := info.Identity; id != nil {
 		if id.Consumer != "" {
-			h.Set("X-Consumer-Name", id.Consumer)
+			h["X-Consumer-Name"] = []string{id.Consumer}
 		}
 		if len(id.Groups) > 0 {
-			groups := id.Groups[0]
-			for _, g := range id.Groups[1:] {
-				groups += "," + g
-			}
-			h.Set("X-Consumer-Groups", groups)
+			h["X-Consumer-Groups"] = []string{strings.Join(id.Groups, ",")}
 		}
 		if id.Subject != "" {
-			h.Set("X-Authenticated-Subject", id.Subject)
+			h["X-Authenticated-Subject"] = []string{id.Subject}
 		}
 		if id.Anonymous {
-			h.Set("X-Anonymous-Consumer", "true")
+			h["X-Anonymous-Consumer"] = []string{"true"}
 		}
 	}
 }
