@@ -49,6 +49,8 @@ type Gateway struct {
 	servers []*listener.Server
 	stores  *stores
 	closed  bool
+	// procsSet is true while server.procs, not Go, decides GOMAXPROCS.
+	procsSet bool
 }
 
 var errClosed = errors.New("gateway is shut down")
@@ -124,6 +126,7 @@ func (g *Gateway) Apply(f *config.File) error {
 	}
 	old := g.current.Swap(snap)
 	g.reloads.WithLabelValues("success").Inc()
+	g.applyProcs(f.Server.Procs)
 	g.adoptStores(snap.stores)
 	if err := g.reloadListeners(f); err != nil {
 		// Routes and upstreams are already live; a bad certificate keeps the old one serving.

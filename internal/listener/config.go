@@ -45,4 +45,7 @@ type ServerConfig struct {
 	// ShutdownDelay keeps serving after SIGTERM with /ready answering 503, before listeners close,
 	// so load balancers stop sending new requests first (default 0; set it to their probe period).
 	ShutdownDelay confval.Duration `yaml:"shutdown_delay"`
+	// Procs is how many OS threads run Go code at once (GOMAXPROCS). 0 keeps Go's choice: the
+	// CPUs the container may use. Fewer than the CPUs suits a host shared with busy neighbours.
+	Procs int `yaml:"procs"`
 }

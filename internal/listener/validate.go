@@ -99,6 +99,9 @@ func (c *ServerConfig) Validate(path string, p *confval.Problems) {
 	if c.MaxBodyBytes < 0 {
 		p.Addf(confval.Join(path, "max_body_bytes"), "must not be negative (0 means the default)")
 	}
+	if c.Procs < 0 {
+		p.Addf(confval.Join(path, "procs"), "must not be negative (0 means one per CPU the process may use)")
+	}
 }
 
 // checkKeyPair validates a certificate and key given as two PEM files named certField and

@@ -1,0 +1,56 @@
+package gateway
+
+import (
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/portico-gw/portico/internal/config"
+)
+
+// TestProcsFollowsConfig: server.procs sets GOMAXPROCS at start and on reload, and 0 gives the
+// choice back to Go. Not parallel: GOMAXPROCS is the whole test process's.
+func TestProcsFollowsConfig(t *testing.T) {
+	if os.Getenv("GOMAXPROCS") != "" {
+		t.Skip("GOMAXPROCS is set in the environment, which takes precedence over server.procs")
+	}
+	def := runtime.GOMAXPROCS(0)
+	t.Cleanup(func() { runtime.SetDefaultGOMAXPROCS() })
+	backend := echo(t).URL
+	load := func(procs string) *config.File {
+		f, err := config.Parse([]byte(cfg(backend, "server: {procs: "+procs+"}")), "procs.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	g, err := New(load("1"), Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if n := runtime.GOMAXPROCS(0); n != 1 {
+		t.Fatalf("after start with procs 1: GOMAXPROCS %d", n)
+	}
+	if err := g.Apply(load("3")); err != nil {
+		t.Fatal(err)
+	}
+	if n := runtime.GOMAXPROCS(0); n != 3 {
+		t.Fatalf("after reload with procs 3: GOMAXPROCS %d", n)
+	}
+	if err := g.Apply(load("0")); err != nil {
+		t.Fatal(err)
+	}
+	if n := runtime.GOMAXPROCS(0); n != def {
+		t.Fatalf("after reload with procs 0: GOMAXPROCS %d, want Go's default %d", n, def)
+	}
+}
+
+func TestProcsMustNotBeNegative(t *testing.T) {
+	if err := parseErr(cfg("http://127.0.0.1:1", "server: {procs: -1}")); err == "" || !strings.Contains(err, "server.procs") {
+		t.Fatalf("error %q does not name server.procs", err)
+	}
+}
