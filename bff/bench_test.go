@@ -18,6 +18,18 @@ func BenchmarkGraphQLSmallQuery(b *testing.B) {
 	}
 }
 
+// BenchmarkGraphQLDashboard is the bench scenario's dashboard query (users, orders and
+// notifications called concurrently) over POST /graphql.
+func BenchmarkGraphQLDashboard(b *testing.B) {
+	e := newEnv(b, envOptions{})
+	body := []byte(`{"query":"{ dashboard { me { id name email tier } recentOrders(first: 5) { id status totalCents currency createdAt } unreadNotifications } }"}`)
+	for b.Loop() {
+		if a := e.do(b, http.MethodPost, "/web/graphql", body); a.status != 200 {
+			b.Fatal(a.status)
+		}
+	}
+}
+
 func BenchmarkDashboardREST(b *testing.B) {
 	e := newEnv(b, envOptions{})
 	for b.Loop() {

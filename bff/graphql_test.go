@@ -421,3 +421,39 @@ func TestPlaygroundOnlyWhereEnabled(t *testing.T) {
 		t.Errorf("mobile playground: %d, want 404 (off by default)", a.status)
 	}
 }
+
+// Request bodies and answers go through pooled buffers; concurrent requests for different data
+// must each get their own answer, whatever the interleaving.
+func TestConcurrentRequestsGetTheirOwnAnswers(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	ids := []string{"u1", "u2", "u3", "u4", "u5", "u6"}
+	want := map[string]string{}
+	for _, id := range ids {
+		var got struct {
+			User struct{ ID, Name string } `json:"user"`
+		}
+		e.query(t, "web", `query($id: ID!) { user(id: $id) { id name } }`, map[string]any{"id": id}, &got)
+		if got.User.ID != id {
+			t.Fatalf("user %s: got %+v", id, got.User)
+		}
+		want[id] = got.User.Name
+	}
+	var wg sync.WaitGroup
+	for i := range 120 {
+		id := ids[i%len(ids)]
+		// Padding varies the body length, so buffers of different sizes are reused.
+		pad := strings.Repeat(" ", i*7%300)
+		wg.Go(func() {
+			body := []byte(`{"query":"query($id: ID!) {` + pad + ` user(id: $id) { id name } }","variables":{"id":"` + id + `"}}`)
+			a := e.do(t, http.MethodPost, "/web/graphql", body)
+			var got struct {
+				User struct{ ID, Name string } `json:"user"`
+			}
+			r := a.graphql(t)
+			if err := json.Unmarshal(r.Data, &got); err != nil || a.status != http.StatusOK || got.User.ID != id || got.User.Name != want[id] {
+				t.Errorf("asked for %s: status %d, answer %s", id, a.status, a.body)
+			}
+		})
+	}
+	wg.Wait()
+}

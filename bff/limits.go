@@ -154,11 +154,20 @@ func operationDepth(op *ast.OperationDefinition) int {
 
 // complexityLimit rejects operations whose cost exceeds max. Costs come from the executable
 // schema (the resolvers compute them from @cost) unless this BFF's field_costs overrides a field.
-// It replaces gqlgen's extension.ComplexityLimit only to read the overrides; the walk is gqlgen's.
+// It replaces gqlgen's extension.ComplexityLimit only to read the overrides and to remember
+// scores; the walk is gqlgen's.
 type complexityLimit struct {
 	max int
 	es  graphql.ExecutableSchema
+	// scores remembers the score of operations that declare no variables, by document text and
+	// operation name: such a score depends on nothing else (the schema and costs are fixed for
+	// the profile), and the same few documents come back on every request. An operation with
+	// variables is scored each time, since `first: $n` prices it.
+	scores graphql.Cache[int]
 }
+
+// scoreCacheSize matches the parsed-document cache: both hold the documents in use.
+const scoreCacheSize = 1000
 
 // ExtensionName names the extension in gqlgen's stats.
 func (complexityLimit) ExtensionName() string { return "PorticoComplexityLimit" }
@@ -168,11 +177,26 @@ func (complexityLimit) Validate(graphql.ExecutableSchema) error { return nil }
 
 // MutateOperationContext scores the operation.
 func (c complexityLimit) MutateOperationContext(ctx context.Context, opCtx *graphql.OperationContext) *gqlerror.Error {
-	score := complexity.Calculate(ctx, c.es, opCtx.Operation, opCtx.Variables)
+	score := c.score(ctx, opCtx)
 	if score > c.max {
 		return codedError(codeComplexityExceeded, "operation has complexity %d, which exceeds the limit of %d", score, c.max)
 	}
 	return nil
+}
+
+func (c complexityLimit) score(ctx context.Context, opCtx *graphql.OperationContext) int {
+	if c.scores == nil || len(opCtx.Operation.VariableDefinitions) > 0 {
+		return complexity.Calculate(ctx, c.es, opCtx.Operation, opCtx.Variables)
+	}
+	// The name is the one the client asked for ("" picks the only operation), which with the
+	// text determines the operation; the separator cannot occur in a GraphQL name.
+	key := opCtx.OperationName + "\x00" + opCtx.RawQuery
+	if score, ok := c.scores.Get(ctx, key); ok {
+		return score
+	}
+	score := complexity.Calculate(ctx, c.es, opCtx.Operation, opCtx.Variables)
+	c.scores.Add(ctx, key, score)
+	return score
 }
 
 // costSchema overrides the complexity of configured fields with the schema's documented formula:

@@ -145,7 +145,7 @@ func (p *Profile) newServer(es graphql.ExecutableSchema, apq graphql.Cache[strin
 	if len(g.FieldCosts) > 0 {
 		costs = costSchema{ExecutableSchema: es, costs: g.FieldCosts}
 	}
-	srv.Use(complexityLimit{max: g.maxComplexity(), es: costs})
+	srv.Use(complexityLimit{max: g.maxComplexity(), es: costs, scores: lru.New[int](scoreCacheSize)})
 	return srv
 }
 

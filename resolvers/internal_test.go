@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -186,6 +187,15 @@ func TestIntArg(t *testing.T) {
 	} {
 		if got := intArg(tc.in); got != tc.want {
 			t.Errorf("intArg(%#v) = %d, want %d", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestUserPageEncodesLikeURLValues(t *testing.T) {
+	for _, id := range []string{"u1", "", "a b&c=d", "ü/?#%"} {
+		want := url.Values{"user_id": {id}, "limit": {"5"}}.Encode()
+		if got := userPage(id, 5); got != want {
+			t.Errorf("userPage(%q) = %q, want %q", id, got, want)
 		}
 	}
 }

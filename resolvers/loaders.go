@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -24,26 +25,51 @@ const DefaultBatchWait = time.Millisecond
 const maxBatch = 100
 
 // loaders batch and cache lookups by ID for one operation, so that a list of 50 orders with their
-// users and payments costs one users call and one payments call, not 100.
+// users and payments costs one users call and one payments call, not 100. Each loader is created
+// on first use: every request gets a set, and most operations use one loader or none.
 type loaders struct {
-	users    *dataloadgen.Loader[string, *model.User]
-	orders   *dataloadgen.Loader[string, *model.Order]
-	payments *dataloadgen.Loader[string, *model.Payment]
+	b    Backend
+	wait time.Duration
+
+	usersOnce, ordersOnce, paymentsOnce sync.Once
+	usersLoader                         *dataloadgen.Loader[string, *model.User]
+	ordersLoader                        *dataloadgen.Loader[string, *model.Order]
+	paymentsLoader                      *dataloadgen.Loader[string, *model.Payment]
 }
 
 func newLoaders(b Backend, wait time.Duration) *loaders {
 	if wait <= 0 {
 		wait = DefaultBatchWait
 	}
-	opts := []dataloadgen.Option{dataloadgen.WithWait(wait), dataloadgen.WithBatchCapacity(maxBatch)}
-	return &loaders{
-		users: dataloadgen.NewLoader(batchFetch(b, upstreamUsers, "/users", "users",
-			func(u *model.User) string { return u.ID }), opts...),
-		orders: dataloadgen.NewLoader(batchFetch(b, upstreamOrders, "/orders", "orders",
-			func(o *model.Order) string { return o.ID }), opts...),
-		payments: dataloadgen.NewLoader(batchFetch(b, upstreamPayments, "/payments", "payments",
-			func(p *model.Payment) string { return p.ID }), opts...),
-	}
+	return &loaders{b: b, wait: wait}
+}
+
+func (l *loaders) options() []dataloadgen.Option {
+	return []dataloadgen.Option{dataloadgen.WithWait(l.wait), dataloadgen.WithBatchCapacity(maxBatch)}
+}
+
+func (l *loaders) users() *dataloadgen.Loader[string, *model.User] {
+	l.usersOnce.Do(func() {
+		l.usersLoader = dataloadgen.NewLoader(batchFetch(l.b, upstreamUsers, "/users", "users",
+			func(u *model.User) string { return u.ID }), l.options()...)
+	})
+	return l.usersLoader
+}
+
+func (l *loaders) orders() *dataloadgen.Loader[string, *model.Order] {
+	l.ordersOnce.Do(func() {
+		l.ordersLoader = dataloadgen.NewLoader(batchFetch(l.b, upstreamOrders, "/orders", "orders",
+			func(o *model.Order) string { return o.ID }), l.options()...)
+	})
+	return l.ordersLoader
+}
+
+func (l *loaders) payments() *dataloadgen.Loader[string, *model.Payment] {
+	l.paymentsOnce.Do(func() {
+		l.paymentsLoader = dataloadgen.NewLoader(batchFetch(l.b, upstreamPayments, "/payments", "payments",
+			func(p *model.Payment) string { return p.ID }), l.options()...)
+	})
+	return l.paymentsLoader
 }
 
 // batchFetch builds a dataloader fetch that asks upstream for path?ids=a,b,c and reads the list
@@ -120,10 +146,10 @@ func (r *Resolver) prefetchOrderRelations(ctx context.Context, orders []*model.O
 	selected := selectedFields(ctx, path...)
 	l := r.loaders(ctx)
 	if selected["user"] {
-		l.users.LoadAllThunk(ctx, distinct(orders, func(o *model.Order) string { return o.UserID }))
+		l.users().LoadAllThunk(ctx, distinct(orders, func(o *model.Order) string { return o.UserID }))
 	}
 	if selected["payment"] {
-		l.payments.LoadAllThunk(ctx, distinct(orders, func(o *model.Order) string { return o.PaymentID }))
+		l.payments().LoadAllThunk(ctx, distinct(orders, func(o *model.Order) string { return o.PaymentID }))
 	}
 }
 

@@ -25,7 +25,7 @@ func (r *orderResolver) Payment(ctx context.Context, obj *model.Order) (*model.P
 	if obj.PaymentID == "" {
 		return nil, nil
 	}
-	p, err := r.loaders(ctx).payments.Load(ctx, obj.PaymentID)
+	p, err := r.loaders(ctx).payments().Load(ctx, obj.PaymentID)
 	if err != nil {
 		return nil, upstreamError(upstreamPayments, err)
 	}

@@ -34,7 +34,7 @@ func (r *queryResolver) User(ctx context.Context, id string) (*model.User, error
 
 // Order is the resolver for the order field.
 func (r *queryResolver) Order(ctx context.Context, id string) (*model.Order, error) {
-	o, err := r.loaders(ctx).orders.Load(ctx, id)
+	o, err := r.loaders(ctx).orders().Load(ctx, id)
 	if err != nil {
 		return nil, upstreamError(upstreamOrders, err)
 	}

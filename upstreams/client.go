@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
@@ -118,21 +119,50 @@ func (c *Client) SendJSON(ctx context.Context, upstream, method, path string, in
 		_, _ = io.CopyN(io.Discard, resp.Body, limit)
 		return nil
 	}
+	// The answer is read whole into a pooled buffer and decoded with json.Unmarshal: a
+	// json.Decoder per call allocated its own buffer and regrew it for every answer of a few KiB,
+	// and reading to the end hands the connection back to the pool at once.
+	buf := bodyBuffers.Get().(*bytes.Buffer)
+	defer putBodyBuffer(buf)
+	if n := resp.ContentLength; n > 0 && n <= limit {
+		buf.Grow(int(n) + bytes.MinRead) // ReadFrom wants MinRead spare bytes before it reads EOF
+	}
 	lr := &io.LimitedReader{R: resp.Body, N: limit + 1}
-	if err := json.NewDecoder(lr).Decode(out); err != nil {
+	_, err = buf.ReadFrom(lr)
+	if err == nil && lr.N <= 0 {
+		err = fmt.Errorf("answer larger than %d bytes", limit)
+	}
+	if err == nil {
+		if err = json.Unmarshal(buf.Bytes(), out); err != nil {
+			err = fmt.Errorf("decoding JSON answer: %w", err)
+		}
+	}
+	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			if errors.Is(ctxErr, context.Canceled) {
 				return &Error{Upstream: upstream, Kind: context.Canceled, Err: err}
 			}
 			return &Error{Upstream: upstream, Kind: ErrTimeout, Err: err}
 		}
-		if lr.N <= 0 {
-			err = fmt.Errorf("answer larger than %d bytes", limit)
-		}
 		if errors.Is(err, context.DeadlineExceeded) {
 			return &Error{Upstream: upstream, Kind: ErrTimeout, Err: err}
 		}
-		return &Error{Upstream: upstream, Kind: ErrBadGateway, Err: fmt.Errorf("decoding JSON answer: %w", err)}
+		return &Error{Upstream: upstream, Kind: ErrBadGateway, Err: err}
 	}
 	return nil
+}
+
+// bodyBuffers holds the buffers SendJSON reads answers into. json.Unmarshal copies everything it
+// keeps (strings, json.RawMessage), so a buffer is free again as soon as the call returns.
+var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBuffer keeps a rare large answer from pinning its buffer in the pool.
+const maxPooledBuffer = 64 << 10
+
+func putBodyBuffer(b *bytes.Buffer) {
+	if b.Cap() > maxPooledBuffer {
+		return
+	}
+	b.Reset()
+	bodyBuffers.Put(b)
 }

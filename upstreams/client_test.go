@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -247,5 +249,58 @@ func TestClientPropagatesContextHeaders(t *testing.T) {
 	readAll(t, resp)
 	if got.Get("X-Consumer-Name") != "" || got.Get("X-Request-Id") != "req-456" {
 		t.Errorf("anonymous call sent X-Consumer-Name %q, X-Request-ID %q", got.Get("X-Consumer-Name"), got.Get("X-Request-Id"))
+	}
+}
+
+// Answers are read into pooled buffers; what a call decoded must stay intact however later calls
+// reuse the buffer, whether the answer has a Content-Length or comes chunked in pieces.
+func TestClientPooledBuffersDoNotLeakBetweenCalls(t *testing.T) {
+	c := newClient(t, func(w http.ResponseWriter, r *http.Request) {
+		n := len(r.URL.Query().Get("fill"))
+		body := `{"id":"` + r.URL.Query().Get("id") + `","raw":{"fill":"` + strings.Repeat("x", n) + `"}}`
+		if r.URL.Query().Get("chunked") == "" {
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+			_, _ = io.WriteString(w, body)
+			return
+		}
+		for len(body) > 0 {
+			k := min(len(body), 700)
+			_, _ = io.WriteString(w, body[:k])
+			w.(http.Flusher).Flush()
+			body = body[k:]
+		}
+	})
+	type answer struct {
+		ID  string          `json:"id"`
+		Raw json.RawMessage `json:"raw"`
+	}
+	var kept []answer
+	for i := range 20 {
+		q := url.Values{"id": {strconv.Itoa(i)}, "fill": {strings.Repeat("f", i*300)}}
+		if i%2 == 1 {
+			q.Set("chunked", "1")
+		}
+		var a answer
+		if err := c.GetJSON(context.Background(), "svc", "/x?"+q.Encode(), &a); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		kept = append(kept, a)
+	}
+	for i, a := range kept {
+		want := `{"fill":"` + strings.Repeat("x", i*300) + `"}`
+		if a.ID != strconv.Itoa(i) || string(a.Raw) != want {
+			t.Fatalf("answer %d changed after later calls: id %q, raw %d bytes", i, a.ID, len(a.Raw))
+		}
+	}
+}
+
+func TestClientRejectsTrailingData(t *testing.T) {
+	c := newClient(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, `{"id":"7","name":"Ada"} {"id":"8"}`)
+	})
+	var got user
+	err := c.GetJSON(context.Background(), "svc", "/users/7", &got)
+	if status, code, _ := apierror.Classify(err); status != http.StatusBadGateway || code != "BAD_GATEWAY" {
+		t.Fatalf("err = %v (%d %s), want a 502: an answer must be exactly one JSON value", err, status, code)
 	}
 }

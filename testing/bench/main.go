@@ -1,7 +1,9 @@
 // Command bench is the load scenario behind `make bench`: the same backend measured directly and
 // through a real Portico process, in alternating rounds within one run, printing req/s, p50 and
-// p99 for each and the ratio. Alternating rounds and medians keep a noisy shared machine from
-// favouring either side. Only loopback traffic; everything it starts it stops.
+// p99 for each and the ratio, then the BFF scenarios with Portico's CPU per request. Alternating
+// rounds and medians keep a noisy shared machine from favouring either side. The load comes from
+// wrk when it is installed (-loader), else from the Go generator in this process; the demo
+// backends run in a child process. Only loopback traffic; everything it starts it stops.
 package main
 
 import (
@@ -14,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -24,11 +27,32 @@ import (
 
 func main() {
 	rounds := flag.Int("rounds", 3, "alternating rounds per scenario")
-	dur := flag.Duration("duration", 5*time.Second, "length of one round")
+	dur := flag.Duration("duration", 5*time.Second, "length of one round (whole seconds with wrk)")
 	conns := flag.Int("conns", 64, "keep-alive connections")
-	flag.StringVar(&profileDir, "profile", "", "write CPU profiles of the Portico processes to this directory (passthrough.prof, bff.prof)")
+	loader := flag.String("loader", loaderAuto, "load generator: auto (wrk when installed and working, else Go), wrk, or go (testing/load)")
+	scenarios := flag.String("scenarios", "all", "which scenarios: all, passthrough or bff")
+	serve := flag.Bool("serve-backends", false, "internal: serve the demo backends for a parent bench process (see backends.go)")
+	flag.StringVar(&profileDir, "profile", "", "write CPU profiles of the Portico processes (passthrough.prof, bff.prof) and of the demo backends (backends.prof) to this directory")
 	flag.Parse()
-	if err := run(*rounds, *dur, *conns); err != nil {
+	if *serve {
+		if err := serveBackendsProfiled(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "bench backends:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	var err error
+	if profileDir != "" {
+		err = os.MkdirAll(profileDir, 0o755)
+	}
+	var gen *generator
+	if err == nil {
+		gen, err = newGenerator(*loader, load.LookupWrk, os.Stdout)
+	}
+	if err == nil {
+		err = run(gen, *scenarios, *rounds, *dur, *conns)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -37,8 +61,11 @@ func main() {
 // profileDir, when set, makes each Portico process write a CPU profile there.
 var profileDir string
 
-// startPortico runs the gateway on cfg; stop ends it with SIGINT so that a profile gets written.
-func startPortico(bin, cfg, name string) (stop func(), err error) {
+// porticoProcess is a gateway started by startPortico.
+type porticoProcess struct{ cmd *exec.Cmd }
+
+// startPortico runs the gateway on cfg; Stop ends it with SIGINT so that a profile gets written.
+func startPortico(bin, cfg, name string) (*porticoProcess, error) {
 	args := []string{"run", "-config", cfg, "-log-level", "warn"}
 	if profileDir != "" {
 		args = append(args, "-cpuprofile", filepath.Join(profileDir, name+".prof"))
@@ -48,20 +75,29 @@ func startPortico(bin, cfg, name string) (stop func(), err error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	return func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _, _ = cmd.Process.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	}, nil
+	return &porticoProcess{cmd: cmd}, nil
 }
 
-func run(rounds int, dur time.Duration, conns int) error {
+// Pid is the gateway's process ID, for CPU accounting.
+func (p *porticoProcess) Pid() int { return p.cmd.Process.Pid }
+
+// Stop interrupts the gateway and waits for it, killing it after 5s.
+func (p *porticoProcess) Stop() {
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _, _ = p.cmd.Process.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-done
+	}
+}
+
+func run(gen *generator, scenarios string, rounds int, dur time.Duration, conns int) error {
+	if scenarios != "all" && scenarios != "passthrough" && scenarios != "bff" {
+		return fmt.Errorf("-scenarios %q: want all, passthrough or bff", scenarios)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dir, err := os.MkdirTemp("", "portico-bench")
@@ -70,11 +106,11 @@ func run(rounds int, dur time.Duration, conns int) error {
 	}
 	defer os.RemoveAll(dir)
 
-	backendAddr, stopBackend, err := serve(demo.NewBench())
+	backends, err := startBackends()
 	if err != nil {
 		return err
 	}
-	defer stopBackend()
+	defer backends.Close()
 
 	bin := filepath.Join(dir, "portico")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/portico")
@@ -82,6 +118,22 @@ func run(rounds int, dur time.Duration, conns int) error {
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("building portico: %w", err)
 	}
+	fmt.Printf("load generator: %s; demo backends: a process of their own; %d CPUs\n", gen, runtime.NumCPU())
+	if scenarios != "bff" {
+		if err := passthroughScenarios(ctx, gen, dir, bin, backends.Bench, rounds, conns, dur); err != nil {
+			return err
+		}
+	}
+	if scenarios != "passthrough" {
+		return bffScenarios(ctx, gen, dir, bin, backends, rounds, conns, dur)
+	}
+	return nil
+}
+
+// passthroughScenarios compares the benchmark backend direct and through Portico, uncached and
+// as a response-cache hit.
+func passthroughScenarios(ctx context.Context, gen *generator, dir, bin, backendURL string, rounds, conns int, dur time.Duration) error {
+	backendAddr := strings.TrimPrefix(backendURL, "http://")
 	proxyAddr, err := freeAddr()
 	if err != nil {
 		return err
@@ -100,38 +152,29 @@ routes:
 `, proxyAddr, backendAddr)), 0o644); err != nil {
 		return err
 	}
-	stop, err := startPortico(bin, cfg, "passthrough")
+	proc, err := startPortico(bin, cfg, "passthrough")
 	if err != nil {
 		return err
 	}
+	defer proc.Stop()
 	if err := waitUp("http://" + proxyAddr + "/"); err != nil {
-		stop()
 		return err
 	}
-
 	fmt.Printf("pass-through and cache hit: %d connections, keep-alive, ~1 KiB JSON, %d rounds of %s, alternating\n", conns, rounds, dur)
-	if err := compare(ctx, rounds, []target{
+	return compare(ctx, gen, rounds, []target{
 		{"direct", "http://" + backendAddr + "/"},
 		{"portico", "http://" + proxyAddr + "/"},
 		// A response-cache hit: Portico answers without calling the backend at all.
 		{"cache-hit", "http://" + proxyAddr + "/cached/"},
-	}, conns, dur); err != nil {
-		stop()
-		return err
-	}
-	stop()
-	return bffScenarios(ctx, dir, bin, conns, dur)
+	}, conns, dur)
 }
 
 // bffScenarios measures the GraphQL facade: the dashboard fan-out over three backends that each
 // answer in 20ms (its overhead is the latency above the slowest backend's), the REST dashboard
 // (which adds a batched payments call after orders), and a small query against instant backends.
-func bffScenarios(ctx context.Context, dir, bin string, conns int, dur time.Duration) error {
-	cluster, err := demo.StartAll(ctx, "127.0.0.1", 0)
-	if err != nil {
-		return err
-	}
-	defer cluster.Close()
+// Beside latency it reports Portico's CPU per request and the cores each process kept busy, so
+// that a saturated machine shows as such instead of as gateway overhead.
+func bffScenarios(ctx context.Context, gen *generator, dir, bin string, backends *backendProcess, rounds, conns int, dur time.Duration) error {
 	addr, err := freeAddr()
 	if err != nil {
 		return err
@@ -139,7 +182,7 @@ func bffScenarios(ctx context.Context, dir, bin string, conns int, dur time.Dura
 	cfg := filepath.Join(dir, "bff.yaml")
 	var ups strings.Builder
 	for _, name := range demo.Names {
-		fmt.Fprintf(&ups, "  %s: {targets: [{url: %q}], timeouts: {total: 5s}}\n", name, cluster.URL(name))
+		fmt.Fprintf(&ups, "  %s: {targets: [{url: %q}], timeouts: {total: 5s}}\n", name, backends.Services[name])
 	}
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`listen: %q
 admin: "off"
@@ -152,11 +195,11 @@ upstreams:
 `, addr, ups.String())), 0o644); err != nil {
 		return err
 	}
-	stop, err := startPortico(bin, cfg, "bff")
+	proc, err := startPortico(bin, cfg, "bff")
 	if err != nil {
 		return err
 	}
-	defer stop()
+	defer proc.Stop()
 	if err := waitUp("http://" + addr + "/web/openapi.json"); err != nil {
 		return err
 	}
@@ -166,53 +209,95 @@ upstreams:
 			Header: http.Header{"Content-Type": {"application/json"}}, Connections: conns, Duration: dur, Warmup: 500 * time.Millisecond}
 	}
 	const backendLatency = 20 * time.Millisecond
-	for _, name := range []string{demo.NameUsers, demo.NameOrders, demo.NameNotifications, demo.NamePayments} {
-		if err := cluster.Service(name).Behavior.SetLatency(backendLatency); err != nil {
-			return err
-		}
-	}
 	scenarios := []struct {
 		name  string
 		opts  load.Options
-		floor time.Duration // the slowest backend path: what the answer cannot beat
+		floor time.Duration // the slowest backend path: what the answer cannot beat; 0 for none
 	}{
+		// Not Portico: the floor as measured. A 20ms backend answers a little later than 20ms
+		// under load (timers, scheduling), and the dashboard waits for the slowest of three.
+		{"users backend alone, direct, no Portico (the floor as measured)",
+			load.Options{URL: backends.Services[demo.NameUsers] + "/users/current", Connections: conns, Duration: dur, Warmup: 500 * time.Millisecond}, backendLatency},
 		{"graphql dashboard (users, orders, notifications at 20ms, concurrent)",
 			gql(`{ dashboard { me { id name email tier } recentOrders(first: 5) { id status totalCents currency createdAt } unreadNotifications } }`), backendLatency},
 		{"REST GET /web/dashboard (same, plus batched payments after orders)",
 			load.Options{URL: "http://" + addr + "/web/dashboard", Connections: conns, Duration: dur, Warmup: 500 * time.Millisecond}, 2 * backendLatency},
+		{"graphql small query { me { id name } }, instant backend", gql(`{ me { id name } }`), 0},
 	}
-	fmt.Printf("\nBFF facade: %d connections, keep-alive, each backend answers in %s\n", conns, backendLatency)
-	fmt.Printf("%-72s %10s %9s %9s %14s %14s\n", "scenario", "req/s", "p50", "p99", "p50-overhead", "p99-overhead")
-	for _, sc := range scenarios {
-		res, err := load.Run(ctx, sc.opts)
-		if err != nil {
+	fmt.Printf("\nBFF facade: %d connections, keep-alive, each backend answers in %s (the small query: at once); medians of %d rounds\n", conns, backendLatency, rounds)
+	results := make([][]load.Result, len(scenarios))
+	figures := make([][]cpuFigures, len(scenarios))
+	for r := 0; r < rounds; r++ {
+		if err := backends.SetLatency(backendLatency); err != nil {
 			return err
 		}
-		if res.Errors > 0 || res.Non2xx > 0 {
-			fmt.Printf("  %s: %d errors, %d non-2xx\n", sc.name, res.Errors, res.Non2xx)
+		for i, sc := range scenarios {
+			if sc.floor == 0 {
+				if err := backends.SetLatency(0); err != nil {
+					return err
+				}
+			}
+			res, use, err := measure(ctx, gen, sc.opts, proc.Pid(), backends.Pid())
+			if err != nil {
+				return err
+			}
+			if res.Errors > 0 || res.Non2xx > 0 {
+				fmt.Printf("  round %d %s: %d errors, %d non-2xx\n", r+1, sc.name, res.Errors, res.Non2xx)
+			}
+			results[i], figures[i] = append(results[i], res), append(figures[i], use.figures())
 		}
-		fmt.Printf("%-72s %10.0f %9s %9s %14s %14s\n", sc.name, res.RPS, round(res.P50), round(res.P99), round(res.P50-sc.floor), round(res.P99-sc.floor))
 	}
-	for _, name := range demo.Names {
-		_ = cluster.Service(name).Behavior.SetLatency(0)
+	fmt.Printf("%-72s %10s %9s %9s %14s %14s %12s %16s   %s\n", "scenario", "req/s", "p50", "p99", "p50-overhead", "p99-overhead", "portico-cpu", "cores P/B/L", "req/s per round")
+	for i, sc := range scenarios {
+		var rps []float64
+		var p50s, p99s []time.Duration
+		var per []string
+		for _, r := range results[i] {
+			rps, p50s, p99s = append(rps, r.RPS), append(p50s, r.P50), append(p99s, r.P99)
+			per = append(per, fmt.Sprintf("%.0f", r.RPS))
+		}
+		p50, p99 := medianDur(p50s), medianDur(p99s)
+		p50o, p99o := "", ""
+		if sc.floor > 0 {
+			p50o, p99o = round(p50-sc.floor).String(), round(p99-sc.floor).String()
+		}
+		cpu := medianFigures(figures[i])
+		fmt.Printf("%-72s %10.0f %9s %9s %14s %14s %12s %16s   %s\n", sc.name, median(rps), round(p50), round(p99), p50o, p99o,
+			cpu.perRequestString(), cpu.coresString(), strings.Join(per, " "))
 	}
-	res, err := load.Run(ctx, gql(`{ me { id name } }`))
-	if err != nil {
-		return err
-	}
-	fmt.Printf("%-72s %10.0f %9s %9s\n", "graphql small query { me { id name } }, instant backend", res.RPS, round(res.P50), round(res.P99))
+	fmt.Println("portico-cpu: Portico's CPU time per answered request; cores P/B/L: cores kept busy by Portico, the demo backends and the load generator")
 	return nil
+}
+
+// measure warms up (unmeasured), then runs o and samples the CPU time of the processes involved
+// around the measured run only.
+func measure(ctx context.Context, gen *generator, o load.Options, porticoPid, backendsPid int) (load.Result, cpuUse, error) {
+	if o.Warmup > 0 {
+		warm := o
+		warm.Duration, warm.Warmup = o.Warmup, 0
+		if _, err := gen.run(ctx, warm); err != nil {
+			return load.Result{}, cpuUse{}, err
+		}
+		o.Warmup = 0
+	}
+	before := sampleCPU(porticoPid, backendsPid)
+	res, err := gen.run(ctx, o)
+	if err != nil {
+		return res, cpuUse{}, err
+	}
+	after := sampleCPU(porticoPid, backendsPid)
+	return res, after.use(before, res.LoaderCPU, res.Elapsed, res.Requests), nil
 }
 
 func round(d time.Duration) time.Duration { return d.Round(10 * time.Microsecond) }
 
 type target struct{ name, url string }
 
-func compare(ctx context.Context, rounds int, targets []target, conns int, dur time.Duration) error {
+func compare(ctx context.Context, gen *generator, rounds int, targets []target, conns int, dur time.Duration) error {
 	results := make([][]load.Result, len(targets))
 	for r := 0; r < rounds; r++ {
 		for i, tg := range targets {
-			res, err := load.Run(ctx, load.Options{URL: tg.url, Connections: conns, Duration: dur, Warmup: 500 * time.Millisecond})
+			res, err := gen.run(ctx, load.Options{URL: tg.url, Connections: conns, Duration: dur, Warmup: 500 * time.Millisecond})
 			if err != nil {
 				return fmt.Errorf("%s: %w", tg.name, err)
 			}
@@ -256,16 +341,6 @@ func medianDur(v []time.Duration) time.Duration {
 		f[i] = float64(d)
 	}
 	return time.Duration(median(f)).Round(time.Microsecond)
-}
-
-func serve(h http.Handler) (string, func(), error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	srv := &http.Server{Handler: h}
-	go func() { _ = srv.Serve(ln) }()
-	return ln.Addr().String(), func() { _ = srv.Close() }, nil
 }
 
 func freeAddr() (string, error) {

@@ -116,14 +116,15 @@ func medianResult(rs []Result) Result {
 		return int64(pick(func(r Result) float64 { return float64(f(r)) }))
 	}
 	return Result{
-		Requests: count(func(r Result) int64 { return r.Requests }),
-		Errors:   count(func(r Result) int64 { return r.Errors }),
-		Non2xx:   count(func(r Result) int64 { return r.Non2xx }),
-		Elapsed:  dur(func(r Result) time.Duration { return r.Elapsed }),
-		RPS:      pick(func(r Result) float64 { return r.RPS }),
-		P50:      dur(func(r Result) time.Duration { return r.P50 }),
-		P90:      dur(func(r Result) time.Duration { return r.P90 }),
-		P99:      dur(func(r Result) time.Duration { return r.P99 }),
-		Max:      dur(func(r Result) time.Duration { return r.Max }),
+		Requests:  count(func(r Result) int64 { return r.Requests }),
+		Errors:    count(func(r Result) int64 { return r.Errors }),
+		Non2xx:    count(func(r Result) int64 { return r.Non2xx }),
+		Elapsed:   dur(func(r Result) time.Duration { return r.Elapsed }),
+		RPS:       pick(func(r Result) float64 { return r.RPS }),
+		P50:       dur(func(r Result) time.Duration { return r.P50 }),
+		P90:       dur(func(r Result) time.Duration { return r.P90 }),
+		P99:       dur(func(r Result) time.Duration { return r.P99 }),
+		Max:       dur(func(r Result) time.Duration { return r.Max }),
+		LoaderCPU: dur(func(r Result) time.Duration { return r.LoaderCPU }),
 	}
 }

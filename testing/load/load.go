@@ -66,6 +66,10 @@ type Result struct {
 	RPS float64
 	// P50, P90, P99 and Max are latencies from sending the request to reading the last byte.
 	P50, P90, P99, Max time.Duration
+	// LoaderCPU is the CPU time (user and system) the load generator itself used over the
+	// measured run, when it runs as a process of its own (Wrk); 0 when unknown (Run shares its
+	// process with the caller).
+	LoaderCPU time.Duration
 }
 
 // String formats the result on one line.

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portico-gw/portico/testing/demo"
+	"github.com/portico-gw/portico/testing/load"
+)
+
+func TestNewGenerator(t *testing.T) {
+	found := func() (load.Wrk, error) { return load.Wrk{Path: "/usr/bin/wrk"}, nil }
+	missing := func() (load.Wrk, error) {
+		return load.Wrk{}, errors.New(`exec: "wrk": executable file not found in $PATH`)
+	}
+	for _, tc := range []struct {
+		name, mode string
+		lookup     func() (load.Wrk, error)
+		wantWrk    bool
+		wantErr    string
+	}{
+		{"auto picks wrk when installed", loaderAuto, found, true, ""},
+		{"auto falls back to Go without wrk", loaderAuto, missing, false, ""},
+		{"wrk required and installed", loaderWrk, found, true, ""},
+		{"wrk required and missing", loaderWrk, missing, false, "not found"},
+		{"go never looks for wrk", loaderGo, func() (load.Wrk, error) { t.Fatal("lookup called for -loader go"); return load.Wrk{}, nil }, false, ""},
+		{"unknown mode", "ab", found, false, `-loader "ab"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, err := newGenerator(tc.mode, tc.lookup, io.Discard)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g.usesWrk() != tc.wantWrk {
+				t.Fatalf("usesWrk = %v, want %v (%s)", g.usesWrk(), tc.wantWrk, g)
+			}
+			if want := "Go (testing/load)"; !tc.wantWrk && !strings.Contains(g.String(), want) {
+				t.Errorf("String = %q, want it to name %q", g, want)
+			}
+		})
+	}
+}
+
+// brokenWrk stands in for a wrk that is installed but cannot run the scenario.
+func brokenWrk(t *testing.T) func() (load.Wrk, error) {
+	t.Helper()
+	if _, err := os.Stat("/bin/sh"); err != nil {
+		t.Skip("no /bin/sh for a fake wrk")
+	}
+	p := filepath.Join(t.TempDir(), "wrk")
+	if err := os.WriteFile(p, []byte("#!/bin/sh\necho 'wrk: broken' >&2\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return func() (load.Wrk, error) { return load.Wrk{Path: p}, nil }
+}
+
+func TestGeneratorFallsBackFromBrokenWrk(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	defer srv.Close()
+	o := load.Options{URL: srv.URL, Connections: 2, Duration: 100 * time.Millisecond}
+
+	var log strings.Builder
+	g, err := newGenerator(loaderAuto, brokenWrk(t), &log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		res, err := g.run(context.Background(), o)
+		if err != nil || res.Requests == 0 {
+			t.Fatalf("run %d: %v, %v", i, res, err)
+		}
+	}
+	if g.usesWrk() || strings.Count(log.String(), "falling back") != 1 || !strings.Contains(log.String(), "wrk: broken") {
+		t.Fatalf("usesWrk %v, log %q: want one fall-back notice naming wrk's error", g.usesWrk(), log.String())
+	}
+
+	// Asked for wrk explicitly, a broken one is an error, not a silent switch.
+	g, err = newGenerator(loaderWrk, brokenWrk(t), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.run(context.Background(), o); err == nil || !strings.Contains(err.Error(), "wrk: broken") {
+		t.Fatalf("err = %v, want wrk's failure", err)
+	}
+}
+
+func TestServeBackends(t *testing.T) {
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := serveBackends(context.Background(), inR, outW)
+		outW.Close()
+		done <- err
+	}()
+	out := bufio.NewScanner(outR)
+	if !out.Scan() {
+		t.Fatal("no URL line")
+	}
+	var urls backendURLs
+	if err := json.Unmarshal(out.Bytes(), &urls); err != nil {
+		t.Fatal(err)
+	}
+	if len(urls.Services) != len(demo.Names) || urls.Bench == "" {
+		t.Fatalf("urls %+v", urls)
+	}
+	get := func(url string) time.Duration {
+		t.Helper()
+		start := time.Now()
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d", url, resp.StatusCode)
+		}
+		return time.Since(start)
+	}
+	get(urls.Bench + "/")
+	command := func(line string) string {
+		t.Helper()
+		if _, err := io.WriteString(inW, line+"\n"); err != nil {
+			t.Fatal(err)
+		}
+		if !out.Scan() {
+			t.Fatal("no reply to", line)
+		}
+		return out.Text()
+	}
+	if reply := command("latency 50ms"); reply != "ok" {
+		t.Fatalf("latency: %q", reply)
+	}
+	if d := get(urls.Services[demo.NameUsers] + "/users/u1"); d < 50*time.Millisecond {
+		t.Errorf("users answered in %s after latency 50ms", d)
+	}
+	for _, line := range []string{"latency soon", "restart users"} {
+		if reply := command(line); !strings.HasPrefix(reply, "error: ") {
+			t.Errorf("%q: reply %q, want an error", line, reply)
+		}
+	}
+	inW.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("serveBackends did not return when stdin closed")
+	}
+}
+
+func TestParseProcStat(t *testing.T) {
+	// The command name may hold spaces and parentheses; utime 250 and stime 50 ticks.
+	line := "4242 (my (odd) cmd) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 8 0 1000 0 0"
+	got, ok := parseProcStat(line)
+	if !ok || got != 3*time.Second {
+		t.Fatalf("got %s, %v; want 3s", got, ok)
+	}
+	for _, bad := range []string{"", "4242 (cmd", "4242 (cmd) S 1 2", "4242 (cmd) S 1 4242 4242 0 -1 4194560 100 0 0 0 x 50 0"} {
+		if _, ok := parseProcStat(bad); ok {
+			t.Errorf("parseProcStat(%q) ok", bad)
+		}
+	}
+}
+
+func TestCPUUse(t *testing.T) {
+	before := cpuSample{portico: time.Second, backends: time.Second, self: time.Second, ok: true}
+	after := cpuSample{portico: 2 * time.Second, backends: 1500 * time.Millisecond, self: 1100 * time.Millisecond, ok: true}
+	f := after.use(before, 0, 2*time.Second, 4000).figures()
+	if got := f.perRequestString(); got != "250µs/req" {
+		t.Errorf("per request = %s", got)
+	}
+	if got := f.coresString(); got != "0.50/0.25/0.05" {
+		t.Errorf("cores = %s (the bench process's own CPU is the Go generator's)", got)
+	}
+	if got := after.use(before, 400*time.Millisecond, 2*time.Second, 4000).figures().coresString(); got != "0.50/0.25/0.20" {
+		t.Errorf("cores with wrk = %s (wrk's own CPU is the generator's)", got)
+	}
+	unknown := after.use(cpuSample{}, 0, time.Second, 1).figures()
+	if unknown.perRequestString() != "-" || unknown.coresString() != "-" {
+		t.Errorf("without /proc: %s %s", unknown.perRequestString(), unknown.coresString())
+	}
+
+	rounds := []cpuFigures{
+		{perRequest: 300 * time.Microsecond, portico: 0.8, backends: 0.4, loader: 0.05, ok: true},
+		{perRequest: 500 * time.Microsecond, portico: 0.9, backends: 0.3, loader: 0.04, ok: true},
+		{perRequest: 350 * time.Microsecond, portico: 0.7, backends: 0.5, loader: 0.06, ok: true},
+	}
+	m := medianFigures(rounds)
+	if m.perRequestString() != "350µs/req" || m.coresString() != "0.80/0.40/0.05" {
+		t.Errorf("medians: %s %s", m.perRequestString(), m.coresString())
+	}
+	if medianFigures(append(rounds, cpuFigures{})).ok {
+		t.Error("a round without figures must make the median unknown")
+	}
+}
