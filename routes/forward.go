@@ -12,6 +12,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"strings"
+	"sync"
 )
 
 // forwarder proxies a route's requests to one upstream: the pass-through hot path. It does what
@@ -57,8 +58,14 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, in *http.Request) {
 	out.URL = withCleanQuery(out.URL)
 	out.Header = outboundHeader(in.Header)
 	f.rw.apply(in, out)
+	if _, ok := out.Header["User-Agent"]; !ok {
+		// An empty entry keeps the transport from adding its own User-Agent (after the header
+		// rules, so that removing the client's does not bring Go's in).
+		out.Header["User-Agent"] = []string{""}
+	}
 
 	res, err := f.rt.RoundTrip(out)
+	hints.finish()
 	if err != nil {
 		f.onError(w, in, err)
 		return
@@ -164,13 +171,29 @@ func (f *forwarder) copyBody(w http.ResponseWriter, res *http.Response) error {
 	}
 }
 
-// earlyHints relays 1xx answers (103 Early Hints) to the client, as ReverseProxy does.
+// earlyHints relays 1xx answers (103 Early Hints) to the client, as ReverseProxy does, and like
+// it stops once RoundTrip has returned: http.Transport's reader can still report a 1xx after an
+// error was returned, and writing the header then would race the error answer
+// (golang/go#65123).
 type earlyHints struct {
 	trace httptrace.ClientTrace
 	w     http.ResponseWriter
+	mu    sync.Mutex
+	done  bool
+}
+
+func (e *earlyHints) finish() {
+	e.mu.Lock()
+	e.done = true
+	e.mu.Unlock()
 }
 
 func (e *earlyHints) got1xx(code int, header textproto.MIMEHeader) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.done {
+		return nil
+	}
 	h := e.w.Header()
 	saved := make(map[string][]string, len(header))
 	for k, vv := range header {
@@ -206,10 +229,6 @@ func outboundHeader(in http.Header) http.Header {
 		// The one Te value a proxy passes on: it says the client can take trailers.
 		out["Te"] = []string{"trailers"}
 	}
-	if _, ok := in["User-Agent"]; !ok {
-		// An empty entry keeps the transport from adding its own User-Agent.
-		out["User-Agent"] = []string{""}
-	}
 	return out
 }
 
@@ -237,7 +256,7 @@ func connectionTokens(h http.Header) map[string]bool {
 	for _, line := range h["Connection"] {
 		for tok := range strings.SplitSeq(line, ",") {
 			tok = strings.TrimSpace(tok)
-			if tok == "" || strings.EqualFold(tok, "close") || strings.EqualFold(tok, "keep-alive") {
+			if tok == "" {
 				continue
 			}
 			if set == nil {

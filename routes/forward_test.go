@@ -2,6 +2,7 @@ package routes
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,9 +18,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/portico-gw/portico/internal/reqctx"
+	"github.com/portico-gw/portico/upstreams"
 )
 
 // These tests hold the forwarder (the pass-through hot path) to httputil.ReverseProxy's behaviour
@@ -676,10 +680,27 @@ func TestForwardMatchesReverseProxy(t *testing.T) {
 		}
 	}))
 	t.Cleanup(backend.Close)
-	gw := fwGateway(t, toServer(t, backend))
 	rp := fwReverseProxy(t, backend)
 	c := fwClient(t)
+	// Portico's side runs twice: through a plain http.Transport, and through the upstream layer
+	// pass-through uses in production (h1Transport's own request writer and response parser for
+	// what they take, net/http's wire code for the rest).
+	reg, err := upstreams.NewRegistry(map[string]upstreams.Config{"u": {Targets: []upstreams.TargetConfig{{URL: backend.URL}}}},
+		upstreams.Options{Logger: quietLogger(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reg.Close)
+	viaUpstreams, _ := reg.Get("u")
+	for _, via := range []struct {
+		name string
+		rt   http.RoundTripper
+	}{{"http.Transport", toServer(t, backend)}, {"upstreams", viaUpstreams}} {
+		t.Run(via.name, func(t *testing.T) { forwardMatchesReverseProxy(t, fwGateway(t, via.rt), rp, c, seen) })
+	}
+}
 
+func forwardMatchesReverseProxy(t *testing.T, gw, rp *httptest.Server, c *http.Client, seen chan fwSeen) {
 	type request struct {
 		name, method, target string
 		body                 io.Reader // nil: no body
@@ -800,5 +821,61 @@ func TestUpgradeToAnotherProtocolIsBadGateway(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(body), `"BAD_GATEWAY"`) {
 		t.Fatalf("status %d body %s, want 502 BAD_GATEWAY", resp.StatusCode, body)
+	}
+}
+
+// TestForwardIgnoresLateEarlyHints: http.Transport may report a 1xx after RoundTrip has returned
+// an error (golang/go#65123); the relay must not touch the response then, or it races the error
+// answer (run with -race) and sends the client a 103 after the fact.
+func TestForwardIgnoresLateEarlyHints(t *testing.T) {
+	var wg sync.WaitGroup
+	returned := make(chan struct{})
+	rt := upstreamFunc(func(r *http.Request) (*http.Response, error) {
+		trace := httptrace.ContextClientTrace(r.Context())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-returned
+			for i := 0; i < 50; i++ {
+				_ = trace.Got1xxResponse(http.StatusEarlyHints, textproto.MIMEHeader{"Link": {"</a.css>"}})
+				time.Sleep(100 * time.Microsecond)
+			}
+		}()
+		defer close(returned)
+		return nil, errors.New("net/http: timeout awaiting response headers")
+	})
+	gw := fwGateway(t, rt)
+	var hints atomic.Int32
+	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+		Got1xxResponse: func(int, textproto.MIMEHeader) error { hints.Add(1); return nil },
+	})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, gw.URL+"/x", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	wg.Wait()
+	if resp.StatusCode != http.StatusInternalServerError || hints.Load() != 0 {
+		t.Fatalf("status %d, %d early hints relayed; want the error answer and no 1xx after it", resp.StatusCode, hints.Load())
+	}
+}
+
+// TestForwardRemovedUserAgentStaysRemoved: a rule that removes the client's User-Agent must not
+// let Go's own in.
+func TestForwardRemovedUserAgentStaysRemoved(t *testing.T) {
+	backend, got := recordingBackend(t)
+	gw, _ := gateway(t, []Config{{Name: "r", Upstream: "u", RequestHeaders: HeaderOps{Remove: []string{"User-Agent"}}}},
+		Deps{Upstream: lookup(map[string]http.RoundTripper{"u": toServer(t, backend)})})
+	req, _ := http.NewRequest(http.MethodGet, gw.URL+"/x", nil)
+	req.Header.Set("User-Agent", "client/1.0")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if ua, ok := recv(t, got, "backend request").Header["User-Agent"]; ok {
+		t.Fatalf("backend got User-Agent %q, want none", ua)
 	}
 }

@@ -27,8 +27,14 @@ func readSimpleResponse(br *bufio.Reader, req *http.Request) (*http.Response, bo
 		return nil, false
 	}
 	head := buf[:end+2] // every line ends in CRLF
+	if bytes.Count(head, []byte("\n")) != bytes.Count(head, []byte("\r\n")) {
+		// A bare LF ends a line for net/http's reader but not for this one: the head would end
+		// somewhere else than the backend meant, and the body be misframed.
+		return nil, false
+	}
 	line, rest, _ := bytes.Cut(head, []byte("\r\n"))
-	if len(line) < len("HTTP/1.1 200") || string(line[:9]) != "HTTP/1.1 " || (len(line) > 12 && line[12] != ' ') {
+	if len(line) < len("HTTP/1.1 200") || string(line[:9]) != "HTTP/1.1 " || (len(line) > 12 && line[12] != ' ') ||
+		!validValueBytes(line[9:]) {
 		return nil, false
 	}
 	code := 0

@@ -21,6 +21,7 @@ func TestReadSimpleResponseMatchesReadResponse(t *testing.T) {
 		simple bool
 	}{
 		{name: "plain", simple: true, raw: "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5\r\n\r\nhello"},
+		{name: "more bytes than framed", simple: true, raw: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nPWNED!"},
 		{name: "no reason phrase", simple: true, raw: "HTTP/1.1 404\r\nContent-Length: 0\r\n\r\n"},
 		{name: "long reason", simple: true, raw: "HTTP/1.1 503 Service Temporarily Unavailable\r\nContent-Length: 2\r\n\r\nno"},
 		{name: "keys canonicalized and repeated", simple: true,
@@ -46,6 +47,11 @@ func TestReadSimpleResponseMatchesReadResponse(t *testing.T) {
 		{name: "space before colon", raw: "HTTP/1.1 200 OK\r\nX-A : a\r\nContent-Length: 0\r\n\r\n"},
 		{name: "control byte in value", raw: "HTTP/1.1 200 OK\r\nX-A: a\x01b\r\nContent-Length: 0\r\n\r\n"},
 		{name: "bare LF", raw: "HTTP/1.1 200 OK\nContent-Length: 0\n\n"},
+		// A head with bare LFs whose body holds CRLFs: taking the first CRLFCRLF as the head's end
+		// would frame the answer by the body's bytes.
+		{name: "bare LF head, CRLF in body", raw: "HTTP/1.1 200 OK\nContent-Length: 50\n\na\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nPWNED!"},
+		{name: "LF inside a value", raw: "HTTP/1.1 200 OK\r\nX-A: a\nb\r\nContent-Length: 0\r\n\r\n"},
+		{name: "control byte in reason", raw: "HTTP/1.1 200 O\x00K\r\nContent-Length: 0\r\n\r\n"},
 		{name: "malformed status", raw: "HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n"},
 		{name: "key too long to intern on the stack", raw: "HTTP/1.1 200 OK\r\nX-" + strings.Repeat("a", 70) + ": 1\r\nContent-Length: 0\r\n\r\n"},
 	}
@@ -56,7 +62,8 @@ func TestReadSimpleResponseMatchesReadResponse(t *testing.T) {
 				method = http.MethodGet
 			}
 			req, _ := http.NewRequest(method, "http://b/", nil)
-			want, wantErr := http.ReadResponse(bufio.NewReader(strings.NewReader(tt.raw)), req)
+			wantBR := bufio.NewReader(strings.NewReader(tt.raw))
+			want, wantErr := http.ReadResponse(wantBR, req)
 
 			br := bufio.NewReaderSize(strings.NewReader(tt.raw), 4<<10)
 			_, _ = br.Peek(1)
@@ -94,6 +101,9 @@ func TestReadSimpleResponseMatchesReadResponse(t *testing.T) {
 			}
 			gb, gerr := io.ReadAll(got.Body)
 			wb, werr := io.ReadAll(want.Body)
+			if g, w := rest(br), rest(wantBR); g != w {
+				t.Errorf("left after the answer: %q, want %q", g, w)
+			}
 			if string(gb) != string(wb) || (gerr == nil) != (werr == nil) {
 				t.Errorf("body %q (%v), want %q (%v)", gb, gerr, wb, werr)
 			}
@@ -132,4 +142,10 @@ func TestFixedBodyCutShort(t *testing.T) {
 	if string(b) != "abc" || !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("read %q, %v; want abc and io.ErrUnexpectedEOF", b, err)
 	}
+}
+
+// rest is what a reader still holds once an answer has been read.
+func rest(br *bufio.Reader) string {
+	b, _ := io.ReadAll(br)
+	return string(b)
 }

@@ -134,6 +134,13 @@ func canonicalHost(host string) string {
 }
 
 func (t *h1Transport) dialConn(ctx context.Context, host string) (*h1Conn, error) {
+	if d, ok := ctx.Deadline(); ok {
+		// A softDeadline's Done does not close at its deadline, and a resolver that waits on
+		// Done (cgo's) would outlive it; dialing is rare enough for a real timer.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, d)
+		defer cancel()
+	}
 	conn, err := t.dial(ctx, "tcp", host)
 	if err != nil {
 		return nil, err
@@ -248,8 +255,10 @@ func (e *timeoutError) Temporary() bool { return true }
 
 // release returns pc to the pool when the exchange ended cleanly, and closes it otherwise.
 func (t *h1Transport) release(pc *h1Conn, stop func() bool, keep bool) {
-	// stop reports false when the cancel func already ran: the deadline is poisoned.
-	if !stop() || !keep {
+	// stop reports false when the cancel func already ran: the deadline is poisoned. Bytes
+	// already buffered past the answer's end mean the backend sent more than it framed; the
+	// next request must not read them as its answer.
+	if !stop() || !keep || pc.br.Buffered() != 0 {
 		_ = pc.conn.Close()
 		return
 	}

@@ -153,3 +153,45 @@ func TestH1TransportLeavesBodiesAndConnectionCapsToNetHTTP(t *testing.T) {
 		}
 	}
 }
+
+// TestH1TransportDropsConnectionWithUnframedBytes: a backend that sends more than its answer's
+// Content-Length leaves bytes that the next call on that connection would read as its answer.
+// The connection must be closed, not pooled.
+func TestH1TransportDropsConnectionWithUnframedBytes(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					_ = req.Body.Close()
+					_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"+
+						"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nPWNED!")
+				}
+			}()
+		}
+	}()
+	_, u := newTestRegistry(t, Config{Targets: targetsOf("http://" + ln.Addr().String())})
+	for i := 0; i < 3; i++ {
+		resp, err := get(t, u, "x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body := readAll(t, resp); body != "hello" {
+			t.Fatalf("call %d got %q: bytes past an answer's end were read as the next answer", i, body)
+		}
+	}
+}

@@ -10,17 +10,19 @@ import (
 // defaultUserAgent is what Request.Write sends when the header has no User-Agent entry at all.
 const defaultUserAgent = "Go-http-client/1.1"
 
-// writeRequest writes the head of a body-less request exactly as Request.Write would, without
+// writeRequest writes the head of a body-less request as Request.Write would, without
 // its per-call work: a transfer writer, a sorted copy of the header, fmt. That work was the
 // largest share of an upstream call's own CPU after the syscalls. What the short way cannot
-// vouch for (a Host needing punycode or carrying a zone, an opaque URL, control bytes in the
-// URI, a client trace to report to) goes to Request.Write itself.
+// vouch for (a Host needing punycode or carrying a zone, an opaque URL, CONNECT's authority
+// form, control bytes in the URI, a client trace that wants each written field) goes to
+// Request.Write itself. Fields go out in the map's order, not sorted: order between different
+// fields carries no meaning.
 func writeRequest(w *bufio.Writer, req *http.Request) error {
 	host := req.Host
 	if host == "" {
 		host = req.URL.Host
 	}
-	if req.URL.Opaque != "" || !simpleHost(host) || tracesWrites(req) {
+	if req.URL.Opaque != "" || req.Method == http.MethodConnect || !simpleHost(host) || tracesWrites(req) {
 		return req.Write(w)
 	}
 	path := req.URL.EscapedPath()

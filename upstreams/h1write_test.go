@@ -45,6 +45,7 @@ func TestWriteRequestMatchesRequestWrite(t *testing.T) {
 		{name: "close already asked", url: "http://b/", header: http.Header{"Connection": {"keep-alive, Close"}}, close: true},
 		{name: "punycode host falls back", url: "http://b/", host: "bücher.example", header: http.Header{}},
 		{name: "zone falls back", url: "http://[fe80::1%25eth0]:80/", header: http.Header{}},
+		{name: "connect keeps its authority form", method: "CONNECT", url: "http://b:443", header: http.Header{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -230,8 +230,9 @@ func (u *Upstream) callContext(parent context.Context, req *http.Request, c *cal
 func noCancel() {}
 
 // softDeadline carries a deadline without a timer. Its Done is the parent's: nothing may wait on
-// the deadline through it, so it is only for code that reads Deadline and enforces it (net.Dialer,
-// h1Transport, sleep). Err reports the deadline once it has passed.
+// the deadline through it, so it is only for code that reads Deadline and enforces it
+// (h1Transport, which also dials under a real timer, and sleep). Err reports the deadline once
+// it has passed.
 type softDeadline struct {
 	context.Context
 	at time.Time
@@ -248,7 +249,9 @@ func (c *softDeadline) Err() error {
 	if err := c.Context.Err(); err != nil {
 		return err
 	}
-	if !time.Now().Before(c.at) {
+	// The effective deadline, the parent's included: the connection's deadline (set from it)
+	// can fire before the parent's own timer has cancelled the parent.
+	if d, _ := c.Deadline(); !time.Now().Before(d) {
 		return context.DeadlineExceeded
 	}
 	return nil
@@ -303,7 +306,13 @@ func (u *Upstream) attempt(ctx context.Context, req *http.Request, t *target, c 
 
 // classify names the failure of an attempt that got no response.
 func classify(ctx, parent context.Context, err error) verdict {
-	if perr := parent.Err(); perr != nil {
+	perr := parent.Err()
+	if d, ok := parent.Deadline(); ok && perr == nil && !time.Now().Before(d) {
+		// The caller's deadline passed and its timer has not fired yet; an I/O deadline set
+		// from it can be first. Still the caller's, not the target's.
+		perr = context.DeadlineExceeded
+	}
+	if perr != nil {
 		if errors.Is(perr, context.Canceled) {
 			return verdict{oc: outcomeCanceled, kind: context.Canceled, caller: true}
 		}

@@ -732,6 +732,7 @@ func TestClassify(t *testing.T) {
 	cancel()
 	expired, cancel2 := context.WithTimeout(context.Background(), -time.Second)
 	defer cancel2()
+	unfired := pastDeadline{context.Background()}
 	tests := []struct {
 		name          string
 		ctx, parent   context.Context
@@ -757,6 +758,9 @@ func TestClassify(t *testing.T) {
 			wantKind: context.Canceled, wantOutcome: outcomeCanceled, wantCallerErr: true},
 		{name: "caller deadline", ctx: expired, parent: expired, err: context.DeadlineExceeded,
 			wantKind: ErrTimeout, wantOutcome: outcomeTimeout, wantCallerErr: true},
+		// A connection deadline set from the caller's can fire before the caller's own timer.
+		{name: "caller deadline passed, timer not fired yet", ctx: unfired, parent: unfired, err: fakeTimeout{},
+			wantKind: ErrTimeout, wantOutcome: outcomeTimeout, wantCallerErr: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -768,6 +772,12 @@ func TestClassify(t *testing.T) {
 		})
 	}
 }
+
+// pastDeadline has a deadline in the past but is not cancelled yet, as a context is between its
+// deadline and its timer firing.
+type pastDeadline struct{ context.Context }
+
+func (pastDeadline) Deadline() (time.Time, bool) { return time.Now().Add(-time.Millisecond), true }
 
 func TestUpgradedConnectionOutlivesTotalTimeout(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -119,14 +119,18 @@ func (g *Gateway) Apply(f *config.File) error {
 	if g.closed {
 		return errClosed
 	}
+	// Before the build: policies size their worker pools from GOMAXPROCS (basic-auth's hashing).
+	g.applyProcs(f.Server.Procs)
 	snap, err := g.build(f)
 	if err != nil {
+		if cur := g.current.Load(); cur != nil {
+			g.applyProcs(cur.File.Server.Procs) // the config that keeps serving keeps its procs
+		}
 		g.reloads.WithLabelValues("failure").Inc()
 		return err
 	}
 	old := g.current.Swap(snap)
 	g.reloads.WithLabelValues("success").Inc()
-	g.applyProcs(f.Server.Procs)
 	g.adoptStores(snap.stores)
 	if err := g.reloadListeners(f); err != nil {
 		// Routes and upstreams are already live; a bad certificate keeps the old one serving.

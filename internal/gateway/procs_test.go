@@ -41,6 +41,15 @@ func TestProcsFollowsConfig(t *testing.T) {
 	if n := runtime.GOMAXPROCS(0); n != 3 {
 		t.Fatalf("after reload with procs 3: GOMAXPROCS %d", n)
 	}
+	// A config that fails to build leaves the serving config's procs in place.
+	bad := load("2")
+	bad.Upstreams = nil // its route now names an upstream that is gone
+	if err := g.Apply(bad); err == nil {
+		t.Fatal("Apply accepted a config whose route names a missing upstream")
+	}
+	if n := runtime.GOMAXPROCS(0); n != 3 {
+		t.Fatalf("after a rejected reload with procs 2: GOMAXPROCS %d, want the serving config's 3", n)
+	}
 	if err := g.Apply(load("0")); err != nil {
 		t.Fatal(err)
 	}
