@@ -169,12 +169,12 @@ type readCloser struct {
 // shadowRequest builds the copy on the request goroutine (the inbound request must not be shared
 // with the shadow's goroutine), with the same rewriting as the primary.
 func (m *mirror) shadowRequest(ctx context.Context, r *http.Request, body []byte) *http.Request {
-	out := r.Clone(ctx)
+	out := r.WithContext(ctx)
 	out.RequestURI = ""
-	removeHopByHop(out.Header)
-	for _, k := range []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
-		delete(out.Header, k)
-	}
+	u := *r.URL // the rewrite changes the path in place
+	out.URL = &u
+	// What the primary's upstream gets: no hop-by-hop fields, forwarding fields left to the rewrite.
+	out.Header = outboundHeader(r.Header)
 	pr := &httputil.ProxyRequest{In: r, Out: out}
 	m.rewrite(pr)
 	out = pr.Out
@@ -200,24 +200,6 @@ func shadowHost(h string) string {
 	}
 	host := stripPort(h)
 	return host + "-shadow" + h[len(host):]
-}
-
-// hopByHop are the RFC 9110 connection-specific headers, which ReverseProxy strips for the primary
-// and the shadow request must not carry either.
-var hopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
-
-func removeHopByHop(h http.Header) {
-	for _, line := range h["Connection"] {
-		for _, tok := range strings.Split(line, ",") {
-			if tok = strings.TrimSpace(tok); tok != "" {
-				h.Del(tok)
-			}
-		}
-	}
-	for _, k := range hopByHop {
-		delete(h, k)
-	}
 }
 
 // run makes the shadow call; it never touches the client's response.

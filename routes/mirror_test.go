@@ -37,6 +37,10 @@ func TestMirrorSendsACopy(t *testing.T) {
 	req, _ := http.NewRequest("POST", gw.URL+"/api/orders?dry=1", strings.NewReader(`{"item":"book"}`))
 	req.Host = "shop.example.com:8080"
 	req.Header.Set("X-Custom", "kept")
+	req.Header.Set("Connection", "X-Hop")
+	req.Header.Set("X-Hop", "secret")
+	req.Header.Set("Keep-Alive", "timeout=5")
+	req.Header.Set("Proxy-Authorization", "Basic Zm9vOmJhcg==")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -61,6 +65,11 @@ func TestMirrorSendsACopy(t *testing.T) {
 	for _, c := range checks {
 		if c.got != c.want {
 			t.Errorf("%s = %q, want %q", c.name, c.got, c.want)
+		}
+	}
+	for _, h := range []string{"Connection", "X-Hop", "Keep-Alive", "Proxy-Authorization"} {
+		if v, ok := s.Header[h]; ok {
+			t.Errorf("shadow got hop-by-hop %s: %q", h, v)
 		}
 	}
 	eventually(t, "sent counter", func() bool { return mirrorCount(metrics, "orders", "sent") == 1 })
