@@ -5,6 +5,9 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"strings"
+
+	"github.com/portico-gw/portico/internal/confval"
 )
 
 // maxSimpleHead bounds the header block readSimpleResponse parses itself: the bufio.Reader's
@@ -54,7 +57,7 @@ func readSimpleResponse(br *bufio.Reader, req *http.Request) (*http.Response, bo
 		var l []byte
 		l, r, _ = bytes.Cut(r, []byte("\r\n"))
 		colon := bytes.IndexByte(l, ':')
-		if colon <= 0 || !validFieldBytes(l[:colon]) || !validValueBytes(l[colon+1:]) {
+		if colon <= 0 || !confval.IsTokenBytes(l[:colon]) || !validValueBytes(l[colon+1:]) {
 			return nil, false
 		}
 	}
@@ -190,15 +193,6 @@ var internedKeys = func() map[string]string {
 	return m
 }()
 
-func validFieldBytes(k []byte) bool {
-	for _, c := range k {
-		if !tokenByte[c] {
-			return false
-		}
-	}
-	return len(k) > 0
-}
-
 // validValueBytes allows what net/http's reader allows: visible characters, space, tab and
 // obs-text; no other control bytes.
 func validValueBytes(v []byte) bool {
@@ -237,40 +231,10 @@ func parseLength(v string) (int64, bool) {
 }
 
 func tokenListHas(v, token string) bool {
-	for len(v) > 0 {
-		var tok string
-		tok, v, _ = cutByte(v, ',')
-		if equalFoldASCII(trimOWS(tok), token) {
+	for tok := range strings.SplitSeq(v, ",") {
+		if strings.EqualFold(trimOWS(tok), token) {
 			return true
 		}
 	}
 	return false
-}
-
-func cutByte(s string, sep byte) (before, after string, found bool) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == sep {
-			return s[:i], s[i+1:], true
-		}
-	}
-	return s, "", false
-}
-
-func equalFoldASCII(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }

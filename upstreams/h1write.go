@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"strings"
+
+	"github.com/portico-gw/portico/internal/confval"
 )
 
 // defaultUserAgent is what Request.Write sends when the header has no User-Agent entry at all.
@@ -70,7 +72,7 @@ func writeRequest(w *bufio.Writer, req *http.Request) error {
 		case "Host", "User-Agent", "Content-Length", "Transfer-Encoding", "Trailer":
 			continue
 		}
-		if !validFieldName(k) {
+		if !confval.IsToken(k) {
 			// Request.Write drops such a field too: it cannot be sent without breaking framing.
 			continue
 		}
@@ -154,24 +156,3 @@ func hasCTL(s string) bool {
 	}
 	return false
 }
-
-// validFieldName is an RFC 9110 token.
-func validFieldName(k string) bool {
-	if k == "" {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		if !tokenByte[k[i]] {
-			return false
-		}
-	}
-	return true
-}
-
-var tokenByte = func() (t [256]bool) {
-	for c := 0; c < 256; c++ {
-		b := byte(c)
-		t[c] = 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", b) >= 0
-	}
-	return t
-}()

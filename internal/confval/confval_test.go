@@ -20,5 +20,8 @@ func TestIsToken(t *testing.T) {
 		if IsToken(s) != want {
 			t.Errorf("IsToken(%q) = %v", s, !want)
 		}
+		if IsTokenBytes([]byte(s)) != want {
+			t.Errorf("IsTokenBytes(%q) = %v", s, !want)
+		}
 	}
 }

@@ -22,9 +22,6 @@ import (
 // before routing so that a client cannot choose the address upstreams see. Canonical keys.
 var forwardingHeaders = []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Port", "Forwarded", "X-Real-Ip"}
 
-// requestIDKey is the request ID field as an http.Header key.
-var requestIDKey = http.CanonicalHeaderKey(reqctx.HeaderRequestID)
-
 type edgeState struct {
 	info reqctx.Info
 	rec  recorder
@@ -42,14 +39,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := &edgeState{info: reqctx.Info{Start: time.Now()}, rec: recorder{ResponseWriter: w}}
 	info, rec := &st.info, &st.rec
 	var in string
-	if v := r.Header[requestIDKey]; len(v) > 0 {
+	if v := r.Header[reqctx.RequestIDKey]; len(v) > 0 {
 		in = v[0]
 	}
 	info.ID = requestID(in)
 	// One slice for both headers: at length and capacity 1, an Add on either copies it first.
 	id := []string{info.ID}
-	r.Header[requestIDKey] = id
-	w.Header()[requestIDKey] = id
+	r.Header[reqctx.RequestIDKey] = id
+	w.Header()[reqctx.RequestIDKey] = id
 
 	peer := peerAddr(r.RemoteAddr)
 	if snap.trusts(peer) {

@@ -59,8 +59,9 @@ func From(ctx context.Context) *Info {
 // HeaderRequestID is the header that carries the request ID both ways.
 const HeaderRequestID = "X-Request-ID"
 
-// requestIDKey is HeaderRequestID as an http.Header map key.
-var requestIDKey = http.CanonicalHeaderKey(HeaderRequestID)
+// RequestIDKey is HeaderRequestID as an http.Header map key, for code that indexes the map
+// directly on the hot path.
+var RequestIDKey = http.CanonicalHeaderKey(HeaderRequestID)
 
 // Identity headers Portico sets toward upstreams. Any copy the client sent is removed first so a
 // client cannot claim an identity.
@@ -81,8 +82,8 @@ func SetUpstreamHeaders(ctx context.Context, h http.Header) {
 	}
 	if info.ID != "" {
 		// The edge has usually put this very ID on the inbound header the outbound one copies.
-		if v := h[requestIDKey]; len(v) != 1 || v[0] != info.ID {
-			h[requestIDKey] = []string{info.ID}
+		if v := h[RequestIDKey]; len(v) != 1 || v[0] != info.ID {
+			h[RequestIDKey] = []string{info.ID}
 		}
 	}
 	if id := info.Identity; id != nil {
