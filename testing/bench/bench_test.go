@@ -212,3 +212,107 @@ func TestCPUUse(t *testing.T) {
 		t.Error("a round without figures must make the median unknown")
 	}
 }
+
+func TestServeYardsticks(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cluster, err := demo.StartAll(ctx, "127.0.0.1", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	bench := demo.NewBench()
+	_, benchURL, err := demo.Start(ctx, "127.0.0.1:0", bench)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bench.Close()
+	down := httptest.NewServer(http.NotFoundHandler())
+	down.Close() // an address nothing answers on
+
+	start := func(t *testing.T, tg yardstickTargets) (yardstickURLs, io.WriteCloser, chan error) {
+		t.Helper()
+		inR, inW := io.Pipe()
+		outR, outW := io.Pipe()
+		done := make(chan error, 1)
+		go func() {
+			err := serveYardsticks(ctx, inR, outW)
+			outW.Close()
+			done <- err
+		}()
+		line, _ := json.Marshal(tg)
+		if _, err := inW.Write(append(line, '\n')); err != nil {
+			t.Fatal(err)
+		}
+		out := bufio.NewScanner(outR)
+		if !out.Scan() {
+			t.Fatal("no URL line")
+		}
+		var urls yardstickURLs
+		if err := json.Unmarshal(out.Bytes(), &urls); err != nil {
+			t.Fatal(err)
+		}
+		return urls, inW, done
+	}
+	fetch := func(t *testing.T, method, url string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, url, strings.NewReader(`{"query":"{ dashboard { me { id } } }"}`))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	wait := func(t *testing.T, done chan error) {
+		t.Helper()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("serveYardsticks did not return when stdin closed")
+		}
+	}
+
+	t.Run("proxy and fan-out answer like the real thing", func(t *testing.T) {
+		urls, in, done := start(t, yardstickTargets{Bench: benchURL, Users: cluster.URL(demo.NameUsers),
+			Orders: cluster.URL(demo.NameOrders), Notifications: cluster.URL(demo.NameNotifications)})
+		if status, body := fetch(t, http.MethodGet, urls.ReverseProxy+"/"); status != 200 || !strings.Contains(body, `"status":"ok"`) {
+			t.Errorf("reverse proxy: %d %q", status, body)
+		}
+		status, body := fetch(t, http.MethodPost, urls.Fanout+"/")
+		var got struct {
+			Me           struct{ ID string }
+			RecentOrders struct{ Orders []struct{ ID string } }
+			Unread       struct{ Unread *int }
+		}
+		if err := json.Unmarshal([]byte(body), &got); status != 200 || err != nil {
+			t.Fatalf("fan-out: %d %v %q", status, err, body)
+		}
+		if got.Me.ID == "" || len(got.RecentOrders.Orders) != 5 || got.Unread.Unread == nil {
+			t.Errorf("fan-out did not join the three answers: %q", body)
+		}
+		in.Close()
+		wait(t, done)
+	})
+	t.Run("a failed call fails the fan-out", func(t *testing.T) {
+		urls, in, done := start(t, yardstickTargets{Bench: benchURL, Users: cluster.URL(demo.NameUsers),
+			Orders: cluster.URL(demo.NameOrders), Notifications: down.URL})
+		if status, body := fetch(t, http.MethodPost, urls.Fanout+"/"); status != http.StatusBadGateway {
+			t.Errorf("fan-out with notifications down: %d %q, want 502", status, body)
+		}
+		in.Close()
+		wait(t, done)
+	})
+	t.Run("bad targets are refused", func(t *testing.T) {
+		for _, line := range []string{"", "not json", `{"bench":"no-scheme"}`} {
+			err := serveYardsticks(ctx, strings.NewReader(line), io.Discard)
+			if err == nil {
+				t.Errorf("targets %q: no error", line)
+			}
+		}
+	})
+}

@@ -48,8 +48,8 @@ type cpuSample struct {
 	ok                      bool
 }
 
-func sampleCPU(porticoPid, backendsPid int) cpuSample {
-	p, ok1 := processCPU(porticoPid)
+func sampleCPU(gatewayPid, backendsPid int) cpuSample {
+	p, ok1 := processCPU(gatewayPid)
 	b, ok2 := processCPU(backendsPid)
 	s, ok3 := processCPU(os.Getpid())
 	return cpuSample{portico: p, backends: b, self: s, ok: ok1 && ok2 && ok3}

@@ -32,11 +32,19 @@ func main() {
 	loader := flag.String("loader", loaderAuto, "load generator: auto (wrk when installed and working, else Go), wrk, or go (testing/load)")
 	scenarios := flag.String("scenarios", "all", "which scenarios: all, passthrough or bff")
 	serve := flag.Bool("serve-backends", false, "internal: serve the demo backends for a parent bench process (see backends.go)")
+	serveYard := flag.Bool("serve-yardsticks", false, "internal: serve the yardsticks for a parent bench process (see yardsticks.go)")
 	flag.StringVar(&profileDir, "profile", "", "write CPU profiles of the Portico processes (passthrough.prof, bff.prof) and of the demo backends (backends.prof) to this directory")
 	flag.Parse()
 	if *serve {
 		if err := serveBackendsProfiled(os.Stdin, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "bench backends:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *serveYard {
+		if err := serveYardsticks(context.Background(), os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "bench yardsticks:", err)
 			os.Exit(1)
 		}
 		return
@@ -111,6 +119,12 @@ func run(gen *generator, scenarios string, rounds int, dur time.Duration, conns 
 		return err
 	}
 	defer backends.Close()
+	yard, err := startYardsticks(yardstickTargets{Bench: backends.Bench, Users: backends.Services[demo.NameUsers],
+		Orders: backends.Services[demo.NameOrders], Notifications: backends.Services[demo.NameNotifications]})
+	if err != nil {
+		return err
+	}
+	defer yard.Close()
 
 	bin := filepath.Join(dir, "portico")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/portico")
@@ -118,21 +132,21 @@ func run(gen *generator, scenarios string, rounds int, dur time.Duration, conns 
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("building portico: %w", err)
 	}
-	fmt.Printf("load generator: %s; demo backends: a process of their own; %d CPUs\n", gen, runtime.NumCPU())
+	fmt.Printf("load generator: %s; demo backends and yardsticks: processes of their own; %d CPUs\n", gen, runtime.NumCPU())
 	if scenarios != "bff" {
-		if err := passthroughScenarios(ctx, gen, dir, bin, backends.Bench, rounds, conns, dur); err != nil {
+		if err := passthroughScenarios(ctx, gen, dir, bin, backends.Bench, yard, rounds, conns, dur); err != nil {
 			return err
 		}
 	}
 	if scenarios != "passthrough" {
-		return bffScenarios(ctx, gen, dir, bin, backends, rounds, conns, dur)
+		return bffScenarios(ctx, gen, dir, bin, backends, yard, rounds, conns, dur)
 	}
 	return nil
 }
 
-// passthroughScenarios compares the benchmark backend direct and through Portico, uncached and
-// as a response-cache hit.
-func passthroughScenarios(ctx context.Context, gen *generator, dir, bin, backendURL string, rounds, conns int, dur time.Duration) error {
+// passthroughScenarios compares the benchmark backend direct, through Portico (uncached and as a
+// response-cache hit) and through the reverse-proxy yardstick.
+func passthroughScenarios(ctx context.Context, gen *generator, dir, bin, backendURL string, yard *yardstickProcess, rounds, conns int, dur time.Duration) error {
 	backendAddr := strings.TrimPrefix(backendURL, "http://")
 	proxyAddr, err := freeAddr()
 	if err != nil {
@@ -161,12 +175,17 @@ routes:
 		return err
 	}
 	fmt.Printf("pass-through and cache hit: %d connections, keep-alive, ~1 KiB JSON, %d rounds of %s, alternating\n", conns, rounds, dur)
-	return compare(ctx, gen, rounds, []target{
+	med, err := compare(ctx, gen, rounds, []target{
 		{"direct", "http://" + backendAddr + "/"},
 		{"portico", "http://" + proxyAddr + "/"},
 		// A response-cache hit: Portico answers without calling the backend at all.
 		{"cache-hit", "http://" + proxyAddr + "/cached/"},
+		{"reverseproxy", yard.ReverseProxy + "/"},
 	}, conns, dur)
+	if err == nil {
+		fmt.Printf("ratio portico/reverseproxy = %.2f   (reverseproxy: a bare httputil.ReverseProxy, the Go yardstick)\n", med[1]/med[3])
+	}
+	return err
 }
 
 // bffScenarios measures the GraphQL facade: the dashboard fan-out over three backends that each
@@ -174,7 +193,7 @@ routes:
 // (which adds a batched payments call after orders), and a small query against instant backends.
 // Beside latency it reports Portico's CPU per request and the cores each process kept busy, so
 // that a saturated machine shows as such instead of as gateway overhead.
-func bffScenarios(ctx context.Context, gen *generator, dir, bin string, backends *backendProcess, rounds, conns int, dur time.Duration) error {
+func bffScenarios(ctx context.Context, gen *generator, dir, bin string, backends *backendProcess, yard *yardstickProcess, rounds, conns int, dur time.Duration) error {
 	addr, err := freeAddr()
 	if err != nil {
 		return err
@@ -213,16 +232,21 @@ upstreams:
 		name  string
 		opts  load.Options
 		floor time.Duration // the slowest backend path: what the answer cannot beat; 0 for none
+		pid   int           // the process whose CPU the row reports: Portico, or the yardstick
 	}{
 		// Not Portico: the floor as measured. A 20ms backend answers a little later than 20ms
 		// under load (timers, scheduling), and the dashboard waits for the slowest of three.
 		{"users backend alone, direct, no Portico (the floor as measured)",
-			load.Options{URL: backends.Services[demo.NameUsers] + "/users/current", Connections: conns, Duration: dur, Warmup: 500 * time.Millisecond}, backendLatency},
+			load.Options{URL: backends.Services[demo.NameUsers] + "/users/current", Connections: conns, Duration: dur, Warmup: 500 * time.Millisecond}, backendLatency, proc.Pid()},
+		// Not Portico either: the same three calls from a bare net/http aggregator, the floor for
+		// the dashboard row below under this run's load (yardsticks.go).
+		{"yardstick: the dashboard's 3 calls, bare net/http, no GraphQL",
+			load.Options{URL: yard.Fanout + "/", Method: "POST", Body: []byte(`{}`), Connections: conns, Duration: dur, Warmup: 500 * time.Millisecond}, backendLatency, yard.Pid()},
 		{"graphql dashboard (users, orders, notifications at 20ms, concurrent)",
-			gql(`{ dashboard { me { id name email tier } recentOrders(first: 5) { id status totalCents currency createdAt } unreadNotifications } }`), backendLatency},
+			gql(`{ dashboard { me { id name email tier } recentOrders(first: 5) { id status totalCents currency createdAt } unreadNotifications } }`), backendLatency, proc.Pid()},
 		{"REST GET /web/dashboard (same, plus batched payments after orders)",
-			load.Options{URL: "http://" + addr + "/web/dashboard", Connections: conns, Duration: dur, Warmup: 500 * time.Millisecond}, 2 * backendLatency},
-		{"graphql small query { me { id name } }, instant backend", gql(`{ me { id name } }`), 0},
+			load.Options{URL: "http://" + addr + "/web/dashboard", Connections: conns, Duration: dur, Warmup: 500 * time.Millisecond}, 2 * backendLatency, proc.Pid()},
+		{"graphql small query { me { id name } }, instant backend", gql(`{ me { id name } }`), 0, proc.Pid()},
 	}
 	fmt.Printf("\nBFF facade: %d connections, keep-alive, each backend answers in %s (the small query: at once); medians of %d rounds\n", conns, backendLatency, rounds)
 	results := make([][]load.Result, len(scenarios))
@@ -237,7 +261,7 @@ upstreams:
 					return err
 				}
 			}
-			res, use, err := measure(ctx, gen, sc.opts, proc.Pid(), backends.Pid())
+			res, use, err := measure(ctx, gen, sc.opts, sc.pid, backends.Pid())
 			if err != nil {
 				return err
 			}
@@ -247,7 +271,7 @@ upstreams:
 			results[i], figures[i] = append(results[i], res), append(figures[i], use.figures())
 		}
 	}
-	fmt.Printf("%-72s %10s %9s %9s %14s %14s %12s %16s   %s\n", "scenario", "req/s", "p50", "p99", "p50-overhead", "p99-overhead", "portico-cpu", "cores P/B/L", "req/s per round")
+	fmt.Printf("%-72s %10s %9s %9s %14s %14s %12s %16s   %s\n", "scenario", "req/s", "p50", "p99", "p50-overhead", "p99-overhead", "gateway-cpu", "cores P/B/L", "req/s per round")
 	for i, sc := range scenarios {
 		var rps []float64
 		var p50s, p99s []time.Duration
@@ -265,13 +289,13 @@ upstreams:
 		fmt.Printf("%-72s %10.0f %9s %9s %14s %14s %12s %16s   %s\n", sc.name, median(rps), round(p50), round(p99), p50o, p99o,
 			cpu.perRequestString(), cpu.coresString(), strings.Join(per, " "))
 	}
-	fmt.Println("portico-cpu: Portico's CPU time per answered request; cores P/B/L: cores kept busy by Portico, the demo backends and the load generator")
+	fmt.Println("gateway-cpu: CPU time per answered request of Portico (of the yardstick process on its row); cores P/B/L: cores kept busy by that process, the demo backends and the load generator")
 	return nil
 }
 
 // measure warms up (unmeasured), then runs o and samples the CPU time of the processes involved
 // around the measured run only.
-func measure(ctx context.Context, gen *generator, o load.Options, porticoPid, backendsPid int) (load.Result, cpuUse, error) {
+func measure(ctx context.Context, gen *generator, o load.Options, gatewayPid, backendsPid int) (load.Result, cpuUse, error) {
 	if o.Warmup > 0 {
 		warm := o
 		warm.Duration, warm.Warmup = o.Warmup, 0
@@ -280,12 +304,12 @@ func measure(ctx context.Context, gen *generator, o load.Options, porticoPid, ba
 		}
 		o.Warmup = 0
 	}
-	before := sampleCPU(porticoPid, backendsPid)
+	before := sampleCPU(gatewayPid, backendsPid)
 	res, err := gen.run(ctx, o)
 	if err != nil {
 		return res, cpuUse{}, err
 	}
-	after := sampleCPU(porticoPid, backendsPid)
+	after := sampleCPU(gatewayPid, backendsPid)
 	return res, after.use(before, res.LoaderCPU, res.Elapsed, res.Requests), nil
 }
 
@@ -293,13 +317,15 @@ func round(d time.Duration) time.Duration { return d.Round(10 * time.Microsecond
 
 type target struct{ name, url string }
 
-func compare(ctx context.Context, gen *generator, rounds int, targets []target, conns int, dur time.Duration) error {
+// compare measures the targets in alternating rounds, prints the table and each target's ratio to
+// the first, and returns the median req/s of each.
+func compare(ctx context.Context, gen *generator, rounds int, targets []target, conns int, dur time.Duration) ([]float64, error) {
 	results := make([][]load.Result, len(targets))
 	for r := 0; r < rounds; r++ {
 		for i, tg := range targets {
 			res, err := gen.run(ctx, load.Options{URL: tg.url, Connections: conns, Duration: dur, Warmup: 500 * time.Millisecond})
 			if err != nil {
-				return fmt.Errorf("%s: %w", tg.name, err)
+				return nil, fmt.Errorf("%s: %w", tg.name, err)
 			}
 			if res.Errors > 0 || res.Non2xx > 0 {
 				fmt.Printf("  round %d %s: %d errors, %d non-2xx\n", r+1, tg.name, res.Errors, res.Non2xx)
@@ -307,7 +333,7 @@ func compare(ctx context.Context, gen *generator, rounds int, targets []target, 
 			results[i] = append(results[i], res)
 		}
 	}
-	fmt.Printf("%-10s %12s %10s %10s   %s\n", "target", "req/s(med)", "p50(med)", "p99(med)", "req/s per round")
+	fmt.Printf("%-12s %12s %10s %10s   %s\n", "target", "req/s(med)", "p50(med)", "p99(med)", "req/s per round")
 	med := make([]float64, len(targets))
 	for i, tg := range targets {
 		var rps []float64
@@ -318,12 +344,12 @@ func compare(ctx context.Context, gen *generator, rounds int, targets []target, 
 			per = append(per, fmt.Sprintf("%.0f", r.RPS))
 		}
 		med[i] = median(rps)
-		fmt.Printf("%-10s %12.0f %10s %10s   %s\n", tg.name, med[i], medianDur(p50), medianDur(p99), strings.Join(per, " "))
+		fmt.Printf("%-12s %12.0f %10s %10s   %s\n", tg.name, med[i], medianDur(p50), medianDur(p99), strings.Join(per, " "))
 	}
 	for i := 1; i < len(targets); i++ {
 		fmt.Printf("ratio %s/%s = %.2f\n", targets[i].name, targets[0].name, med[i]/med[0])
 	}
-	return nil
+	return med, nil
 }
 
 func median(v []float64) float64 {
