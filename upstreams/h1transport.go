@@ -35,8 +35,9 @@ type roundTripper interface {
 // code (Request.Write, http.ReadResponse), so chunked bodies, trailers and odd framing are
 // net/http's. What it re-implements is small: an idle pool per
 // host, the response-header timeout as a read deadline, cancellation as a deadline in the past,
-// 1xx answers reported to httptrace like http.Transport does, and one retry on a fresh
-// connection when a pooled one turns out to have been closed by the target.
+// 1xx answers reported to httptrace like http.Transport does, one retry on a fresh connection
+// when a pooled one turns out to have been closed by the target, and, for requests that may not
+// be sent twice, a look at the socket before a pooled connection is used (peerClosed).
 type h1Transport struct {
 	fallback    *http.Transport
 	dial        func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -76,6 +77,12 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	host := canonicalHost(req.URL.Host)
 	for try := 0; ; try++ {
 		pc, reused := t.get(host)
+		if reused && !resendable(req) && peerClosed(pc.conn) {
+			// The retry below is for requests that may be sent twice; one that may not is never
+			// written on a connection the target has already closed.
+			_ = pc.conn.Close()
+			continue
+		}
 		if pc == nil {
 			var err error
 			if pc, err = t.dialConn(ctx, host); err != nil {
