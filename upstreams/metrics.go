@@ -128,6 +128,15 @@ func (m *Metrics) forTarget(upstream, target string) targetMetrics {
 	return tm
 }
 
+// forgetTarget deletes every series of one target.
+func (m *Metrics) forgetTarget(upstream, target string) {
+	labels := prometheus.Labels{"upstream": upstream, "target": target}
+	m.duration.DeletePartialMatch(labels)
+	m.requests.DeletePartialMatch(labels)
+	m.healthy.DeletePartialMatch(labels)
+	m.ejections.DeletePartialMatch(labels)
+}
+
 // upstreamMetrics are one upstream's children. Zero value: no metrics.
 type upstreamMetrics struct {
 	retries prometheus.Counter

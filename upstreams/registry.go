@@ -61,9 +61,10 @@ type Options struct {
 // Registry is the set of upstreams of one config snapshot. It is immutable after NewRegistry: a
 // reload builds a new Registry, starts it, swaps it in and closes the old one.
 type Registry struct {
-	ups   map[string]*Upstream
-	names []string
-	log   *slog.Logger
+	ups     map[string]*Upstream
+	names   []string
+	log     *slog.Logger
+	metrics *Metrics
 
 	mu      sync.Mutex
 	started bool
@@ -80,7 +81,7 @@ func NewRegistry(cfgs map[string]Config, opts Options) (*Registry, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	r := &Registry{ups: make(map[string]*Upstream, len(cfgs)), log: log}
+	r := &Registry{ups: make(map[string]*Upstream, len(cfgs)), log: log, metrics: opts.Metrics}
 	var errs []error
 	for name, cfg := range cfgs {
 		u, err := newUpstream(name, cfg, opts.Metrics, log)
@@ -153,6 +154,36 @@ func (r *Registry) Close() {
 	for _, u := range r.ups {
 		u.closed.Store(true)
 		u.transport.CloseIdleConnections()
+	}
+}
+
+// ForgetMetrics deletes the series of r's targets, upstreams and breakers that next (the registry
+// that replaced r; nil: none) does not have. Without it a reload that removes a target leaves its
+// healthy gauge at its last value for as long as the process lives, and a removed upstream's
+// breaker can stay "open" in every dashboard and alert. Call it after Close: r's in-flight calls
+// keep the children they resolved at build time, which no longer export anything once deleted,
+// so nothing brings a deleted series back.
+func (r *Registry) ForgetMetrics(next *Registry) {
+	m := r.metrics
+	if m == nil {
+		return
+	}
+	for name, u := range r.ups {
+		var nu *Upstream
+		if next != nil {
+			nu = next.ups[name]
+		}
+		for _, t := range u.targets {
+			if nu == nil || !slices.ContainsFunc(nu.targets, func(n *target) bool { return n.url == t.url }) {
+				m.forgetTarget(name, t.url)
+			}
+		}
+		if nu == nil {
+			m.retries.DeleteLabelValues(name)
+		}
+		if u.breaker != nil && (nu == nil || nu.breaker == nil) {
+			m.breaker.DeleteLabelValues(name)
+		}
 	}
 }
 

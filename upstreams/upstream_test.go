@@ -825,3 +825,92 @@ func TestUpgradedConnectionOutlivesTotalTimeout(t *testing.T) {
 		t.Errorf("echo %q, %v", buf, err)
 	}
 }
+
+func TestForgetMetricsDropsWhatTheNextRegistryLacks(t *testing.T) {
+	log := &hitLog{}
+	kept := recordingBackend(t, "kept", log, fixed(http.StatusOK))
+	removed := recordingBackend(t, "removed", log, fixed(http.StatusOK))
+	other := recordingBackend(t, "other", log, fixed(http.StatusOK))
+	promReg := prometheus.NewRegistry()
+	m := NewMetrics(promReg)
+	opts := Options{Metrics: m, Logger: quietLogger}
+	old, err := NewRegistry(map[string]Config{
+		"svc":  {Targets: targetsOf(kept.URL, removed.URL), CircuitBreaker: &BreakerConfig{}},
+		"gone": {Targets: targetsOf(other.URL), CircuitBreaker: &BreakerConfig{}},
+	}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"svc", "svc", "gone"} {
+		u, _ := old.Get(name)
+		resp, err := get(t, u, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, resp)
+	}
+	// The reload: svc keeps one target and loses its breaker, gone is gone.
+	next, err := NewRegistry(map[string]Config{"svc": {Targets: targetsOf(kept.URL)}}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer next.Close()
+	old.Close()
+	old.ForgetMetrics(next)
+
+	series := func(name string, labels ...string) bool {
+		t.Helper()
+		mfs, err := promReg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != name {
+				continue
+			}
+		next:
+			for _, s := range mf.GetMetric() {
+				have := map[string]string{}
+				for _, lp := range s.GetLabel() {
+					have[lp.GetName()] = lp.GetValue()
+				}
+				for i := 0; i+1 < len(labels); i += 2 {
+					if have[labels[i]] != labels[i+1] {
+						continue next
+					}
+				}
+				return true
+			}
+		}
+		return false
+	}
+	for _, tc := range []struct {
+		metric string
+		labels []string
+		want   bool
+	}{
+		{"portico_upstream_healthy", []string{"upstream", "svc", "target", kept.URL}, true},
+		{"portico_upstream_requests_total", []string{"upstream", "svc", "target", kept.URL}, true},
+		{"portico_upstream_healthy", []string{"upstream", "svc", "target", removed.URL}, false},
+		{"portico_upstream_duration_seconds", []string{"upstream", "svc", "target", removed.URL}, false},
+		{"portico_upstream_requests_total", []string{"upstream", "svc", "target", removed.URL}, false},
+		{"portico_upstream_ejections_total", []string{"upstream", "svc", "target", removed.URL}, false},
+		{"portico_upstream_healthy", []string{"upstream", "gone"}, false},
+		{"portico_upstream_requests_total", []string{"upstream", "gone"}, false},
+		{"portico_upstream_retries_total", []string{"upstream", "gone"}, false},
+		{"portico_upstream_retries_total", []string{"upstream", "svc"}, true},
+		{"portico_upstream_breaker_state", []string{"upstream", "svc"}, false},
+		{"portico_upstream_breaker_state", []string{"upstream", "gone"}, false},
+	} {
+		if got := series(tc.metric, tc.labels...); got != tc.want {
+			t.Errorf("%s%v present = %v, want %v", tc.metric, tc.labels, got, tc.want)
+		}
+	}
+	// The old registry's targets are closed and record nothing more that is exported.
+	if u, _ := old.Get("gone"); u != nil {
+		u.setHealthyGauge(u.targets[0], false)
+	}
+	if series("portico_upstream_healthy", "upstream", "gone") {
+		t.Error("a closed registry brought a forgotten series back")
+	}
+}

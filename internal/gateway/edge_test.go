@@ -316,3 +316,55 @@ func parseErr(yaml string) string {
 	}
 	return ""
 }
+
+// A reload that removes a target or an upstream removes its series from /metrics: a healthy
+// gauge frozen at 1, or a breaker frozen open, for something that no longer exists would
+// mislead every dashboard and alert built on them.
+func TestReloadForgetsMetricsOfRemovedUpstreams(t *testing.T) {
+	a, b := echo(t), echo(t)
+	two := `admin: "off"
+access_log: {enabled: false}
+upstreams:
+  app: {targets: [{url: "` + a.URL + `"}, {url: "` + b.URL + `"}]}
+  old: {targets: [{url: "` + b.URL + `"}], circuit_breaker: {}}
+routes:
+  - {name: app, match: {path_prefix: /}, upstream: app}
+  - {name: old, match: {path_prefix: /old}, upstream: old}
+`
+	g, _ := newGateway(t, two)
+	do(t, g, httptest.NewRequest("GET", "/old/x", nil))
+	metrics := func() string {
+		w := httptest.NewRecorder()
+		g.AdminHandler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+		return w.Body.String()
+	}
+	before := metrics()
+	for _, want := range []string{`portico_upstream_breaker_state{upstream="old"}`, `target="` + b.URL + `",upstream="app"`} {
+		if !strings.Contains(before, want) {
+			t.Fatalf("before the reload /metrics lacks %s", want)
+		}
+	}
+	f, err := config.Parse([]byte(cfg(a.URL, "access_log: {enabled: false}")), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Apply(f); err != nil {
+		t.Fatal(err)
+	}
+	after := metrics()
+	// The upstream layer's series, gauges above all. The edge's counters of requests already
+	// served on a removed route stay: they are history, and rate() over them falls to zero.
+	for _, line := range strings.Split(after, "\n") {
+		if !strings.HasPrefix(line, "portico_upstream_") {
+			continue
+		}
+		for _, gone := range []string{`upstream="old"`, `target="` + b.URL + `"`} {
+			if strings.Contains(line, gone) {
+				t.Errorf("after the reload /metrics still has %s", line)
+			}
+		}
+	}
+	if !strings.Contains(after, `portico_upstream_healthy{target="`+a.URL+`",upstream="app"} 1`) {
+		t.Errorf("the kept target's healthy gauge is missing:\n%s", after)
+	}
+}

@@ -138,6 +138,11 @@ func (g *Gateway) Apply(f *config.File) error {
 	}
 	if old != nil {
 		old.retire()
+		if old.Upstreams != nil {
+			// After retire: the old registry's health checks have stopped and cannot set a
+			// gauge again once its series are gone.
+			old.Upstreams.ForgetMetrics(snap.Upstreams)
+		}
 	}
 	return nil
 }
