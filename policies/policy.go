@@ -74,6 +74,8 @@ type Deps struct {
 	Logger *slog.Logger
 	// Purger collects caches so the admin API can purge them; nil when there is no admin API.
 	Purger *Purger
+	// Carry hands state across reloads (see Carry); nil carries nothing.
+	Carry *Carry
 }
 
 // Register registers c, or returns the collector already registered under the same descriptor

@@ -216,11 +216,18 @@ func (g *Gateway) buildPolicies(snap *Snapshot) error {
 	}
 	snap.purger = &policies.Purger{}
 	deps := policies.Deps{Consumers: consumers, Metrics: g.prom, Logger: g.logger, Purger: snap.purger}
+	// State the serving snapshot's policies hand to this one's (in-memory rate-limit counters).
+	var prev *policies.Carry
+	if cur := g.current.Load(); cur != nil {
+		prev = cur.policyDeps.Carry
+	}
+	deps.Carry = policies.NewCarry(prev)
 	if snap.stores.redis != nil {
 		// Only a real client: a nil *redis.Client in the interface would look configured.
 		deps.Redis = snap.stores.redis
 	}
 	built, err := builtin.BuildAll(snap.File.Policies, deps)
+	deps.Carry.Done()
 	if err != nil {
 		return err
 	}

@@ -326,3 +326,39 @@ routes:
 		}
 	}
 }
+
+// A reload keeps in-memory rate-limit counters whose policy did not change, and restarts those
+// of a policy that did: a ConfigMap update must not hand every client a fresh allowance.
+func TestReloadKeepsUnchangedRateLimitCounters(t *testing.T) {
+	backend := echo(t).URL
+	g, _ := newGateway(t, policiesConfig(backend))
+	call := func() int {
+		r := httptest.NewRequest("GET", "/api/x", nil)
+		r.Header.Set("X-Api-Key", "web-secret")
+		w, _ := do(t, g, r)
+		return w.Code
+	}
+	apply := func(yaml string) {
+		t.Helper()
+		f, err := config.Parse([]byte(yaml), "test.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Apply(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a, b := call(), call(); a != 200 || b != 200 {
+		t.Fatalf("first two calls: %d %d", a, b)
+	}
+	// Another route appears; the limit is the same.
+	apply(policiesConfig(backend) + "  - {name: extra, match: {path_prefix: /extra}, upstream: app}\n")
+	if c := call(); c != http.StatusTooManyRequests {
+		t.Fatalf("third call after a reload that kept the limit: %d, want 429", c)
+	}
+	// The limit itself changes: its counters start afresh.
+	apply(strings.Replace(policiesConfig(backend), "limits: {minute: 2}, by: consumer", "limits: {minute: 3}, by: consumer", 1))
+	if c := call(); c != 200 {
+		t.Fatalf("first call under a changed limit: %d, want 200", c)
+	}
+}

@@ -139,7 +139,7 @@ func TestMemoryBounded(t *testing.T) {
 	for i := range 5000 {
 		req{ip: "10.1." + itoa(i/250) + "." + itoa(i%250)}.send(h)
 	}
-	if n := l.store.(*memoryStore).len(); n > 640 || n < 600 {
+	if n := l.store.(*memoryRef).len(); n > 640 || n < 600 {
 		t.Fatalf("store holds %d keys, want at most 640 (and close to it)", n)
 	}
 }
@@ -183,7 +183,7 @@ func TestJanitorStopsWithoutClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := l.store.(*memoryStore).done
+	done := l.store.(*memoryRef).done
 	l = nil
 	deadline := time.Now().Add(5 * time.Second)
 	for {

@@ -5,6 +5,7 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,6 +22,38 @@ type memoryStore struct {
 	now    func() int64
 	stop   context.CancelFunc
 	done   chan struct{}
+	// refs counts the Limiters holding the store: a reload hands it from one snapshot's Limiter
+	// to the next one's, and the janitor stops when the last lets go.
+	refs atomic.Int32
+}
+
+// acquire adds a holder, unless the store has already been let go of.
+func (m *memoryStore) acquire() bool {
+	for {
+		n := m.refs.Load()
+		if n == 0 {
+			return false
+		}
+		if m.refs.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// memoryRef is one Limiter's hold on a memory store.
+type memoryRef struct {
+	*memoryStore
+	once sync.Once
+}
+
+// close lets go of the store, once; the last holder stops its janitor.
+func (r *memoryRef) close() error {
+	r.once.Do(func() {
+		if r.refs.Add(-1) == 0 {
+			_ = r.memoryStore.close()
+		}
+	})
+	return nil
 }
 
 type shard struct {
@@ -44,6 +77,7 @@ type entry struct {
 func newMemoryStore(s *spec, maxKeys int, now func() int64, sweep time.Duration, log *slog.Logger) *memoryStore {
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &memoryStore{spec: s, seed: maphash.MakeSeed(), now: now, stop: cancel, done: make(chan struct{})}
+	m.refs.Store(1)
 	perShard := (maxKeys + memoryShards - 1) / memoryShards
 	for i := range m.shards {
 		m.shards[i].m = make(map[string]*entry)

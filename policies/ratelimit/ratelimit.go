@@ -132,11 +132,19 @@ func newLimiter(name string, c Config, deps policies.Deps, now func() int64) (*L
 	if maxKeys == 0 {
 		maxKeys = DefaultMaxKeys
 	}
-	ms := newMemoryStore(s, maxKeys, now, sweepInterval(s), log)
-	l.store = ms
-	// A snapshot nobody closes must not leak its janitor: stop it once the Limiter is unreachable
-	// (the janitor references only the store).
-	runtime.AddCleanup(l, func(m *memoryStore) { _ = m.close() }, ms)
+	// The snapshot a reload replaces hands over its counters when nothing that shapes them
+	// changed, so a reload does not give every client a fresh allowance.
+	key := fmt.Sprintf("ratelimit/%s/%+v/%s/%t/%d", name, *s, c.by(), c.PerRoute, maxKeys)
+	ms, ok := deps.Carry.Take(key).(*memoryStore)
+	if !ok || !ms.acquire() {
+		ms = newMemoryStore(s, maxKeys, now, sweepInterval(s), log)
+	}
+	deps.Carry.Keep(key, ms)
+	ref := &memoryRef{memoryStore: ms}
+	l.store = ref
+	// A snapshot nobody closes must not leak its janitor: let go of the store once the Limiter
+	// is unreachable (the janitor references only the store).
+	runtime.AddCleanup(l, func(r *memoryRef) { _ = r.close() }, ref)
 	return l, nil
 }
 
