@@ -70,6 +70,13 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, in *http.Request) {
 		f.onError(w, in, err)
 		return
 	}
+	if res.StatusCode < 100 || res.StatusCode > 999 {
+		// net/http's parsers take any three digits; a ResponseWriter panics on what is not a
+		// status code. The backend's answer is broken: 502, like any other broken answer.
+		_ = res.Body.Close()
+		f.onError(w, in, badGateway(fmt.Errorf("backend answered with status code %d", res.StatusCode)))
+		return
+	}
 	if res.StatusCode == http.StatusSwitchingProtocols {
 		// No upgrade was asked for: a 101 is the backend's error, as ReverseProxy sees it.
 		_ = res.Body.Close()

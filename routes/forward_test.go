@@ -625,6 +625,34 @@ func TestForwardUnaskedSwitchingProtocolsIsBadGateway(t *testing.T) {
 	}
 }
 
+// A status line with three digits that are not a status code (net/http's parsers accept 000 to
+// 999) is a broken answer: 502, not a ResponseWriter panic and a cut connection.
+func TestForwardStatusBelow100IsBadGateway(t *testing.T) {
+	for _, status := range []string{"099", "000"} {
+		backend := rawAnswer(t, "HTTP/1.1 "+status+" Odd\r\nContent-Length: 2\r\n\r\nok")
+		for name, rt := range map[string]http.RoundTripper{"net/http": toServer(t, backend), "portico": upstreamTo(t, backend)} {
+			gw := fwGateway(t, rt)
+			resp, _ := fwGet(t, fwClient(t), gw.URL+"/x")
+			if resp.StatusCode != http.StatusBadGateway {
+				t.Errorf("%s, backend status %s: client got %d, want 502", name, status, resp.StatusCode)
+			}
+		}
+	}
+}
+
+// upstreamTo is backend through the upstream layer pass-through uses in production.
+func upstreamTo(t *testing.T, backend *httptest.Server) http.RoundTripper {
+	t.Helper()
+	reg, err := upstreams.NewRegistry(map[string]upstreams.Config{"u": {Targets: []upstreams.TargetConfig{{URL: backend.URL}}}},
+		upstreams.Options{Logger: quietLogger(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reg.Close)
+	u, _ := reg.Get("u")
+	return u
+}
+
 // fwSeen is what the differential backend saw.
 type fwSeen struct {
 	Method, Path, RawPath, RawQuery, Host string
@@ -685,13 +713,7 @@ func TestForwardMatchesReverseProxy(t *testing.T) {
 	// Portico's side runs twice: through a plain http.Transport, and through the upstream layer
 	// pass-through uses in production (h1Transport's own request writer and response parser for
 	// what they take, net/http's wire code for the rest).
-	reg, err := upstreams.NewRegistry(map[string]upstreams.Config{"u": {Targets: []upstreams.TargetConfig{{URL: backend.URL}}}},
-		upstreams.Options{Logger: quietLogger(nil)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(reg.Close)
-	viaUpstreams, _ := reg.Get("u")
+	viaUpstreams := upstreamTo(t, backend)
 	for _, via := range []struct {
 		name string
 		rt   http.RoundTripper

@@ -4,9 +4,14 @@ package upstreams
 
 import "net"
 
-// canPeek says peerClosed looks at the socket on this platform.
+// canPeek says a peeker looks at the socket on this platform.
 const canPeek = false
 
-// peerClosed cannot look at the socket on this platform without reading from it; a request that
-// may not be sent twice then fails like any request on a connection that died while idle.
-func peerClosed(net.Conn) bool { return false }
+// peeker cannot look at a socket on this platform without reading from it: a connection the
+// target closed while idle is then found out when a request fails on it, and a request that may
+// be sent twice is resent on a new connection.
+type peeker struct{}
+
+func newPeeker(net.Conn) *peeker { return nil }
+
+func (*peeker) closed() bool { return false }

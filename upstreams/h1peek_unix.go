@@ -7,33 +7,49 @@ import (
 	"syscall"
 )
 
-// canPeek says peerClosed looks at the socket on this platform.
+// canPeek says a peeker looks at the socket on this platform.
 const canPeek = true
 
-// peerClosed reports whether an idle connection is unusable: the target closed it (a pending
-// end of stream), reset it, or sent bytes nobody asked for. It is one non-blocking peek and
-// never waits. http.Transport learns the same from the reader goroutine it keeps on every
-// connection; h1Transport has none, so it asks the socket when it matters.
-func peerClosed(c net.Conn) bool {
+// peeker looks at an idle connection's socket without reading from it. It is made once per
+// connection, so that a look allocates nothing.
+type peeker struct {
+	raw      syscall.RawConn
+	look     func(fd uintptr)
+	unusable bool
+	buf      [1]byte
+}
+
+func newPeeker(c net.Conn) *peeker {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
+		return nil
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	p := &peeker{raw: raw}
+	p.look = func(fd uintptr) {
+		switch err := recvPeek(fd, p.buf[:]); err {
+		case syscall.EAGAIN, syscall.EINTR: // nothing to read: alive (EWOULDBLOCK is EAGAIN here)
+			p.unusable = false
+		default: // nil: a byte or the end of stream; anything else: reset or broken
+			p.unusable = true
+		}
+	}
+	return p
+}
+
+// closed reports whether the connection is unusable: the target closed it (a pending end of
+// stream), reset it, or sent bytes nobody asked for. One non-blocking peek; it never waits.
+// http.Transport learns the same from the reader goroutine it keeps on every connection;
+// h1Transport has none, so it asks the socket.
+func (p *peeker) closed() bool {
+	if p == nil {
 		return false
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
+	if err := p.raw.Control(p.look); err != nil {
 		return true
 	}
-	unusable := false
-	var b [1]byte
-	if err := rc.Control(func(fd uintptr) {
-		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		switch err {
-		case syscall.EAGAIN, syscall.EINTR: // nothing to read: alive (EWOULDBLOCK is EAGAIN here)
-		default: // nil: a byte or the end of stream; anything else: reset or broken
-			unusable = true
-		}
-	}); err != nil {
-		return true
-	}
-	return unusable
+	return p.unusable
 }

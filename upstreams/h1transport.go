@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -35,9 +38,10 @@ type roundTripper interface {
 // code (Request.Write, http.ReadResponse), so chunked bodies, trailers and odd framing are
 // net/http's. What it re-implements is small: an idle pool per
 // host, the response-header timeout as a read deadline, cancellation as a deadline in the past,
-// 1xx answers reported to httptrace like http.Transport does, one retry on a fresh connection
-// when a pooled one turns out to have been closed by the target, and, for requests that may not
-// be sent twice, a look at the socket before a pooled connection is used (peerClosed).
+// 1xx answers reported to httptrace like http.Transport does, the response-head size limit, a
+// look at the socket before a pooled connection is used (peeker: what http.Transport's
+// per-connection reader would have seen), one retry on a fresh connection when a pooled one
+// turns out to have been closed by the target before answering, and an idle sweeper.
 type h1Transport struct {
 	fallback    *http.Transport
 	dial        func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -45,26 +49,66 @@ type h1Transport struct {
 	idleTimeout time.Duration
 	maxIdle     int
 
-	mu     sync.Mutex
-	idle   map[string][]*h1Conn
-	closed bool
+	mu       sync.Mutex
+	idle     map[string][]*h1Conn
+	closed   bool
+	sweeping bool // the idle sweeper runs (see sweep)
 }
 
 // h1Conn is one pooled connection with its buffers, kept together so that reuse allocates nothing.
 type h1Conn struct {
-	conn   net.Conn
+	conn net.Conn
+	// lr is what br reads the connection through: it caps how much an answer's head may take.
+	lr     headLimit
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	host   string
 	idleAt time.Time
 	// abort interrupts a blocked read or write; made once per connection, not per call.
 	abort func()
+	// peek looks at the idle socket before reuse (nil where the platform cannot).
+	peek *peeker
 }
 
 var _ roundTripper = (*h1Transport)(nil)
 
-// maxInformational is how many 1xx answers are accepted before the final one, as in http.Transport.
-const maxInformational = 5
+// headLimit reads the connection with a budget, as http.Transport's persistConn does: an
+// answer's head may take MaxResponseHeaderBytes, its body anything.
+type headLimit struct {
+	net.Conn
+	left int64
+}
+
+func (l *headLimit) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		return 0, errHeadTooLarge
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.Conn.Read(p)
+	l.left -= int64(n)
+	return n, err
+}
+
+var errHeadTooLarge = errors.New("read limit exhausted")
+
+// defaultMaxHeadBytes is http.Transport's limit when MaxResponseHeaderBytes is 0.
+const defaultMaxHeadBytes = 10 << 20
+
+func (t *h1Transport) maxHeadBytes() int64 {
+	if n := t.fallback.MaxResponseHeaderBytes; n > 0 {
+		return n
+	}
+	return defaultMaxHeadBytes
+}
+
+// stale marks a failure that proves nothing reached the target's application: the pooled
+// connection was closed or reset before the first byte of any answer. Such a request may be
+// sent again on a new connection; one whose answer had begun (a 1xx) may not.
+type stale struct{ error }
+
+func (s stale) Unwrap() error { return s.error }
 
 // aLongTimeAgo is a deadline in the past: it makes a blocked read or write return at once.
 var aLongTimeAgo = time.Unix(1, 0)
@@ -74,12 +118,14 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.fallback.RoundTrip(req)
 	}
 	ctx := req.Context()
-	host := canonicalHost(req.URL.Host)
+	host := canonicalHost(req.URL)
 	for try := 0; ; try++ {
 		pc, reused := t.get(host)
-		if reused && !resendable(req) && peerClosed(pc.conn) {
-			// The retry below is for requests that may be sent twice; one that may not is never
-			// written on a connection the target has already closed.
+		if reused && pc.peek.closed() {
+			// The target closed the connection while it was idle, or sent bytes nobody asked
+			// for (a 408 before closing, or more than it framed): the next request must neither
+			// read them as its answer nor be written to a closed socket. http.Transport's reader
+			// goroutine notices the same on its own; h1Transport has none and asks the socket.
 			_ = pc.conn.Close()
 			continue
 		}
@@ -93,10 +139,15 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err == nil {
 			return resp, nil
 		}
-		// A pooled connection the target closed while idle fails before any answer; net/http
-		// retries such a request on a new connection, and so do we, once per pooled connection.
-		if !reused || ctx.Err() != nil || !staleConnError(err) || !resendable(req) || try >= t.maxIdle {
+		// A pooled connection the target closed after the check above fails before any
+		// answer; net/http retries such a request on a new connection, and so do we, once per
+		// pooled connection.
+		var st stale
+		if !errors.As(err, &st) {
 			return nil, err
+		}
+		if !reused || ctx.Err() != nil || !resendable(req) || try >= t.maxIdle {
+			return nil, st.error
 		}
 	}
 }
@@ -133,11 +184,13 @@ func staleConnError(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
-func canonicalHost(host string) string {
-	if _, _, err := net.SplitHostPort(host); err != nil {
-		return net.JoinHostPort(host, "80")
+// canonicalHost is the address to dial for u, with the default port when it has none (as
+// http.Transport's canonicalAddr: an IPv6 literal loses its brackets before they are put back).
+func canonicalHost(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
 	}
-	return host
+	return net.JoinHostPort(u.Hostname(), "80")
 }
 
 func (t *h1Transport) dialConn(ctx context.Context, host string) (*h1Conn, error) {
@@ -152,8 +205,10 @@ func (t *h1Transport) dialConn(ctx context.Context, host string) (*h1Conn, error
 	if err != nil {
 		return nil, err
 	}
-	pc := &h1Conn{conn: conn, br: bufio.NewReaderSize(conn, 4<<10), bw: bufio.NewWriterSize(conn, 4<<10), host: host}
+	pc := &h1Conn{conn: conn, lr: headLimit{Conn: conn, left: math.MaxInt64}, bw: bufio.NewWriterSize(conn, 4<<10), host: host}
+	pc.br = bufio.NewReaderSize(&pc.lr, 4<<10)
 	pc.abort = func() { _ = conn.SetDeadline(aLongTimeAgo) }
+	pc.peek = newPeeker(conn)
 	return pc, nil
 }
 
@@ -191,14 +246,22 @@ func (t *h1Transport) exchange(ctx context.Context, req *http.Request, pc *h1Con
 		return fail(err)
 	}
 	if err := pc.bw.Flush(); err != nil {
+		if staleConnError(err) {
+			err = stale{err}
+		}
 		return fail(err)
 	}
 	var resp *http.Response
+	pc.lr.left = t.maxHeadBytes()
 	for n := 0; ; n++ {
 		// Peek first, as http.Transport does: a connection that ends before the first byte of an
 		// answer was closed by the target and is worth one retry; ReadResponse would report it as
-		// io.ErrUnexpectedEOF, like a truncated answer.
+		// io.ErrUnexpectedEOF, like a truncated answer. After a 1xx it is not: the target has
+		// the request.
 		_, err := pc.br.Peek(1)
+		if err != nil && n == 0 && staleConnError(err) {
+			err = stale{err}
+		}
 		if err == nil {
 			var simple bool
 			if resp, simple = readSimpleResponse(pc.br, req); !simple {
@@ -206,24 +269,32 @@ func (t *h1Transport) exchange(ctx context.Context, req *http.Request, pc *h1Con
 			}
 		}
 		if err != nil {
-			if ne, ok := err.(net.Error); ok && ne.Timeout() && ctx.Err() == nil {
+			if pc.lr.left <= 0 {
+				err = fmt.Errorf("net/http: server response headers exceeded %d bytes; aborted", t.maxHeadBytes())
+			} else if ne, ok := err.(net.Error); ok && ne.Timeout() && ctx.Err() == nil {
 				err = errResponseHeaderTimeout
 			}
 			return fail(err)
 		}
-		if resp.StatusCode >= 200 {
+		// As http.Transport: a 1xx other than 101 precedes the answer; anything else, a status
+		// below 100 included, is the answer.
+		if resp.StatusCode < 100 || resp.StatusCode >= 200 {
 			break
 		}
-		if resp.StatusCode == http.StatusSwitchingProtocols || n >= maxInformational {
+		if resp.StatusCode == http.StatusSwitchingProtocols {
 			// No upgrade was asked for on this path, so a 101 is the target's error.
 			return fail(errors.New("net/http: unexpected 1xx response from target"))
 		}
+		// 1xx answers count against the head budget unless a trace takes them, as in
+		// http.Transport: then they are the trace owner's to bound (the forwarder relays them).
 		if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
 			if err := trace.Got1xxResponse(resp.StatusCode, textproto.MIMEHeader(resp.Header)); err != nil {
 				return fail(err)
 			}
+			pc.lr.left = t.maxHeadBytes()
 		}
 	}
+	pc.lr.left = math.MaxInt64
 	if headerBy != deadline {
 		_ = pc.conn.SetReadDeadline(deadline)
 		if canceled(ctx) {
@@ -280,7 +351,49 @@ func (t *h1Transport) release(pc *h1Conn, stop func() bool, keep bool) {
 		t.idle = make(map[string][]*h1Conn)
 	}
 	t.idle[pc.host] = append(t.idle[pc.host], pc)
+	if !t.sweeping && t.idleTimeout > 0 {
+		t.sweeping = true
+		go t.sweep()
+	}
 	t.mu.Unlock()
+}
+
+// sweep closes pooled connections that stayed idle past idleTimeout, and those idle for a while
+// that the target has closed, until the transport is closed. get drops expired connections too,
+// but only from the top of a last-in-first-out pool: after a burst the connections below it
+// would otherwise stay open for good, holding descriptors (in CLOSE_WAIT once the target gives
+// up on them). Only connections idle for a sweep period are looked at, so that the ones a busy
+// upstream keeps reusing cost nothing.
+func (t *h1Transport) sweep() {
+	every := min(max(t.idleTimeout/2, 10*time.Millisecond), 5*time.Second)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for range tick.C {
+		var dead []*h1Conn
+		t.mu.Lock()
+		if t.closed {
+			t.mu.Unlock()
+			return
+		}
+		now := time.Now()
+		for host, list := range t.idle {
+			kept := list[:0]
+			for _, pc := range list {
+				idle := now.Sub(pc.idleAt)
+				if idle > t.idleTimeout || (idle >= every && pc.peek.closed()) {
+					dead = append(dead, pc)
+					continue
+				}
+				kept = append(kept, pc)
+			}
+			clear(list[len(kept):])
+			t.idle[host] = kept
+		}
+		t.mu.Unlock()
+		for _, pc := range dead {
+			_ = pc.conn.Close()
+		}
+	}
 }
 
 // get takes the most recently used idle connection to host, dropping any idle too long.

@@ -2,7 +2,6 @@ package upstreams
 
 import (
 	"bufio"
-	"context"
 	"io"
 	"net"
 	"net/http"
@@ -68,19 +67,20 @@ func TestH1TransportReusesConnections(t *testing.T) {
 	}
 }
 
-func TestH1TransportRetriesStalePooledConnection(t *testing.T) {
-	// A backend that answers one request per connection and then closes it without saying so,
-	// as a server whose idle timeout fires does: the pooled connection is dead at the next call.
+// oneShotBackend answers one request per connection and then closes it without saying so, as a
+// server whose idle timeout fires does: the pooled connection is dead at the next call. closed
+// receives a value after each close.
+func oneShotBackend(t *testing.T) (addr string, accepted, served *atomic.Int32, closed <-chan struct{}) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	var accepted atomic.Int32
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	t.Cleanup(func() { _ = ln.Close() })
+	accepted, served = new(atomic.Int32), new(atomic.Int32)
+	done := make(chan struct{}, 64)
 	go func() {
-		for ctx.Err() == nil {
+		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
@@ -88,13 +88,23 @@ func TestH1TransportRetriesStalePooledConnection(t *testing.T) {
 			accepted.Add(1)
 			req, err := http.ReadRequest(bufio.NewReader(c))
 			if err == nil {
+				served.Add(1)
 				_ = req.Body.Close()
 				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 			}
 			_ = c.Close()
+			select {
+			case done <- struct{}{}:
+			default:
+			}
 		}
 	}()
-	_, u := newTestRegistry(t, Config{Targets: targetsOf("http://" + ln.Addr().String()), Retries: RetryConfig{Attempts: intp(0)}})
+	return "http://" + ln.Addr().String(), accepted, served, done
+}
+
+func TestH1TransportRetriesStalePooledConnection(t *testing.T) {
+	addr, accepted, _, _ := oneShotBackend(t)
+	_, u := newTestRegistry(t, Config{Targets: targetsOf(addr), Retries: RetryConfig{Attempts: intp(0)}})
 	for i := 0; i < 3; i++ {
 		resp, err := get(t, u, "1")
 		if err != nil {
@@ -111,39 +121,14 @@ func TestH1TransportRetriesStalePooledConnection(t *testing.T) {
 
 func TestH1TransportSkipsClosedConnectionForRequestsSentOnce(t *testing.T) {
 	if !canPeek {
-		t.Skip("peerClosed cannot look at sockets on this platform")
+		t.Skip("the peeker cannot look at sockets on this platform")
 	}
 	// DELETE, and POST or PUT without a body, may not be sent twice, so the retry above does not
 	// cover them: a pooled connection the backend closed while idle (Node and Python servers
 	// close idle keep-alive connections after about 5 s) must be noticed before the request is
 	// written on it, as http.Transport's per-connection reader notices it.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var accepted, served atomic.Int32
-	closed := make(chan struct{}, 16)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		for ctx.Err() == nil {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			req, err := http.ReadRequest(bufio.NewReader(c))
-			if err == nil {
-				served.Add(1)
-				_ = req.Body.Close()
-				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-			}
-			_ = c.Close()
-			closed <- struct{}{}
-		}
-	}()
-	_, u := newTestRegistry(t, Config{Targets: targetsOf("http://" + ln.Addr().String()), Retries: RetryConfig{Attempts: intp(0)}})
+	addr, accepted, served, closed := oneShotBackend(t)
+	_, u := newTestRegistry(t, Config{Targets: targetsOf(addr), Retries: RetryConfig{Attempts: intp(0)}})
 	for i, method := range []string{http.MethodDelete, http.MethodPost, http.MethodPut, http.MethodDelete} {
 		req := httptest.NewRequest(method, "http://client.example/items/1", nil)
 		resp, err := u.RoundTrip(req)
@@ -248,7 +233,7 @@ func TestH1TransportDropsConnectionWithUnframedBytes(t *testing.T) {
 	}
 }
 
-func TestPeerClosed(t *testing.T) {
+func TestPeekerClosed(t *testing.T) {
 	// A connected pair over loopback; the test acts as the target on the server side.
 	pair := func(t *testing.T) (client, server net.Conn) {
 		t.Helper()
@@ -273,20 +258,20 @@ func TestPeerClosed(t *testing.T) {
 	settle := func(t *testing.T, c net.Conn, want bool) {
 		t.Helper()
 		if !canPeek {
-			t.Skip("peerClosed cannot look at sockets on this platform")
+			t.Skip("the peeker cannot look at sockets on this platform")
 		}
 		// What the target did reaches the client's socket asynchronously; on loopback at once,
 		// but the test does not rely on it.
-		for i := 0; i < 100 && peerClosed(c) != want; i++ {
+		for i := 0; i < 100 && newPeeker(c).closed() != want; i++ {
 			time.Sleep(time.Millisecond)
 		}
-		if got := peerClosed(c); got != want {
-			t.Errorf("peerClosed = %v, want %v", got, want)
+		if got := newPeeker(c).closed(); got != want {
+			t.Errorf("closed = %v, want %v", got, want)
 		}
 	}
 	t.Run("idle and open", func(t *testing.T) {
 		c, _ := pair(t)
-		if peerClosed(c) {
+		if newPeeker(c).closed() {
 			t.Error("an open idle connection reported closed")
 		}
 	})
@@ -308,7 +293,7 @@ func TestPeerClosed(t *testing.T) {
 	t.Run("not a socket", func(t *testing.T) {
 		c, _ := net.Pipe()
 		defer c.Close()
-		if peerClosed(c) {
+		if newPeeker(c).closed() {
 			t.Error("a connection without a socket reported closed")
 		}
 	})

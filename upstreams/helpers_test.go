@@ -136,6 +136,14 @@ func readAll(t testing.TB, resp *http.Response) string {
 // import.
 func metricValue(t testing.TB, reg *prometheus.Registry, name string, labels ...string) float64 {
 	t.Helper()
+	v, _ := findSeries(t, reg, name, labels...)
+	return v
+}
+
+// findSeries reads the first series of the metric called name whose labels include the given
+// name/value pairs (as metricValue does), and reports whether there is one.
+func findSeries(t testing.TB, reg *prometheus.Registry, name string, labels ...string) (float64, bool) {
+	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -155,10 +163,10 @@ func metricValue(t testing.TB, reg *prometheus.Registry, name string, labels ...
 					continue series
 				}
 			}
-			return m.GetCounter().GetValue() + m.GetGauge().GetValue() + float64(m.GetHistogram().GetSampleCount())
+			return m.GetCounter().GetValue() + m.GetGauge().GetValue() + float64(m.GetHistogram().GetSampleCount()), true
 		}
 	}
-	return 0
+	return 0, false
 }
 
 // seriesCount counts the series of one metric family.

@@ -860,29 +860,8 @@ func TestForgetMetricsDropsWhatTheNextRegistryLacks(t *testing.T) {
 
 	series := func(name string, labels ...string) bool {
 		t.Helper()
-		mfs, err := promReg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, mf := range mfs {
-			if mf.GetName() != name {
-				continue
-			}
-		next:
-			for _, s := range mf.GetMetric() {
-				have := map[string]string{}
-				for _, lp := range s.GetLabel() {
-					have[lp.GetName()] = lp.GetValue()
-				}
-				for i := 0; i+1 < len(labels); i += 2 {
-					if have[labels[i]] != labels[i+1] {
-						continue next
-					}
-				}
-				return true
-			}
-		}
-		return false
+		_, ok := findSeries(t, promReg, name, labels...)
+		return ok
 	}
 	for _, tc := range []struct {
 		metric string
