@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
 	"strings"
@@ -103,48 +102,23 @@ func backendCommand(cluster *demo.Cluster, line string) error {
 // backendProcess is the parent's handle on the child.
 type backendProcess struct {
 	backendURLs
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	out   *bufio.Scanner
+	*child
 }
 
 // startBackends starts the child and reads its URLs.
 func startBackends() (*backendProcess, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("finding the bench binary to run the backends: %w", err)
-	}
 	args := []string{"-serve-backends"}
 	if profileDir != "" {
 		args = append(args, "-profile", profileDir)
 	}
-	cmd := exec.Command(self, args...)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
+	b := &backendProcess{}
+	c, err := startChild("backends", args, nil, &b.backendURLs)
 	if err != nil {
 		return nil, err
 	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting the backends process: %w", err)
-	}
-	b := &backendProcess{cmd: cmd, stdin: stdin, out: bufio.NewScanner(stdout)}
-	if !b.out.Scan() {
-		b.Close()
-		return nil, fmt.Errorf("the backends process printed no URLs: %v", b.out.Err())
-	}
-	if err := json.Unmarshal(b.out.Bytes(), &b.backendURLs); err != nil {
-		b.Close()
-		return nil, fmt.Errorf("the backends process's URLs: %w", err)
-	}
+	b.child = c
 	return b, nil
 }
-
-// Pid is the child's process ID, for CPU accounting.
-func (b *backendProcess) Pid() int { return b.cmd.Process.Pid }
 
 // SetLatency sets the latency of every demo service.
 func (b *backendProcess) SetLatency(d time.Duration) error {
@@ -158,17 +132,4 @@ func (b *backendProcess) SetLatency(d time.Duration) error {
 		return fmt.Errorf("backends process: %s", reply)
 	}
 	return nil
-}
-
-// Close ends the child: closing stdin makes it return; a child that does not is killed.
-func (b *backendProcess) Close() {
-	_ = b.stdin.Close()
-	done := make(chan struct{})
-	go func() { _ = b.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		_ = b.cmd.Process.Kill()
-		<-done
-	}
 }

@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -315,4 +317,58 @@ func TestServeYardsticks(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestMain lets this test binary stand in for the bench binary as a child process: the parent
+// side (startChild) runs os.Executable() with the child's flag.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "-serve-backends":
+			if err := serveBackends(context.Background(), os.Stdin, os.Stdout); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			os.Exit(0)
+		case "-serve-yardsticks":
+			if err := serveYardsticks(context.Background(), os.Stdin, os.Stdout); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			os.Exit(0)
+		}
+	}
+	os.Exit(m.Run())
+}
+
+func TestChildProcesses(t *testing.T) {
+	backends, err := startBackends()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer backends.Close()
+	if err := backends.SetLatency(0); err != nil {
+		t.Fatal(err)
+	}
+	yard, err := startYardsticks(yardstickTargets{Bench: backends.Bench, Users: backends.Services[demo.NameUsers],
+		Orders: backends.Services[demo.NameOrders], Notifications: backends.Services[demo.NameNotifications]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, url := range []string{yard.ReverseProxy + "/", yard.Fanout + "/"} {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %d", url, resp.StatusCode)
+		}
+	}
+	pid := yard.Pid()
+	yard.Close()
+	if err := yard.cmd.Process.Signal(syscall.Signal(0)); err == nil {
+		t.Errorf("yardsticks process %d still running after Close", pid)
+	}
 }

@@ -12,8 +12,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"os/exec"
 	"sync"
 	"time"
 
@@ -184,59 +182,15 @@ func (f *fanout) get(ctx context.Context, u string) ([]byte, error) {
 // yardstickProcess is the parent's handle on the child.
 type yardstickProcess struct {
 	yardstickURLs
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
+	*child
 }
 
 func startYardsticks(tg yardstickTargets) (*yardstickProcess, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("finding the bench binary to run the yardsticks: %w", err)
-	}
-	cmd := exec.Command(self, "-serve-yardsticks")
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
+	y := &yardstickProcess{}
+	c, err := startChild("yardsticks", []string{"-serve-yardsticks"}, tg, &y.yardstickURLs)
 	if err != nil {
 		return nil, err
 	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting the yardsticks process: %w", err)
-	}
-	y := &yardstickProcess{cmd: cmd, stdin: stdin}
-	line, err := json.Marshal(tg)
-	if err == nil {
-		_, err = fmt.Fprintf(stdin, "%s\n", line)
-	}
-	out := bufio.NewScanner(stdout)
-	if err == nil && !out.Scan() {
-		err = fmt.Errorf("the yardsticks process printed no URLs: %v", out.Err())
-	}
-	if err == nil {
-		err = json.Unmarshal(out.Bytes(), &y.yardstickURLs)
-	}
-	if err != nil {
-		y.Close()
-		return nil, err
-	}
+	y.child = c
 	return y, nil
-}
-
-// Pid is the child's process ID, for CPU accounting.
-func (y *yardstickProcess) Pid() int { return y.cmd.Process.Pid }
-
-// Close ends the child by closing its stdin, killing it if it does not return.
-func (y *yardstickProcess) Close() {
-	_ = y.stdin.Close()
-	done := make(chan struct{})
-	go func() { _ = y.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		_ = y.cmd.Process.Kill()
-		<-done
-	}
 }
