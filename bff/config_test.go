@@ -21,8 +21,9 @@ func TestConfigValidate(t *testing.T) {
 		{name: "path required", edit: func(c *bff.Config) { c.Path = "" }, want: []string{"bffs.web.path: is required"}},
 		{name: "path shape", edit: func(c *bff.Config) { c.Path = "/web/" }, want: []string{"bffs.web.path: \"/web/\" must start with /"}},
 		{name: "path segment", edit: func(c *bff.Config) { c.Path = "/we b" }, want: []string{"bffs.web.path: \"/we b\" has an invalid segment"}},
-		{name: "negative limits", edit: func(c *bff.Config) { c.GraphQL.MaxDepth = -1; c.GraphQL.MaxComplexity = -2 },
-			want: []string{"bffs.web.graphql.max_depth: must not be negative", "bffs.web.graphql.max_complexity: must not be negative"}},
+		{name: "negative limits", edit: func(c *bff.Config) { c.GraphQL.MaxDepth = -1; c.GraphQL.MaxComplexity = -2; c.GraphQL.MaxTokens = -3 },
+			want: []string{"bffs.web.graphql.max_depth: must not be negative", "bffs.web.graphql.max_complexity: must not be negative",
+				"bffs.web.graphql.max_tokens: must not be negative"}},
 		{name: "persisted query mode", edit: func(c *bff.Config) { c.GraphQL.PersistedQueries = "auto" },
 			want: []string{`bffs.web.graphql.persisted_queries: unknown mode "auto" (allowed: apq, off)`}},
 		{name: "apq with trusted documents", edit: func(c *bff.Config) {

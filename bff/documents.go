@@ -179,9 +179,12 @@ func (s storedDocuments) MutateOperationParameters(ctx context.Context, params *
 		return err
 	} else if present {
 		if d := s.docs.byHash[hash]; d != nil {
-			if params.Query == "" {
-				params.Query = d.text
+			// A query beside the hash must be that document: otherwise the hash would admit any
+			// text on an endpoint that runs stored operations only.
+			if params.Query != "" && params.Query != d.text {
+				return codedError(codeBadRequest, "the persisted query hash and the query name different documents; send one of them")
 			}
+			params.Query = d.text
 			if !s.apq {
 				// Nothing else reads the extension; drop it so it cannot be mistaken for APQ.
 				delete(params.Extensions, "persistedQuery")

@@ -183,3 +183,32 @@ func TestNegotiate(t *testing.T) {
 		}
 	}
 }
+
+// operationComplexity scores like gqlgen's complexity.Calculate, fragments and all; it only walks
+// each fragment once.
+func TestOperationComplexityMatchesGqlgen(t *testing.T) {
+	es := resolvers.NewExecutableSchema(resolvers.NewResolver(nil, resolvers.Options{}))
+	for _, tc := range []struct {
+		query string
+		vars  map[string]any
+	}{
+		{query: `{ dashboard { me { id name email tier } recentOrders(first: 5) { id status totalCents currency createdAt } unreadNotifications } }`},
+		{query: `{ orders(first: 20) { edges { node { id user { id name } payment { id status } } } pageInfo { hasNextPage endCursor } } }`},
+		{query: `query { me { ...U orders(first: 3) { edges { node { ...O } } } } } fragment U on User { id name } fragment O on Order { id user { ...U } }`},
+		{query: `{ me { ... on User { id orders(first: 7) { edges { node { id } } } } } }`},
+		{query: `query Q($n: Int) { notifications(first: $n) { id title } }`, vars: map[string]any{"n": int64(40)}},
+		{query: `{ me { ...A ...A } } fragment A on User { id ...B ...B } fragment B on User { name orders(first: 2) { edges { node { id } } } }`},
+		{query: `{ __schema { types { name } } me { id } }`},
+	} {
+		doc, errs := gqlparser.LoadQueryWithRules(es.Schema(), tc.query, nil)
+		if errs != nil {
+			t.Fatalf("%s: %v", tc.query, errs)
+		}
+		op := doc.Operations[0]
+		got := operationComplexity(context.Background(), es, op, tc.vars)
+		want := complexity.Calculate(context.Background(), es, op, tc.vars)
+		if got != want {
+			t.Errorf("%s: scored %d, gqlgen %d", tc.query, got, want)
+		}
+	}
+}

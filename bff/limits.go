@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/99designs/gqlgen/complexity"
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
@@ -186,7 +185,7 @@ func (c complexityLimit) MutateOperationContext(ctx context.Context, opCtx *grap
 
 func (c complexityLimit) score(ctx context.Context, opCtx *graphql.OperationContext) int {
 	if c.scores == nil || len(opCtx.Operation.VariableDefinitions) > 0 {
-		return complexity.Calculate(ctx, c.es, opCtx.Operation, opCtx.Variables)
+		return operationComplexity(ctx, c.es, opCtx.Operation, opCtx.Variables)
 	}
 	// The name is the one the client asked for ("" picks the only operation), which with the
 	// text determines the operation; the separator cannot occur in a GraphQL name.
@@ -194,7 +193,7 @@ func (c complexityLimit) score(ctx context.Context, opCtx *graphql.OperationCont
 	if score, ok := c.scores.Get(ctx, key); ok {
 		return score
 	}
-	score := complexity.Calculate(ctx, c.es, opCtx.Operation, opCtx.Variables)
+	score := operationComplexity(ctx, c.es, opCtx.Operation, opCtx.Variables)
 	c.scores.Add(ctx, key, score)
 	return score
 }

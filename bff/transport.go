@@ -124,7 +124,12 @@ type outcome struct {
 func (p *Profile) run(ctx context.Context, exec graphql.GraphExecutor, params *graphql.RawParams, docID string, get bool) outcome {
 	ctx = withDocumentID(ctx, docID)
 	opCtx, errs := exec.CreateOperationContext(ctx, params)
+	if get && opCtx != nil && opCtx.Operation != nil && opCtx.Operation.Operation != ast.Query {
+		// Known once the document parses, whatever else is wrong with it: the draft's 405.
+		return outcome{getMutation: true}
+	}
 	if errs != nil {
+		errs = capErrors(errs)
 		for _, e := range errs {
 			if errorCode(e) == "" {
 				// gqlgen's APQ extension leaves some protocol errors without a code.
@@ -266,6 +271,7 @@ func readGET(r *http.Request) (*graphql.RawParams, string, *gqlerror.Error) {
 		return nil, "", codedError(codeBadRequest, "the query string does not parse")
 	}
 	params := &graphql.RawParams{Query: q.Get("query"), OperationName: q.Get("operationName")}
+	docID := q.Get("documentId")
 	if v := q.Get("variables"); v != "" {
 		if err := decodeJSON([]byte(v), &params.Variables); err != nil {
 			return nil, "", codedError(codeBadRequest, "variables must be a JSON object")
@@ -276,7 +282,10 @@ func readGET(r *http.Request) (*graphql.RawParams, string, *gqlerror.Error) {
 			return nil, "", codedError(codeBadRequest, "extensions must be a JSON object")
 		}
 	}
-	return params, q.Get("documentId"), nil
+	if noQuery(params, docID) {
+		return nil, "", errNoQuery()
+	}
+	return params, docID, nil
 }
 
 // readPOST checks the request's media type and reads the body within the size limit into buf.
@@ -342,10 +351,21 @@ func decodeParams(b []byte) (*graphql.RawParams, string, *gqlerror.Error) {
 	if err := decodeObject(body.Extensions, &params.Extensions); err != nil {
 		return nil, "", wrongJSONType("extensions")
 	}
-	if body.Query == "" && body.DocumentID == "" && body.OperationName == "" && params.Extensions["persistedQuery"] == nil {
-		return nil, "", codedError(codeBadRequest, "the request has no query (send query, documentId, operationName or a persisted query hash)")
+	if noQuery(params, body.DocumentID) {
+		return nil, "", errNoQuery()
 	}
 	return params, body.DocumentID, nil
+}
+
+// noQuery is a request that names no operation in any of the ways this endpoint accepts; the
+// draft makes query required, so it is malformed: 400, over GET as over POST.
+func noQuery(params *graphql.RawParams, docID string) bool {
+	return params.Query == "" && docID == "" && params.OperationName == "" && params.Extensions["persistedQuery"] == nil
+}
+
+// errNoQuery is a new error each time: the error presenter writes into its extensions.
+func errNoQuery() *gqlerror.Error {
+	return codedError(codeBadRequest, "the request has no query (send query, documentId, operationName or a persisted query hash)")
 }
 
 func wrongJSONType(field string) *gqlerror.Error {

@@ -1,0 +1,185 @@
+package bff_test
+
+// Bad input against the BFF facades: a clear error and a 4xx, never a panic, a 5xx, a hang or an
+// answer out of proportion to the request. Each test states the behaviour it expects and the
+// attack it keeps out.
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/portico-gw/portico/bff"
+	"github.com/portico-gw/portico/resolvers"
+	"github.com/portico-gw/portico/schema"
+)
+
+// countingSchema counts the complexity callbacks the complexity limit makes.
+type countingSchema struct {
+	graphql.ExecutableSchema
+	calls *atomic.Int64
+}
+
+func (c countingSchema) Complexity(ctx context.Context, typeName, field string, child int, args map[string]any) (int, bool) {
+	c.calls.Add(1)
+	return c.ExecutableSchema.Complexity(ctx, typeName, field, child, args)
+}
+
+// fragmentFanOut is `{ me { ...F0 } }` where each fragment Fi spreads F(i+1) twice: about 40
+// bytes per level, 2^n paths through the fragments, one field (`id`) once merged.
+func fragmentFanOut(n int) string {
+	var b strings.Builder
+	b.WriteString("query { me { ...F0 } }")
+	for i := range n {
+		next := strconv.Itoa(i + 1)
+		b.WriteString(" fragment F" + strconv.Itoa(i) + " on User { ...F" + next + " ...F" + next + " }")
+	}
+	b.WriteString(" fragment F" + strconv.Itoa(n) + " on User { id }")
+	return b.String()
+}
+
+// TestBadInputFragmentFanOutComplexityIsNotExponential: gqlgen's complexity.Calculate walks a
+// fragment again at every spread, so a valid document of n fragments that each spread the next
+// one twice cost 2^n steps before the limit answered: n=22 took 2 s, n=40 (under 2 KB) would
+// never finish, a core pinned per request. The walk must score each fragment once.
+func TestBadInputFragmentFanOutComplexityIsNotExponential(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	var calls atomic.Int64
+	es := resolvers.NewExecutableSchema(resolvers.NewResolver(e.backend, resolvers.Options{}))
+	p, err := bff.New("web", webConfig(), bff.Deps{
+		Schema:  countingSchema{ExecutableSchema: es, calls: &calls},
+		Backend: e.backend, Operations: schema.Operations(), Logger: quietLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	pe := &env{srv: newServer(t, p.Handler())}
+	const n = 16 // 2^16 complexity callbacks today; a linear walk needs a handful
+	start := time.Now()
+	a := pe.post(t, "web", map[string]any{"query": fragmentFanOut(n)})
+	t.Logf("n=%d: %d complexity callbacks, %v, answer %d %s", n, calls.Load(), time.Since(start), a.status, a.body)
+	if got := calls.Load(); got > 1000 {
+		t.Errorf("a %d-byte document cost %d complexity callbacks (2^%d): the walk is exponential in the fragment nesting",
+			len(fragmentFanOut(n)), got, n)
+	}
+}
+
+// TestBadInputConflictingFieldsDoNotAmplifyErrors: n fields with the same response key and
+// different arguments (`{ user(id:"0"){id} user(id:"1"){id} … }`) fail validation with one error
+// per conflicting pair, n(n-1)/2. Uncapped, one document at the 32 KiB limit answered 1.37 million
+// errors in a 371 MB body after 4.7 GB of allocations. The draft asks for a non-empty errors list;
+// the answer must stay bounded.
+func TestBadInputConflictingFieldsDoNotAmplifyErrors(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	var b strings.Builder
+	b.WriteString("{")
+	for i := range 300 {
+		b.WriteString(`user(id:"` + strconv.Itoa(i) + `"){id} `)
+	}
+	b.WriteString("}")
+	a := e.post(t, "web", map[string]any{"query": b.String()})
+	r := a.graphql(t)
+	if a.status >= 500 || len(r.Errors) == 0 {
+		t.Fatalf("answer %d with %d errors, want a 200/4xx validation failure", a.status, len(r.Errors))
+	}
+	if len(r.Errors) > 128 || len(a.body) > 256<<10 {
+		t.Errorf("a %d-byte document answered %d errors in %d bytes; want a bounded answer (say the first 100 errors)",
+			b.Len(), len(r.Errors), len(a.body))
+	}
+}
+
+// TestBadInputRepeatedFieldsStopAtTheTokenLimit: the same field repeated (`{ me{id} me{id} … }`,
+// valid GraphQL that merges to one field) is compared pairwise by validation
+// (OverlappingFieldsCanBeMerged), quadratic in the document: 4,500 repetitions fit in 32 KiB and
+// took 2.4 s of CPU to refuse. The parser's token limit (max_tokens) refuses them before
+// validation; a document under the limit still runs.
+func TestBadInputRepeatedFieldsStopAtTheTokenLimit(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	q := "{" + strings.Repeat("me{id} ", 4500) + "}"
+	a := e.post(t, "web", map[string]any{"query": q})
+	// A parse failure: 200 under application/json, as the draft has it for that media type.
+	if r := a.graphql(t); a.status >= 500 || len(r.Errors) != 1 || !strings.Contains(r.Errors[0].Message, "token limit") || r.Errors[0].code() != "GRAPHQL_PARSE_FAILED" {
+		t.Errorf("a %d-byte document of 18,000 tokens: answer %d %s; want GRAPHQL_PARSE_FAILED naming the token limit", len(q), a.status, a.body)
+	}
+	ok := "{" + strings.Repeat("me{id} ", 100) + "}"
+	if a := e.post(t, "web", map[string]any{"query": ok}); a.status != http.StatusOK || len(a.graphql(t).Errors) != 0 {
+		t.Errorf("400 tokens: answer %d %s; want 200 without errors", a.status, a.body)
+	}
+}
+
+// TestBadInputTrustedDocumentHashWithForeignQuery: on a trusted-documents-only BFF, any query sent
+// together with the sha256Hash of a stored document must not run: otherwise one known hash
+// admits ad-hoc documents (here the user's email and tier, which no mobile operation selects).
+// As for documentId, a query that is not the hashed document's text is refused and nothing runs.
+func TestBadInputTrustedDocumentHashWithForeignQuery(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	hash := sha(operationText(t, "mobile", "MobileHome.graphql"))
+	ext := map[string]any{"persistedQuery": map[string]any{"version": 1, "sha256Hash": hash}}
+	extJSON, _ := json.Marshal(ext)
+	const adHoc = `{ me { id email tier } }`
+	for name, send := range map[string]func() answer{
+		"POST": func() answer { return e.post(t, "mobile", map[string]any{"query": adHoc, "extensions": ext}) },
+		"GET": func() answer {
+			return e.do(t, http.MethodGet, "/mobile/graphql?query="+url.QueryEscape(adHoc)+"&extensions="+url.QueryEscape(string(extJSON)), nil)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			a := send()
+			r := a.graphql(t)
+			if a.status < 400 || a.status >= 500 || r.Data != nil || contains(string(a.body), "email") {
+				t.Errorf("answer %d %s; want 400 or 403 and nothing run on a trusted-documents-only BFF", a.status, a.body)
+			}
+		})
+	}
+}
+
+// TestBadInputGETWithoutQueryIs400: GET /graphql without a query answers 400 BAD_REQUEST, like
+// POST {} and as the README's status table says for "no query". The GraphQL-over-HTTP draft:
+// query is a required parameter, and a request that is not a well-formed GraphQL-over-HTTP
+// request SHOULD get 400 even with application/json.
+func TestBadInputGETWithoutQueryIs400(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	for _, path := range []string{"/web/graphql", "/web/graphql?query=", "/web/graphql?variables=%7B%7D"} {
+		t.Run(path, func(t *testing.T) {
+			a := e.do(t, http.MethodGet, path, nil)
+			r := a.graphql(t)
+			if a.status != http.StatusBadRequest || len(r.Errors) == 0 || r.Errors[0].code() != "BAD_REQUEST" {
+				t.Errorf("answer %d %s; want 400 BAD_REQUEST like POST {} (no query)", a.status, a.body)
+			}
+		})
+	}
+}
+
+// TestBadInputGETMutationIs405: a GET whose query and operationName name a mutation answers 405
+// whatever else is wrong with it (variables, limits). The draft: "If the values of {query} and
+// {operationName} indicate that a mutation operation is to be executed, the server MUST respond
+// with error status code 405 (Method Not Allowed) and halt execution", known once the document
+// parses.
+func TestBadInputGETMutationIs405(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	var many strings.Builder
+	for i := range 100 {
+		many.WriteString(" a" + strconv.Itoa(i) + ": markNotificationsRead")
+	}
+	tests := map[string]string{
+		"stored mutation by name, no variables": "/web/graphql?operationName=PlaceOrder",
+		"missing required variable":             "/web/graphql?query=" + url.QueryEscape(`mutation($i: PlaceOrderInput!) { placeOrder(input: $i) { id } }`),
+		"over the complexity limit":             "/web/graphql?query=" + url.QueryEscape("mutation {"+many.String()+" }"),
+	}
+	for name, path := range tests {
+		t.Run(name, func(t *testing.T) {
+			a := e.do(t, http.MethodGet, path, nil, "Accept", "application/graphql-response+json")
+			if a.status != http.StatusMethodNotAllowed || a.header.Get("Allow") != "POST" {
+				t.Errorf("answer %d (Allow %q) %s; want 405 with Allow: POST", a.status, a.header.Get("Allow"), a.body)
+			}
+		})
+	}
+}
