@@ -2,11 +2,11 @@ package bff
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/portico-gw/portico/resolvers"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 )
@@ -212,32 +212,12 @@ func (c costSchema) Complexity(ctx context.Context, typeName, field string, chil
 	if !ok {
 		return c.ExecutableSchema.Complexity(ctx, typeName, field, child, args)
 	}
-	if n, ok := intArg(args["first"]); ok {
-		child = saturatingMul(child, max(n, 0))
+	if first, paged := args["first"]; paged {
+		child = saturatingMul(child, resolvers.PageItems(first))
 	}
 	// gqlgen ignores a custom complexity below 1 and uses its default; a weight-0 field with an
 	// empty selection therefore costs 1, which is harmless.
 	return saturatingAdd(w, child), true
-}
-
-func intArg(v any) (int, bool) {
-	switch n := v.(type) {
-	case int:
-		return n, true
-	case int32:
-		return int(n), true
-	case int64:
-		return int(n), true
-	case *int:
-		if n != nil {
-			return *n, true
-		}
-	case json.Number:
-		if i, err := n.Int64(); err == nil {
-			return int(i), true
-		}
-	}
-	return 0, false
 }
 
 const maxInt = int(^uint(0) >> 1)

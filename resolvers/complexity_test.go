@@ -40,6 +40,11 @@ func TestComplexityFollowsCostAndFirst(t *testing.T) {
 		{"paged field, literal first", `{ orders(first: 50) { edges { node { id } } } }`, nil, 10 + 50*3},
 		{"paged field, variable first", `query($n: Int) { orders(first: $n) { edges { node { id } } } }`,
 			map[string]any{"n": int64(100)}, 10 + 100*3},
+		// An explicit null fetches the resolvers' default page (10), whatever the schema default.
+		{"paged field, null first", `{ orders(first: null) { edges { node { id } } } }`, nil, 10 + 10*3},
+		{"dashboard page, null first", `{ dashboard { recentOrders(first: null) { id } } }`, nil, 1 + (10 + 10*1)},
+		{"paged field, null variable", `query($n: Int) { orders(first: $n) { edges { node { id } } } }`,
+			map[string]any{"n": nil}, 10 + 10*3},
 		// Order.user and Order.payment weigh 2 (batched): node = 1 + id 1 + user (2+1) + payment (2+1).
 		{"batched relations", `{ orders(first: 50) { edges { node { id user { id } payment { id } } } } }`, nil,
 			10 + 50*(1+1+1+3+3)},

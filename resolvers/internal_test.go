@@ -176,17 +176,22 @@ func TestStableErrorsSortsByPath(t *testing.T) {
 	}
 }
 
-func TestIntArg(t *testing.T) {
+func TestPageItems(t *testing.T) {
 	five := 5
+	var none *int
 	for _, tc := range []struct {
 		in   any
 		want int
 	}{
-		{int64(5), 5}, {5, 5}, {int32(5), 5}, {5.0, 5}, {json.Number("5"), 5}, {&five, 5},
-		{int64(-3), 0}, {nil, 1}, {"5", 1}, {int64(1) << 40, 1<<31 - 1},
+		{int64(5), 5}, {5, 5}, {int32(5), 5}, {5.0, 5}, {json.Number("5"), 5}, {&five, 5}, {"5", 5},
+		{int64(-3), 0},
+		// null is the resolvers' default page, as pageSize reads it.
+		{nil, defaultFirst}, {none, defaultFirst},
+		// Unreadable or huge: the largest page, never the smallest.
+		{int64(1) << 40, 1<<31 - 1}, {"lots", 1<<31 - 1}, {true, 1<<31 - 1}, {json.Number("x"), 1<<31 - 1},
 	} {
-		if got := intArg(tc.in); got != tc.want {
-			t.Errorf("intArg(%#v) = %d, want %d", tc.in, got, tc.want)
+		if got := PageItems(tc.in); got != tc.want {
+			t.Errorf("PageItems(%#v) = %d, want %d", tc.in, got, tc.want)
 		}
 	}
 }

@@ -70,7 +70,7 @@ func (s *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	}
 	n := 1
 	if c.paged {
-		n = intArg(args["first"])
+		n = PageItems(args["first"])
 	}
 	return satAdd(c.weight, satMul(n, child)), true
 }
@@ -122,10 +122,20 @@ func lookupField(schema *ast.Schema, key string) (*ast.FieldDefinition, error) {
 	return f, nil
 }
 
-// intArg reads a non-negative integer argument however the variables decoder typed it.
-func intArg(v any) int {
+// PageItems is how many items a paged field can return for the `first` argument v, however the
+// variables decoder typed it, so that the complexity score prices what the resolvers fetch: an
+// explicit null gets their default page (pageSize), not one item, and a value the score cannot
+// read is priced as the largest page anyone could ask for, never as the smallest.
+func PageItems(v any) int {
 	var n float64
 	switch x := v.(type) {
+	case nil:
+		return defaultFirst
+	case *int:
+		if x == nil {
+			return defaultFirst
+		}
+		n = float64(*x)
 	case int:
 		n = float64(x)
 	case int32:
@@ -135,19 +145,25 @@ func intArg(v any) int {
 	case float64:
 		n = x
 	case json.Number:
-		n, _ = x.Float64()
-	case *int:
-		if x != nil {
-			n = float64(*x)
+		f, err := x.Float64()
+		if err != nil {
+			return math.MaxInt32
 		}
+		n = f
+	case string:
+		f, err := strconv.ParseFloat(x, 64)
+		if err != nil {
+			return math.MaxInt32
+		}
+		n = f
 	default:
-		return 1
+		return math.MaxInt32
 	}
 	switch {
-	case n <= 0 || math.IsNaN(n):
-		return 0
-	case n >= math.MaxInt32:
+	case math.IsNaN(n) || n >= math.MaxInt32:
 		return math.MaxInt32
+	case n <= 0:
+		return 0
 	}
 	return int(n)
 }
