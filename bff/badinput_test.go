@@ -183,3 +183,17 @@ func TestBadInputGETMutationIs405(t *testing.T) {
 		})
 	}
 }
+
+// TestBadInputMessagesSayWhatToDo: the errors of two common mistakes say how to fix them instead
+// of echoing an empty name.
+func TestBadInputMessagesSayWhatToDo(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	a := e.post(t, "web", map[string]any{"query": `query A { me { id } } query B { me { name } }`})
+	if r := a.graphql(t); len(r.Errors) != 1 || !strings.Contains(r.Errors[0].Message, "has 2 operations; name the one to run with operationName") {
+		t.Errorf("two operations, no operationName: %d %s", a.status, a.body)
+	}
+	a = e.do(t, http.MethodGet, "/web/dashboard?x=1", nil)
+	if a.status != http.StatusBadRequest || !strings.Contains(string(a.body), `unknown query parameter \"x\" (known: none)`) {
+		t.Errorf("a parameter on a route that takes none: %d %s", a.status, a.body)
+	}
+}

@@ -339,7 +339,7 @@ func (rt *restRoute) variables(w http.ResponseWriter, r *http.Request, pathValue
 		def := rt.op.VariableDefinitions.ForName(name)
 		switch {
 		case def == nil:
-			return nil, badParam("unknown query parameter %q (known: %s)", name, strings.TrimPrefix(strings.ReplaceAll(variableNames(rt.op), "$", ""), "none"))
+			return nil, badParam("unknown query parameter %q (known: %s)", name, strings.ReplaceAll(variableNames(rt.op), "$", ""))
 		case source[name] != "":
 			return nil, badParam("parameter %q is already given in the path", name)
 		case rt.schema.Types[def.Type.Name()].Kind == ast.InputObject:

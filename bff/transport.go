@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -130,6 +131,10 @@ func (p *Profile) run(ctx context.Context, exec graphql.GraphExecutor, params *g
 	}
 	if errs != nil {
 		errs = capErrors(errs)
+		if opCtx != nil && opCtx.Doc != nil && opCtx.Operation == nil && params.OperationName == "" && len(opCtx.Doc.Operations) > 1 {
+			// gqlgen says "operation  not found", naming the empty name it looked for.
+			errs[0].Message = fmt.Sprintf("the document has %d operations; name the one to run with operationName", len(opCtx.Doc.Operations))
+		}
 		for _, e := range errs {
 			if errorCode(e) == "" {
 				// gqlgen's APQ extension leaves some protocol errors without a code.
