@@ -197,3 +197,60 @@ func TestBadInputMessagesSayWhatToDo(t *testing.T) {
 		t.Errorf("a parameter on a route that takes none: %d %s", a.status, a.body)
 	}
 }
+
+// TestBadInputVariablesCoerceLikeTheSpec: variables follow the spec's input coercion for the
+// built-in scalars, which gqlparser loosens because numbers arrive as json.Number (a string kind):
+// an Int takes integers from -2^31 to 2^31-1 only, a String strings only, an ID strings or
+// integers. Anything else is a request error and nothing runs.
+func TestBadInputVariablesCoerceLikeTheSpec(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	const orders = `query($n: Int, $after: String) { orders(first: $n, after: $after) { edges { node { id } } } }`
+	const place = `mutation($in: PlaceOrderInput!) { placeOrder(input: $in) { id } }`
+	const user = `query($id: ID!) { user(id: $id) { id } }`
+	item := func(sku any, qty any) map[string]any {
+		return map[string]any{"in": map[string]any{"items": []any{map[string]any{"sku": sku, "quantity": qty, "unitPriceCents": 100}}}}
+	}
+	for _, tc := range []struct {
+		name, query string
+		vars        string // JSON, so numbers arrive as a client sends them
+		want        string // "" for accepted; else a fragment of the error
+	}{
+		{"Int", orders, `{"n": 5}`, ""},
+		{"Int written as a float", orders, `{"n": 5.0}`, ""},
+		{"Int as a string", orders, `{"n": "5"}`, `Int cannot represent "5" (a string)`},
+		{"Int past 32 bits", orders, `{"n": 9999999999}`, "Int cannot represent 9999999999"},
+		{"String as a number", orders, `{"after": 5}`, "String cannot represent 5"},
+		{"ID as an integer", user, `{"id": 7}`, ""},
+		{"nested Int past 32 bits", place, mustJSON(t, item("SKU-1", 9999999999)), "items: [0]: quantity: Int cannot represent 9999999999"},
+		{"nested Int as a string", place, mustJSON(t, item("SKU-1", "2")), `quantity: Int cannot represent "2" (a string)`},
+		{"nested String as a number", place, mustJSON(t, item(5, 2)), "sku: String cannot represent 5"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := e.do(t, http.MethodPost, "/web/graphql", mustJSONBytes(t, map[string]any{"query": tc.query, "variables": json.RawMessage(tc.vars)}),
+				"Content-Type", "application/json", "Accept", "application/graphql-response+json")
+			r := a.graphql(t)
+			if tc.want == "" {
+				for _, err := range r.Errors {
+					if strings.Contains(err.Message, "cannot represent") {
+						t.Errorf("accepted value refused: %s", a.body)
+					}
+				}
+				return
+			}
+			if a.status != http.StatusBadRequest || r.Data != nil || len(r.Errors) != 1 || !strings.Contains(r.Errors[0].Message, tc.want) {
+				t.Errorf("answer %d %s; want 400 with %q and nothing run", a.status, a.body, tc.want)
+			}
+		})
+	}
+}
+
+func mustJSON(t *testing.T, v any) string { return string(mustJSONBytes(t, v)) }
+
+func mustJSONBytes(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

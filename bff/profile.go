@@ -142,6 +142,7 @@ func (p *Profile) newServer(es graphql.ExecutableSchema, apq graphql.Cache[strin
 		// "Did you mean …?" hints would describe the schema that introspection hides.
 		srv.SetDisableSuggestion(true)
 	}
+	srv.Use(strictVariables{schema: es.Schema()})
 	srv.Use(depthLimit{max: g.maxDepth()})
 	costs := es
 	if len(g.FieldCosts) > 0 {
