@@ -11,8 +11,11 @@ import (
 	"net/http/httputil"
 	"net/textproto"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
+
+	"github.com/portico-gw/portico/internal/reqctx"
 )
 
 // forwarder proxies a route's requests to one upstream: the pass-through hot path. It does what
@@ -229,6 +232,9 @@ func outboundHeader(in http.Header) http.Header {
 		if hopByHopKey(k) || forwardingKey(k) || (dropped != nil && dropped[k]) {
 			continue
 		}
+		if strings.IndexByte(k, '_') >= 0 && protectedSpelling(k) {
+			continue
+		}
 		// Shared values, read-only: a full slice expression makes a later append copy.
 		out[k] = vv[:len(vv):len(vv)]
 	}
@@ -237,6 +243,16 @@ func outboundHeader(in http.Header) http.Header {
 		out["Te"] = []string{"trailers"}
 	}
 	return out
+}
+
+// protectedSpelling reports a field name with underscores that reads as one of the fields Portico
+// sets or removes once '_' is read as '-', as CGI-style backends (PHP, WSGI, Rack) read every
+// field: X_Consumer_Name would reach them as X-Consumer-Name (Puma's CVE-2024-45614). nginx drops
+// every name with an underscore by default; only these are dropped here.
+func protectedSpelling(k string) bool {
+	c := http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))
+	return hopByHopKey(c) || forwardingKey(c) || c == "X-Real-Ip" || c == reqctx.RequestIDKey ||
+		slices.Contains(reqctx.IdentityHeaders, c)
 }
 
 func hopByHopKey(k string) bool {
@@ -288,7 +304,10 @@ func tokenListContains(lines []string, token string) bool {
 
 // upgradeType is the protocol a client asks to switch to, as ReverseProxy reads it.
 func upgradeType(h http.Header) string {
-	if !tokenListContains(h["Connection"], "upgrade") {
+	if !tokenListContains(h["Connection"], "upgrade") || tokenListContains(h["Upgrade"], "h2c") {
+		// h2c is refused as a plain request (Upgrade is hop-by-hop and goes): once a backend
+		// switched, the client would speak HTTP/2 straight to it, every later request past
+		// routing and policies ("h2c smuggling"). RFC 9113 deprecates the h2c upgrade anyway.
 		return ""
 	}
 	return h.Get("Upgrade")

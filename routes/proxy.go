@@ -17,6 +17,7 @@ import (
 
 	"github.com/portico-gw/portico/internal/apierror"
 	"github.com/portico-gw/portico/internal/reqctx"
+	"github.com/portico-gw/portico/upstreams"
 )
 
 // Deps is what Build needs from the rest of the gateway. Routes never import the upstream package:
@@ -220,10 +221,26 @@ func (p *passThrough) proxyError(w http.ResponseWriter, r *http.Request, err err
 			Message: fmt.Sprintf("request body exceeds %d bytes", tooLarge.Limit), Err: err})
 		return
 	}
+	var body *upstreams.ClientBodyError
+	isBody := errors.As(err, &body)
+	var timeout interface{ Timeout() bool }
+	if isBody && errors.As(body.Err, &timeout) && timeout.Timeout() {
+		// The server's read timeout ended a body that came too slowly; net/http has cancelled
+		// the request's context, but the client is still there to read why (RFC 9110 408).
+		apierror.Write(w, r, &apierror.Error{Status: http.StatusRequestTimeout, Code: "REQUEST_TIMEOUT",
+			Message: "the request body did not arrive in time", Err: err})
+		return
+	}
 	if errors.Is(r.Context().Err(), context.Canceled) {
 		// The client left; the transport's own error may not say so.
 		logger.Info("client closed request", "status", apierror.StatusClientClosedRequest)
 		apierror.Write(w, r, fmt.Errorf("proxy: %w", context.Canceled))
+		return
+	}
+	if isBody {
+		// Malformed chunked encoding and the like: the client's request, not the backend.
+		apierror.Write(w, r, &apierror.Error{Status: http.StatusBadRequest, Code: "BAD_REQUEST",
+			Message: "the request body could not be read", Err: err})
 		return
 	}
 	logger.Warn("upstream call failed", "error", err)
@@ -395,6 +412,10 @@ func (rw *rewriter) rewritesPath() bool { return rw.strip != "" || rw.add != "" 
 // apply builds the outbound request out from in: path, host, forwarding fields, header rules and
 // identity. It reads in and writes only out; out.Header must carry no forwarding fields yet.
 func (rw *rewriter) apply(in, out *http.Request) {
+	// Request trailers are not forwarded, as nginx forwards none: they would arrive after every
+	// header rule and identity field had been applied, and could carry X-Consumer-Name or
+	// X-Forwarded-For to the backend unchecked.
+	out.Trailer = nil
 	rw.rewritePath(out.URL)
 	if rw.preserveHost {
 		out.Host = in.Host

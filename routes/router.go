@@ -132,7 +132,9 @@ func (r *Router) Handle(name string, m MatchConfig, h http.Handler) error {
 			}
 		}
 		if g == nil {
-			re, err := regexp.Compile(`^(?:` + m.PathRegex + `)$`)
+			// (?s): a decoded path may hold a newline (%0A), which "." must match too, or
+			// "/admin/%0Asecret" would slip past an "/admin/.*" route to a catch-all.
+			re, err := regexp.Compile(`^(?s:` + m.PathRegex + `)$`)
 			if err != nil {
 				return fmt.Errorf("route %q: path_regex: %w", name, err)
 			}
@@ -217,6 +219,26 @@ func (p hostPattern) match(host string) bool {
 
 // ServeHTTP matches the request and serves it, or answers 404/405 in the JSON error shape.
 func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if req.Method == http.MethodConnect {
+		// A reverse proxy is no tunnel: forwarded, CONNECT would ask a backend that is also a
+		// forward proxy to open one to wherever the client names. nginx answers 405 too; no
+		// method is allowed on an authority, hence the empty Allow.
+		apierror.Write(w, req, &apierror.Error{Status: http.StatusMethodNotAllowed, Code: "METHOD_NOT_ALLOWED",
+			Message: "CONNECT is not supported", Header: http.Header{"Allow": {""}}})
+		return
+	}
+	if strings.Contains(req.URL.Path, "//") {
+		// "//admin/x" would miss the route that owns "/admin" and reach a backend that merges
+		// slashes (nginx, Tomcat and Spring do) as "/admin/x", skipping that route's policies.
+		// Merged before routing, the request is routed and forwarded as what backends take it for.
+		u := *req.URL
+		u.Path = mergeSlashes(u.Path)
+		if u.RawPath != "" {
+			u.RawPath = mergeSlashes(u.RawPath)
+		}
+		req = req.WithContext(req.Context())
+		req.URL = &u
+	}
 	if hasDotSegment(req.URL.Path) {
 		// "/public/../admin" would match "/public" here and be resolved to "/admin" by the backend,
 		// skipping the policies of the route that owns "/admin". Browsers and curl never send dot
@@ -415,6 +437,19 @@ func (r *Router) allowed(req *http.Request) []string {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// mergeSlashes replaces each run of slashes in p with one.
+func mergeSlashes(p string) string {
+	var b strings.Builder
+	b.Grow(len(p))
+	for i := 0; i < len(p); i++ {
+		if p[i] == '/' && i > 0 && p[i-1] == '/' {
+			continue
+		}
+		b.WriteByte(p[i])
+	}
+	return b.String()
 }
 
 // hasDotSegment reports a "." or ".." path segment (also when the client percent-encoded it, since

@@ -3,8 +3,10 @@ package upstreams
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 )
 
 // The kinds of failure the upstream layer reports. Test for them with errors.Is on any error
@@ -143,4 +145,43 @@ func (e *StatusError) ErrorCode() string {
 		return "UPSTREAM_TIMEOUT"
 	}
 	return "UPSTREAM_ERROR"
+}
+
+// ClientBodyError is a call that failed because the caller's request body could not be read:
+// over its size limit, malformed chunked encoding, a client too slow for the read timeout. It is
+// the caller's failure, not the target's: it is not retried, does not count against the target's
+// health or the breaker, and the proxy answers it with a 4xx (413, 408 or 400).
+type ClientBodyError struct{ Err error }
+
+func (e *ClientBodyError) Error() string { return "reading the request body: " + e.Err.Error() }
+
+func (e *ClientBodyError) Unwrap() error { return e.Err }
+
+// bodyReader remembers the first error reading the caller's body, so that a failed call can be
+// told apart from a failed target. The transport reads it on a goroutine of its own, and closes
+// it when the target fails; a read that fails because of that close is not the caller's.
+type bodyReader struct {
+	rc     io.ReadCloser
+	closed atomic.Bool
+	err    atomic.Pointer[error]
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err != nil && err != io.EOF && !b.closed.Load() {
+		b.err.CompareAndSwap(nil, &err)
+	}
+	return n, err
+}
+
+func (b *bodyReader) Close() error {
+	b.closed.Store(true)
+	return b.rc.Close()
+}
+
+func (b *bodyReader) failed() error {
+	if p := b.err.Load(); p != nil {
+		return *p
+	}
+	return nil
 }

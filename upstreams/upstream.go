@@ -111,7 +111,8 @@ func (u *Upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 
 func breakerVerdict(resp *http.Response, err error) error {
 	if err != nil {
-		if errors.Is(err, context.Canceled) || errors.Is(err, ErrNoHealthyTarget) {
+		var cbe *ClientBodyError
+		if errors.Is(err, context.Canceled) || errors.Is(err, ErrNoHealthyTarget) || errors.As(err, &cbe) {
 			return errExcluded
 		}
 		return err
@@ -198,6 +199,10 @@ func (u *Upstream) do(parent context.Context, req *http.Request) (*http.Response
 	}
 	if err != nil {
 		cancel()
+		var cbe *ClientBodyError
+		if errors.As(err, &cbe) {
+			return nil, err
+		}
 		if v.oc == outcomeCanceled {
 			return nil, u.callerError(parent.Err(), err)
 		}
@@ -277,14 +282,26 @@ func (u *Upstream) attempt(ctx context.Context, req *http.Request, t *target, c 
 		}
 		out.Body = body
 	}
+	var body *bodyReader
+	if out.Body != nil && out.Body != http.NoBody {
+		body = &bodyReader{rc: out.Body}
+		out.Body = body
+	}
 	t.active.Add(1)
 	resp, err := u.transport.RoundTrip(out)
 	elapsed := time.Since(start)
 	var v verdict
-	if err != nil {
+	switch {
+	case err != nil && body != nil && body.failed() != nil:
+		// The client's body failed (too large, malformed chunks, too slow), not the target: no
+		// retry, no ejection, no breaker count, and the caller answers 4xx.
+		t.active.Add(-1)
+		v = verdict{oc: outcomeCanceled, caller: true}
+		err = &ClientBodyError{Err: body.failed()}
+	case err != nil:
 		t.active.Add(-1)
 		v = classify(ctx, req.Context(), err)
-	} else {
+	default:
 		v.oc = statusOutcome(resp.StatusCode)
 	}
 	if t.m.duration != nil {

@@ -1,0 +1,455 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/portico-gw/portico/internal/listener"
+)
+
+// badInputGateway serves yaml on a real loopback listener built the way Serve builds it (same
+// server timeouts and header limits), and returns its address.
+func badInputGateway(t *testing.T, yaml string) string {
+	t.Helper()
+	g, _ := newGateway(t, yaml)
+	s, err := listener.New(listener.Config{Address: "127.0.0.1:0"}, g.Current().File.Server, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := s.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = s.Serve(ln) }()
+	t.Cleanup(func() { _ = s.HTTPServer().Close(); <-done })
+	return ln.Addr().String()
+}
+
+// rawRecorder is a backend that records each request's raw head and body as received and
+// answers with answer (a complete response) on every request.
+type rawRecorder struct {
+	addr string
+	mu   sync.Mutex
+	reqs []string
+}
+
+func (r *rawRecorder) got() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.reqs...)
+}
+
+func newRawRecorder(t *testing.T, answer string) *rawRecorder {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &rawRecorder{addr: ln.Addr().String()}
+	var wg sync.WaitGroup
+	var cmu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		_ = ln.Close()
+		cmu.Lock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		cmu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			cmu.Lock()
+			conns = append(conns, c)
+			cmu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					var head bytes.Buffer
+					tee := io.TeeReader(br, &head)
+					req, err := http.ReadRequest(bufio.NewReader(tee))
+					if err != nil {
+						return
+					}
+					body, _ := io.ReadAll(req.Body)
+					rec.mu.Lock()
+					rec.reqs = append(rec.reqs, head.String()+"\n--body--\n"+string(body))
+					rec.mu.Unlock()
+					if _, err := io.WriteString(c, answer); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return rec
+}
+
+// rawExchange writes raw to addr and returns everything read until the server closes the
+// connection or wait passes (a hang guard, not a timing assertion).
+func rawExchange(t *testing.T, addr, raw string, wait time.Duration) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(wait))
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(c)
+	return string(b)
+}
+
+// readingBackend reads the whole request body before answering, as an upload handler does, so
+// it cannot answer before the gateway has finished (or failed) sending the body.
+func readingBackend(t *testing.T) *httptest.Server {
+	t.Helper()
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		fmt.Fprintf(w, "read %d", n)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// parseRaw reads the first answer out of a raw exchange.
+func parseRaw(t *testing.T, out string) (int, string) {
+	t.Helper()
+	resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(out)), nil)
+	if err != nil {
+		t.Fatalf("no HTTP answer (%v): %q", err, out)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func isJSONError(body string) bool {
+	var v struct {
+		Error struct{ Code, Message, RequestID string } `json:"error"`
+	}
+	return json.Unmarshal([]byte(body), &v) == nil && v.Error.Code != "" && v.Error.Message != ""
+}
+
+// A request body that the client makes too large is the client's fault: it is answered 413 and
+// must not count against the backend. Today the transport's body-read failure (MaxBytesError) is
+// classified in upstreams.attempt/classify as a failed call to the target, so it feeds passive
+// health (and the circuit breaker): two oversized chunked uploads eject the only, healthy,
+// target and every client then gets 503 for eject_for. nginx answers 413 without ever touching
+// the upstream's health (max_fails counts only upstream errors); RFC 9110 15.5.14 makes 413 a
+// statement about the request, not the server.
+func TestBadInputOversizedChunkedBodyDoesNotEjectTarget(t *testing.T) {
+	be := readingBackend(t)
+	addr := badInputGateway(t, `admin: "off"
+access_log: {enabled: false}
+upstreams:
+  app: {targets: [{url: "`+be.URL+`"}], health: {passive: {consecutive_failures: 2, eject_for: 1m}}}
+routes:
+  - {name: app, match: {path_prefix: /}, upstream: app, max_body_bytes: 16}
+`)
+	big := strings.Repeat("x", 100)
+	for i := 0; i < 2; i++ {
+		out := rawExchange(t, addr, "POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n64\r\n"+big+"\r\n0\r\n\r\n", 10*time.Second)
+		if code, body := parseRaw(t, out); code != http.StatusRequestEntityTooLarge || !isJSONError(body) {
+			t.Fatalf("oversized chunked body #%d: %d %s, want 413 JSON", i+1, code, body)
+		}
+	}
+	out := rawExchange(t, addr, "GET /ok HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 10*time.Second)
+	if code, body := parseRaw(t, out); code != http.StatusOK {
+		t.Fatalf("after two client-side 413s a plain GET got %d %s: the healthy target was ejected for the client's oversized bodies", code, body)
+	}
+}
+
+// A client that sends its body too slowly hits server.read_timeout while Portico streams the body
+// upstream. The client is still connected and reads the answer, but gets the nginx log-only code
+// "499 status code 499" with an empty body: apierror.Write assumes a cancelled request means the
+// client is gone. Expected: 408 Request Timeout (RFC 9110 15.5.9; nginx's client_body_timeout
+// answers 408) in the JSON error shape, or at least a standard 4xx with the JSON body.
+func TestBadInputSlowBodyGets408NotWire499(t *testing.T) {
+	be := readingBackend(t)
+	addr := badInputGateway(t, `admin: "off"
+access_log: {enabled: false}
+server: {read_timeout: 200ms}
+upstreams:
+  app: {targets: [{url: "`+be.URL+`"}]}
+routes:
+  - {name: app, match: {path_prefix: /}, upstream: app}
+`)
+	// 10 of 100 declared bytes, then nothing: the read deadline always fires first.
+	out := rawExchange(t, addr, "POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789", 10*time.Second)
+	code, body := parseRaw(t, out)
+	if code == 499 || code < 400 || code >= 500 || !isJSONError(body) {
+		t.Fatalf("slow body answered %d %q; want 408 (a standard 4xx) with the JSON error body", code, body)
+	}
+}
+
+// Route regexes run on the decoded path, and Go's "." does not match "\n": without the s flag, a
+// path_regex route such as "/admin/.*" (with its own upstream and policies) would not take
+// "/admin/%0Ax", which would fall through to a later regex route that does match it (here one
+// built on a negated class, which matches a newline), while the backend decodes the path back
+// into an /admin/ one. (A prefix route always beats a regex route, so a catch-all prefix is not
+// the way through.) The regex route must match.
+func TestBadInputRegexRouteNotBypassedByEncodedNewline(t *testing.T) {
+	public := newRawRecorder(t, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\npublic")
+	admin := newRawRecorder(t, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nadmin")
+	addr := badInputGateway(t, `admin: "off"
+access_log: {enabled: false}
+upstreams:
+  app: {targets: [{url: "http://`+public.addr+`"}]}
+  adm: {targets: [{url: "http://`+admin.addr+`"}]}
+routes:
+  - {name: adm, match: {path_regex: "/admin/.*"}, upstream: adm}
+  - {name: app, match: {path_regex: "/[^#]*"}, upstream: app}
+`)
+	out := rawExchange(t, addr, "GET /admin/%0Asecret HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 10*time.Second)
+	code, body := parseRaw(t, out)
+	if got := public.got(); len(got) > 0 {
+		t.Fatalf("/admin/%%0Asecret skipped the path_regex route and reached the catch-all upstream (%d %s):\n%s", code, body, got[0])
+	}
+}
+
+// "//admin/x" is routed on its literal path, so a path_prefix /admin route (and its policies) is
+// skipped and the catch-all upstream gets "//admin/x" — which Tomcat, Spring, and nginx
+// (merge_slashes on, the default) resolve as /admin/x; Go's ServeMux redirects it to /admin/x.
+// This is the same policy bypass router.go's dot-segment check exists to stop. Expected: route
+// on the path with repeated slashes merged (as nginx does), or refuse it with 400 JSON.
+func TestBadInputDoubleSlashDoesNotSkipPrefixRoute(t *testing.T) {
+	public := newRawRecorder(t, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\npublic")
+	admin := newRawRecorder(t, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nadmin")
+	addr := badInputGateway(t, `admin: "off"
+access_log: {enabled: false}
+upstreams:
+  app: {targets: [{url: "http://`+public.addr+`"}]}
+  adm: {targets: [{url: "http://`+admin.addr+`"}]}
+routes:
+  - {name: adm, match: {path_prefix: /admin}, upstream: adm}
+  - {name: app, match: {path_prefix: /}, upstream: app}
+`)
+	out := rawExchange(t, addr, "GET //admin/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 10*time.Second)
+	code, body := parseRaw(t, out)
+	if got := public.got(); len(got) > 0 {
+		t.Fatalf("//admin/x skipped the /admin route and reached the catch-all upstream (%d %s):\n%s", code, body, got[0])
+	}
+}
+
+// CONNECT asks an intermediary for a tunnel (RFC 9110 9.3.6); a reverse proxy is not one. Today a
+// catch-all route proxies it, rewriting the target to the backend's own address
+// ("CONNECT 127.0.0.1:port", or the client's "other:443" with preserve_host), and on the
+// http.Transport path a 2xx makes the answer body the raw connection, read until the backend
+// closes it. nginx refuses CONNECT with 405 ("client sent CONNECT method"). Expected: 405 in the
+// JSON shape, nothing sent upstream (routes/router.go ServeHTTP, before matching:
+// `if req.Method == http.MethodConnect { apierror.Write(w, req, &apierror.Error{Status: 405, ...}) }`).
+func TestBadInputConnectIsRefused(t *testing.T) {
+	be := newRawRecorder(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	addr := badInputGateway(t, cfg("http://"+be.addr, "access_log: {enabled: false}"))
+	out := rawExchange(t, addr, "CONNECT other.example:443 HTTP/1.1\r\nHost: other.example:443\r\nConnection: close\r\n\r\n", 10*time.Second)
+	code, body := parseRaw(t, out)
+	if got := be.got(); len(got) > 0 {
+		t.Errorf("CONNECT was forwarded to the backend:\n%s", got[0])
+	}
+	if code != http.StatusMethodNotAllowed || !isJSONError(body) {
+		t.Errorf("CONNECT answered %d %q, want 405 with the JSON error body", code, body)
+	}
+}
+
+// README: client-sent X-Forwarded-For is dropped unless the peer is trusted, and "anything a
+// client sent under" X-Consumer-Name & co. "is removed first". Both still reach the backend when
+// the client sends them as chunked request trailers: the edge and outboundHeader clean only the
+// header map, and the outbound request shares in.Trailer, which http.Transport writes after the
+// body. nginx does not forward request trailers at all. Expected: request trailers are dropped
+// (in the rewriter, which both the forwarder and the upgrade path run), or
+// at least forwarding, hop-by-hop and identity names are removed from them.
+func TestBadInputTrailersCannotSmuggleForwardingOrIdentityFields(t *testing.T) {
+	be := newRawRecorder(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	addr := badInputGateway(t, cfg("http://"+be.addr, "access_log: {enabled: false}"))
+	out := rawExchange(t, addr, "POST /t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"+
+		"Trailer: X-Consumer-Name, X-Forwarded-For\r\nConnection: close\r\n\r\n"+
+		"3\r\nabc\r\n0\r\nX-Consumer-Name: admin\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n", 10*time.Second)
+	if code, body := parseRaw(t, out); code != http.StatusOK {
+		t.Fatalf("got %d %s", code, body)
+	}
+	got := be.got()
+	if len(got) != 1 {
+		t.Fatalf("backend saw %d requests", len(got))
+	}
+	if strings.Contains(got[0], "6.6.6.6") || strings.Contains(got[0], "X-Consumer-Name: admin") {
+		t.Errorf("client-chosen X-Forwarded-For / X-Consumer-Name reached the backend as trailers:\n%s", got[0])
+	}
+}
+
+// h2cBackend answers an "Upgrade: h2c" request carrying HTTP2-Settings with 101, as servers with
+// the h2c upgrade on do (Apache mod_http2, Jetty; x/net's h2c also wants HTTP2-Settings named in
+// Connection), and then records every byte that arrives on the switched connection.
+func h2cBackend(t *testing.T) (addr string, tunnelled func() string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var buf bytes.Buffer
+	var conns []net.Conn
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		_ = ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				br := bufio.NewReader(c)
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				if !strings.EqualFold(req.Header.Get("Upgrade"), "h2c") || req.Header.Get("HTTP2-Settings") == "" {
+					_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+					return
+				}
+				_, _ = io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
+				b := make([]byte, 4096)
+				for {
+					n, err := br.Read(b)
+					mu.Lock()
+					buf.Write(b[:n])
+					mu.Unlock()
+					if n > 0 {
+						_, _ = io.WriteString(c, "tunnel-ack")
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String(), func() string { mu.Lock(); defer mu.Unlock(); return buf.String() }
+}
+
+// An "Upgrade: h2c" request is passed through like a WebSocket upgrade, so against a backend
+// that accepts the h2c upgrade the client gets a raw tunnel to the backend and every later
+// request on it skips Portico's routing and policies (the "h2c smuggling" class: Bishop Fox
+// 2020; Traefik and Envoy refuse it). The README promises WebSocket upgrades only; h2c's
+// Upgrade mechanism is deprecated by RFC 9113 section 3.1 and nginx forwards no Upgrade it was
+// not configured for. Expected: no switch to h2c through the gateway — the Upgrade field is
+// dropped (or the request refused) for h2c (routes/forward.go upgradeType / ServeHTTP:
+// `if strings.EqualFold(upType, "h2c") { treat as no upgrade }`), so the backend never 101s.
+func TestBadInputH2CUpgradeDoesNotTunnelPastRouting(t *testing.T) {
+	backend, tunnelled := h2cBackend(t)
+	addr := badInputGateway(t, `admin: "off"
+access_log: {enabled: false}
+upstreams:
+  app: {targets: [{url: "http://`+backend+`"}]}
+routes:
+  - {name: public, match: {path_prefix: /public}, upstream: app}
+`)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	_, _ = io.WriteString(c, "GET /public HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		return // not switched: fine
+	}
+	// The switched connection is a pipe to the backend: this path has no route at all.
+	_, _ = io.WriteString(c, "GET /admin/secret HTTP/1.1\r\nHost: backend\r\n\r\n")
+	ack := make([]byte, len("tunnel-ack"))
+	_, _ = io.ReadFull(br, ack)
+	t.Errorf("the gateway switched the client to h2c with the backend; bytes then tunnelled past routing: %q", tunnelled())
+}
+
+// CGI-style backends (RFC 3875 4.1.18: PHP, WSGI, Rack) read X-Consumer-Name and
+// X_Consumer_Name as the same HTTP_X_CONSUMER_NAME variable, so the underscore spellings of the
+// fields Portico promises to own (README: client-sent X-Forwarded-* dropped from untrusted
+// peers; "anything a client sent under" X-Consumer-Name & co. "is removed first") must go too.
+// Today only the canonical keys are deleted (edge.go forwardingHeaders, reqctx.IdentityHeaders),
+// so "X_Consumer_Name: admin" and "X_Forwarded_For: 6.6.6.6" reach the backend. nginx drops
+// fields with underscores by default (underscores_in_headers off); Puma fixed the same clobbering
+// as CVE-2024-45614. Expected: client fields whose name equals a protected name once '_' is
+// read as '-' are dropped in outboundHeader.
+func TestBadInputUnderscoreSpellingsOfProtectedFieldsAreDropped(t *testing.T) {
+	be := newRawRecorder(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	addr := badInputGateway(t, cfg("http://"+be.addr, "access_log: {enabled: false}"))
+	out := rawExchange(t, addr, "GET /x HTTP/1.1\r\nHost: a\r\nX_Consumer_Name: admin\r\nX_Forwarded_For: 6.6.6.6\r\n"+
+		"X_Authenticated_Subject: root\r\nConnection: close\r\n\r\n", 10*time.Second)
+	if code, body := parseRaw(t, out); code != http.StatusOK {
+		t.Fatalf("got %d %s", code, body)
+	}
+	got := be.got()
+	if len(got) != 1 {
+		t.Fatalf("backend saw %d requests", len(got))
+	}
+	for _, bad := range []string{"admin", "6.6.6.6", "root"} {
+		if strings.Contains(got[0], bad) {
+			t.Errorf("a client-chosen underscore spelling of a protected field reached the backend (%q):\n%s", bad, got[0])
+		}
+	}
+}
+
+// A chunked request body that breaks the framing (bare LF after a chunk size, a "0x5" size) is
+// the client's error, found by net/http only while Portico streams the body upstream. Today the
+// transport's failure is classified as the backend's (upstreams classify -> ErrBadGateway): the
+// client gets "502 Bad Gateway", the log blames the target ("bad upstream response (target
+// ...)") and it counts toward passive ejection and the breaker. nginx answers 400 ("client sent
+// invalid chunked body"); RFC 9112 7.1 / RFC 9110 15.5.1. Expected: 400 in the JSON shape.
+func TestBadInputMalformedChunkedBodyIs400Not502(t *testing.T) {
+	be := readingBackend(t)
+	addr := badInputGateway(t, cfg(be.URL, "access_log: {enabled: false}"))
+	for name, body := range map[string]string{
+		"bare LF":       "5\nhello\n0\n\n",
+		"hex prefix":    "0x5\r\nhello\r\n0\r\n\r\n",
+		"bad chunk end": "5\r\nhelloXX\r\n0\r\n\r\n",
+	} {
+		out := rawExchange(t, addr, "POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"+body, 10*time.Second)
+		if code, resp := parseRaw(t, out); code != http.StatusBadRequest || !isJSONError(resp) {
+			t.Errorf("%s: malformed chunked body answered %d %s, want 400 with the JSON error body", name, code, resp)
+		}
+	}
+}
