@@ -52,21 +52,46 @@ func (r *rawRecorder) got() []string {
 
 func newRawRecorder(t *testing.T, answer string) *rawRecorder {
 	t.Helper()
+	rec := &rawRecorder{}
+	rec.addr = serveRaw(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			var head bytes.Buffer
+			tee := io.TeeReader(br, &head)
+			req, err := http.ReadRequest(bufio.NewReader(tee))
+			if err != nil {
+				return
+			}
+			body, _ := io.ReadAll(req.Body)
+			rec.mu.Lock()
+			rec.reqs = append(rec.reqs, head.String()+"\n--body--\n"+string(body))
+			rec.mu.Unlock()
+			if _, err := io.WriteString(c, answer); err != nil {
+				return
+			}
+		}
+	})
+	return rec
+}
+
+// serveRaw accepts loopback connections and runs handle on each (which closes nothing: serveRaw
+// closes the connection when handle returns); everything stops at the test's cleanup.
+func serveRaw(t *testing.T, handle func(c net.Conn)) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &rawRecorder{addr: ln.Addr().String()}
 	var wg sync.WaitGroup
-	var cmu sync.Mutex
+	var mu sync.Mutex
 	var conns []net.Conn
 	t.Cleanup(func() {
 		_ = ln.Close()
-		cmu.Lock()
+		mu.Lock()
 		for _, c := range conns {
 			_ = c.Close()
 		}
-		cmu.Unlock()
+		mu.Unlock()
 		wg.Wait()
 	})
 	wg.Add(1)
@@ -77,33 +102,18 @@ func newRawRecorder(t *testing.T, answer string) *rawRecorder {
 			if err != nil {
 				return
 			}
-			cmu.Lock()
+			mu.Lock()
 			conns = append(conns, c)
-			cmu.Unlock()
+			mu.Unlock()
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					var head bytes.Buffer
-					tee := io.TeeReader(br, &head)
-					req, err := http.ReadRequest(bufio.NewReader(tee))
-					if err != nil {
-						return
-					}
-					body, _ := io.ReadAll(req.Body)
-					rec.mu.Lock()
-					rec.reqs = append(rec.reqs, head.String()+"\n--body--\n"+string(body))
-					rec.mu.Unlock()
-					if _, err := io.WriteString(c, answer); err != nil {
-						return
-					}
-				}
+				handle(c)
 			}()
 		}
 	}()
-	return rec
+	return ln.Addr().String()
 }
 
 // rawExchange writes raw to addr and returns everything read until the server closes the
@@ -305,65 +315,34 @@ func TestBadInputTrailersCannotSmuggleForwardingOrIdentityFields(t *testing.T) {
 // Connection), and then records every byte that arrives on the switched connection.
 func h2cBackend(t *testing.T) (addr string, tunnelled func() string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var mu sync.Mutex
 	var buf bytes.Buffer
-	var conns []net.Conn
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		_ = ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			_ = c.Close()
+	addr = serveRaw(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
 		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+		if !strings.EqualFold(req.Header.Get("Upgrade"), "h2c") || req.Header.Get("HTTP2-Settings") == "" {
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			return
+		}
+		_, _ = io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
+		b := make([]byte, 4096)
 		for {
-			c, err := ln.Accept()
+			n, err := br.Read(b)
+			mu.Lock()
+			buf.Write(b[:n])
+			mu.Unlock()
+			if n > 0 {
+				_, _ = io.WriteString(c, "tunnel-ack")
+			}
 			if err != nil {
 				return
 			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				br := bufio.NewReader(c)
-				req, err := http.ReadRequest(br)
-				if err != nil {
-					return
-				}
-				if !strings.EqualFold(req.Header.Get("Upgrade"), "h2c") || req.Header.Get("HTTP2-Settings") == "" {
-					_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-					return
-				}
-				_, _ = io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
-				b := make([]byte, 4096)
-				for {
-					n, err := br.Read(b)
-					mu.Lock()
-					buf.Write(b[:n])
-					mu.Unlock()
-					if n > 0 {
-						_, _ = io.WriteString(c, "tunnel-ack")
-					}
-					if err != nil {
-						return
-					}
-				}
-			}()
 		}
-	}()
-	return ln.Addr().String(), func() string { mu.Lock(); defer mu.Unlock(); return buf.String() }
+	})
+	return addr, func() string { mu.Lock(); defer mu.Unlock(); return buf.String() }
 }
 
 // An "Upgrade: h2c" request is passed through like a WebSocket upgrade, so against a backend
