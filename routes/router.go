@@ -95,6 +95,11 @@ func (r *Router) Handle(name string, m MatchConfig, h http.Handler) error {
 			rt.methods = append(rt.methods, meth)
 		}
 	}
+	if slices.Contains(rt.methods, http.MethodGet) && !slices.Contains(rt.methods, http.MethodHead) {
+		// RFC 9110 9.1: a server that answers GET answers HEAD (net/http's ServeMux and nginx's
+		// limit_except GET do the same).
+		rt.methods = append(rt.methods, http.MethodHead)
+	}
 	for k, v := range m.Headers {
 		if strings.TrimSpace(k) == "" {
 			return fmt.Errorf("route %q: empty header name", name)
