@@ -458,17 +458,19 @@ func mergeSlashes(p string) string {
 }
 
 // hasDotSegment reports a "." or ".." path segment (also when the client percent-encoded it, since
-// Path is decoded).
+// Path is decoded). Segments end at a backslash as well as '/' (IIS and Windows backends read one
+// as a separator), and a segment's ";parameters" do not hide it: Tomcat and Spring read
+// "/public/..;/admin" as "/admin".
 func hasDotSegment(p string) bool {
 	for i := 0; i < len(p); i++ {
-		if p[i] != '.' || (i > 0 && p[i-1] != '/') {
+		if p[i] != '.' || (i > 0 && p[i-1] != '/' && p[i-1] != '\\') {
 			continue
 		}
 		j := i
 		for j < len(p) && p[j] == '.' {
 			j++
 		}
-		if n := j - i; (n == 1 || n == 2) && (j == len(p) || p[j] == '/') {
+		if n := j - i; (n == 1 || n == 2) && (j == len(p) || p[j] == '/' || p[j] == '\\' || p[j] == ';') {
 			return true
 		}
 		i = j

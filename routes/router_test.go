@@ -296,7 +296,12 @@ func TestDotSegmentsRejected(t *testing.T) {
 		{"encoded dot-dot", "/public/%2e%2e/admin", false},
 		{"single dot", "/public/./x", false},
 		{"trailing dot-dot", "/public/..", false},
+		{"dot-dot with a path parameter (Tomcat, Spring)", "/public/..;/admin", false},
+		{"encoded dot-dot with a parameter", "/public/%2e%2e;x/admin", false},
+		{"dot-dot before an encoded backslash (IIS)", "/public/..%5Cadmin", false},
+		{"dot-dot after an encoded backslash", "/public%5C..%5Cadmin", false},
 		{"dots inside a name", "/public/a..b/.well-known/x.y", true},
+		{"a parameter on a name", "/public/a;v=1/x", true},
 		{"three dots is a name", "/public/...", true},
 	}
 	for _, tc := range tests {
