@@ -244,6 +244,14 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		req = req.WithContext(req.Context())
 		req.URL = &u
 	}
+	if strings.Count(req.URL.RawQuery, "&") >= maxQueryParams {
+		// Go's query parser stops at 10,000 parameters and returns what it parsed with an
+		// error: policies reading the query would judge a part of it while the backend got
+		// all of it.
+		apierror.Write(w, req, apierror.New(http.StatusBadRequest, "BAD_REQUEST",
+			fmt.Sprintf("the query has more than %d parameters", maxQueryParams)))
+		return
+	}
 	if hasDotSegment(req.URL.Path) {
 		// "/public/../admin" would match "/public" here and be resolved to "/admin" by the backend,
 		// skipping the policies of the route that owns "/admin". Browsers and curl never send dot
@@ -443,6 +451,9 @@ func (r *Router) allowed(req *http.Request) []string {
 	slices.Sort(out)
 	return slices.Compact(out)
 }
+
+// maxQueryParams is net/url's own limit (GODEBUG urlmaxqueryparams, default 10000).
+const maxQueryParams = 10000
 
 // mergeSlashes replaces each run of slashes in p with one.
 func mergeSlashes(p string) string {

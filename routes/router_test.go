@@ -286,6 +286,23 @@ func BenchmarkMatch(b *testing.B) {
 	}
 }
 
+// A query longer than net/url will parse is refused: policies would see part of it, the backend
+// all of it.
+func TestTooManyQueryParametersRejected(t *testing.T) {
+	r := mustRouter(t, []routeDecl{{"public", MatchConfig{PathPrefix: "/public"}}})
+	for n, ok := range map[int]bool{100: true, maxQueryParams: true, maxQueryParams + 1: false} {
+		q := strings.TrimSuffix(strings.Repeat("a=1&", n), "&")
+		rec := httptest.NewRecorder()
+		r.ServeHTTP(rec, httptest.NewRequest("GET", "/public/x?"+q, nil))
+		if ok && rec.Header().Get("X-Route") != "public" {
+			t.Errorf("%d parameters: status %d, want the route", n, rec.Code)
+		}
+		if !ok {
+			assertError(t, rec, http.StatusBadRequest, "BAD_REQUEST")
+		}
+	}
+}
+
 func TestDotSegmentsRejected(t *testing.T) {
 	r := mustRouter(t, []routeDecl{{"public", MatchConfig{PathPrefix: "/public"}}})
 	tests := []struct {
