@@ -165,10 +165,10 @@ func isJSONError(body string) bool {
 }
 
 // A request body that the client makes too large is the client's fault: it is answered 413 and
-// must not count against the backend. Today the transport's body-read failure (MaxBytesError) is
-// classified in upstreams.attempt/classify as a failed call to the target, so it feeds passive
-// health (and the circuit breaker): two oversized chunked uploads eject the only, healthy,
-// target and every client then gets 503 for eject_for. nginx answers 413 without ever touching
+// must not count against the backend. Classified as a failed call to the target, the
+// transport's body-read failure (MaxBytesError) would feed passive health and the circuit
+// breaker: two oversized chunked uploads would eject the only, healthy, target and every client
+// would then get 503 for eject_for. nginx answers 413 without ever touching
 // the upstream's health (max_fails counts only upstream errors); RFC 9110 15.5.14 makes 413 a
 // statement about the request, not the server.
 func TestBadInputOversizedChunkedBodyDoesNotEjectTarget(t *testing.T) {
@@ -194,10 +194,9 @@ routes:
 }
 
 // A client that sends its body too slowly hits server.read_timeout while Portico streams the body
-// upstream. The client is still connected and reads the answer, but gets the nginx log-only code
-// "499 status code 499" with an empty body: apierror.Write assumes a cancelled request means the
-// client is gone. Expected: 408 Request Timeout (RFC 9110 15.5.9; nginx's client_body_timeout
-// answers 408) in the JSON error shape, or at least a standard 4xx with the JSON body.
+// upstream. net/http cancels the request's context, but the client is still connected and reads
+// the answer, which must be 408 Request Timeout (RFC 9110 15.5.9; nginx's client_body_timeout
+// answers 408) in the JSON error shape, not the log-only 499 of a client that went away.
 func TestBadInputSlowBodyGets408NotWire499(t *testing.T) {
 	be := readingBackend(t)
 	addr := badInputGateway(t, `admin: "off"
@@ -216,62 +215,49 @@ routes:
 	}
 }
 
-// Route regexes run on the decoded path, and Go's "." does not match "\n": without the s flag, a
-// path_regex route such as "/admin/.*" (with its own upstream and policies) would not take
-// "/admin/%0Ax", which would fall through to a later regex route that does match it (here one
-// built on a negated class, which matches a newline), while the backend decodes the path back
-// into an /admin/ one. (A prefix route always beats a regex route, so a catch-all prefix is not
-// the way through.) The regex route must match.
-func TestBadInputRegexRouteNotBypassedByEncodedNewline(t *testing.T) {
-	public := newRawRecorder(t, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\npublic")
-	admin := newRawRecorder(t, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nadmin")
-	addr := badInputGateway(t, `admin: "off"
+// A request must not slip past the route (and the policies) that owns its path to another
+// route, while the backend reads the path back into the first route's space:
+//   - Route regexes run on the decoded path, and Go's "." does not match "\n": without the s flag
+//     "/admin/.*" would not take "/admin/%0Asecret", a later regex route that matches a newline
+//     (a negated class) would, and the backend decodes it back into an /admin/ path. (A prefix
+//     route always beats a regex route, so a catch-all prefix is not the way through.)
+//   - "//admin/x" routed on its literal path would miss a path_prefix /admin route, while
+//     Tomcat, Spring and nginx (merge_slashes, the default) resolve it as /admin/x; Go's ServeMux
+//     redirects it there. Repeated slashes are merged before routing, as nginx does.
+func TestBadInputRoutingCannotBeSkipped(t *testing.T) {
+	for _, tc := range []struct{ name, adminMatch, catchAll, request string }{
+		{"newline in a regex route", `{path_regex: "/admin/.*"}`, `{path_regex: "/[^#]*"}`, "GET /admin/%0Asecret HTTP/1.1"},
+		{"double slash before a prefix route", `{path_prefix: /admin}`, `{path_prefix: /}`, "GET //admin/x HTTP/1.1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			public := newRawRecorder(t, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\npublic")
+			admin := newRawRecorder(t, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nadmin")
+			addr := badInputGateway(t, `admin: "off"
 access_log: {enabled: false}
 upstreams:
   app: {targets: [{url: "http://`+public.addr+`"}]}
   adm: {targets: [{url: "http://`+admin.addr+`"}]}
 routes:
-  - {name: adm, match: {path_regex: "/admin/.*"}, upstream: adm}
-  - {name: app, match: {path_regex: "/[^#]*"}, upstream: app}
+  - {name: adm, match: `+tc.adminMatch+`, upstream: adm}
+  - {name: app, match: `+tc.catchAll+`, upstream: app}
 `)
-	out := rawExchange(t, addr, "GET /admin/%0Asecret HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 10*time.Second)
-	code, body := parseRaw(t, out)
-	if got := public.got(); len(got) > 0 {
-		t.Fatalf("/admin/%%0Asecret skipped the path_regex route and reached the catch-all upstream (%d %s):\n%s", code, body, got[0])
+			out := rawExchange(t, addr, tc.request+"\r\nHost: a\r\nConnection: close\r\n\r\n", 10*time.Second)
+			code, body := parseRaw(t, out)
+			if got := public.got(); len(got) > 0 {
+				t.Fatalf("%q skipped the admin route and reached the catch-all upstream (%d %s):\n%s", tc.request, code, body, got[0])
+			}
+			if len(admin.got()) != 1 {
+				t.Errorf("%q did not reach the admin route's upstream (%d %s)", tc.request, code, body)
+			}
+		})
 	}
 }
 
-// "//admin/x" is routed on its literal path, so a path_prefix /admin route (and its policies) is
-// skipped and the catch-all upstream gets "//admin/x" — which Tomcat, Spring, and nginx
-// (merge_slashes on, the default) resolve as /admin/x; Go's ServeMux redirects it to /admin/x.
-// This is the same policy bypass router.go's dot-segment check exists to stop. Expected: route
-// on the path with repeated slashes merged (as nginx does), or refuse it with 400 JSON.
-func TestBadInputDoubleSlashDoesNotSkipPrefixRoute(t *testing.T) {
-	public := newRawRecorder(t, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\npublic")
-	admin := newRawRecorder(t, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nadmin")
-	addr := badInputGateway(t, `admin: "off"
-access_log: {enabled: false}
-upstreams:
-  app: {targets: [{url: "http://`+public.addr+`"}]}
-  adm: {targets: [{url: "http://`+admin.addr+`"}]}
-routes:
-  - {name: adm, match: {path_prefix: /admin}, upstream: adm}
-  - {name: app, match: {path_prefix: /}, upstream: app}
-`)
-	out := rawExchange(t, addr, "GET //admin/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 10*time.Second)
-	code, body := parseRaw(t, out)
-	if got := public.got(); len(got) > 0 {
-		t.Fatalf("//admin/x skipped the /admin route and reached the catch-all upstream (%d %s):\n%s", code, body, got[0])
-	}
-}
-
-// CONNECT asks an intermediary for a tunnel (RFC 9110 9.3.6); a reverse proxy is not one. Today a
-// catch-all route proxies it, rewriting the target to the backend's own address
-// ("CONNECT 127.0.0.1:port", or the client's "other:443" with preserve_host), and on the
-// http.Transport path a 2xx makes the answer body the raw connection, read until the backend
-// closes it. nginx refuses CONNECT with 405 ("client sent CONNECT method"). Expected: 405 in the
-// JSON shape, nothing sent upstream (routes/router.go ServeHTTP, before matching:
-// `if req.Method == http.MethodConnect { apierror.Write(w, req, &apierror.Error{Status: 405, ...}) }`).
+// CONNECT asks an intermediary for a tunnel (RFC 9110 9.3.6); a reverse proxy is not one.
+// Proxied, a catch-all route would send it on with the target rewritten ("CONNECT
+// 127.0.0.1:port", or the client's "other:443" with preserve_host), and on the http.Transport
+// path a 2xx would make the answer body the raw connection. nginx refuses CONNECT with 405 ("client
+// sent CONNECT method"). The gateway answers 405 in the JSON shape and sends nothing upstream.
 func TestBadInputConnectIsRefused(t *testing.T) {
 	be := newRawRecorder(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 	addr := badInputGateway(t, cfg("http://"+be.addr, "access_log: {enabled: false}"))
@@ -286,12 +272,10 @@ func TestBadInputConnectIsRefused(t *testing.T) {
 }
 
 // README: client-sent X-Forwarded-For is dropped unless the peer is trusted, and "anything a
-// client sent under" X-Consumer-Name & co. "is removed first". Both still reach the backend when
-// the client sends them as chunked request trailers: the edge and outboundHeader clean only the
-// header map, and the outbound request shares in.Trailer, which http.Transport writes after the
-// body. nginx does not forward request trailers at all. Expected: request trailers are dropped
-// (in the rewriter, which both the forwarder and the upgrade path run), or
-// at least forwarding, hop-by-hop and identity names are removed from them.
+// client sent under" X-Consumer-Name & co. "is removed first". The edge and outboundHeader clean
+// the header map; sent as chunked request trailers (which http.Transport writes after the body)
+// the same fields would reach the backend. nginx forwards no request trailers, and neither does
+// the gateway (the rewriter, which the forwarder and the upgrade path both run, drops them).
 func TestBadInputTrailersCannotSmuggleForwardingOrIdentityFields(t *testing.T) {
 	be := newRawRecorder(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 	addr := badInputGateway(t, cfg("http://"+be.addr, "access_log: {enabled: false}"))
@@ -350,9 +334,8 @@ func h2cBackend(t *testing.T) (addr string, tunnelled func() string) {
 // request on it skips Portico's routing and policies (the "h2c smuggling" class: Bishop Fox
 // 2020; Traefik and Envoy refuse it). The README promises WebSocket upgrades only; h2c's
 // Upgrade mechanism is deprecated by RFC 9113 section 3.1 and nginx forwards no Upgrade it was
-// not configured for. Expected: no switch to h2c through the gateway — the Upgrade field is
-// dropped (or the request refused) for h2c (routes/forward.go upgradeType / ServeHTTP:
-// `if strings.EqualFold(upType, "h2c") { treat as no upgrade }`), so the backend never 101s.
+// not configured for. An h2c upgrade is served as a plain request (Upgrade is hop-by-hop and
+// goes), so the backend never switches.
 func TestBadInputH2CUpgradeDoesNotTunnelPastRouting(t *testing.T) {
 	backend, tunnelled := h2cBackend(t)
 	addr := badInputGateway(t, `admin: "off"
@@ -388,11 +371,10 @@ routes:
 // X_Consumer_Name as the same HTTP_X_CONSUMER_NAME variable, so the underscore spellings of the
 // fields Portico promises to own (README: client-sent X-Forwarded-* dropped from untrusted
 // peers; "anything a client sent under" X-Consumer-Name & co. "is removed first") must go too.
-// Today only the canonical keys are deleted (edge.go forwardingHeaders, reqctx.IdentityHeaders),
-// so "X_Consumer_Name: admin" and "X_Forwarded_For: 6.6.6.6" reach the backend. nginx drops
-// fields with underscores by default (underscores_in_headers off); Puma fixed the same clobbering
-// as CVE-2024-45614. Expected: client fields whose name equals a protected name once '_' is
-// read as '-' are dropped in outboundHeader.
+// Deleting the canonical keys alone would let "X_Consumer_Name: admin" and "X_Forwarded_For:
+// 6.6.6.6" reach the backend. nginx drops fields with underscores by default
+// (underscores_in_headers off); Puma fixed the same clobbering as CVE-2024-45614. Client fields
+// whose name equals a protected one once '_' is read as '-' are dropped.
 func TestBadInputUnderscoreSpellingsOfProtectedFieldsAreDropped(t *testing.T) {
 	be := newRawRecorder(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 	addr := badInputGateway(t, cfg("http://"+be.addr, "access_log: {enabled: false}"))
@@ -413,11 +395,10 @@ func TestBadInputUnderscoreSpellingsOfProtectedFieldsAreDropped(t *testing.T) {
 }
 
 // A chunked request body that breaks the framing (bare LF after a chunk size, a "0x5" size) is
-// the client's error, found by net/http only while Portico streams the body upstream. Today the
-// transport's failure is classified as the backend's (upstreams classify -> ErrBadGateway): the
-// client gets "502 Bad Gateway", the log blames the target ("bad upstream response (target
-// ...)") and it counts toward passive ejection and the breaker. nginx answers 400 ("client sent
-// invalid chunked body"); RFC 9112 7.1 / RFC 9110 15.5.1. Expected: 400 in the JSON shape.
+// the client's error, found by net/http only while Portico streams the body upstream. Taken for
+// the backend's, it would answer 502, blame the target in the log and count toward passive
+// ejection and the breaker. nginx answers 400 ("client sent invalid chunked body"); RFC 9112 7.1
+// / RFC 9110 15.5.1. The gateway answers 400 in the JSON shape.
 func TestBadInputMalformedChunkedBodyIs400Not502(t *testing.T) {
 	be := readingBackend(t)
 	addr := badInputGateway(t, cfg(be.URL, "access_log: {enabled: false}"))
