@@ -62,7 +62,7 @@ func TestBadInputFragmentFanOutComplexityIsNotExponential(t *testing.T) {
 	}
 	t.Cleanup(p.Close)
 	pe := &env{srv: newServer(t, p.Handler())}
-	const n = 16 // 2^16 complexity callbacks today; a linear walk needs a handful
+	const n = 16 // a walk per spread makes 2^16 complexity callbacks; one per fragment, a handful
 	start := time.Now()
 	a := pe.post(t, "web", map[string]any{"query": fragmentFanOut(n)})
 	t.Logf("n=%d: %d complexity callbacks, %v, answer %d %s", n, calls.Load(), time.Since(start), a.status, a.body)
