@@ -72,12 +72,21 @@ func isMergeKey(mv *ast.MappingValueNode) bool {
 
 // mergeSources returns the mappings a merge key's value brings in: one alias or mapping, or a
 // sequence of them.
+//
+// A source that does not resolve (an unknown alias) is returned as written, so that the schema
+// check reports it at its line and field like any other unknown alias.
 func (d *document) mergeSources(v ast.Node) []ast.Node {
-	v = d.resolve(v)
+	orig := v
+	if v = d.resolve(v); v == nil {
+		return []ast.Node{orig}
+	}
 	if seq, ok := v.(*ast.SequenceNode); ok {
 		out := make([]ast.Node, 0, len(seq.Values))
 		for _, e := range seq.Values {
-			out = append(out, d.resolve(e))
+			if r := d.resolve(e); r != nil {
+				e = r
+			}
+			out = append(out, e)
 		}
 		return out
 	}
