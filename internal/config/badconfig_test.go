@@ -1,8 +1,10 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // An unknown alias used as a merge source must be reported at its line and field like any other
@@ -20,5 +22,72 @@ upstreams:
 	msg := err.Error()
 	if !strings.Contains(msg, "t.yaml:4:") || !strings.Contains(msg, "upstreams.a") || !strings.Contains(msg, "zz") {
 		t.Errorf("want the line (t.yaml:4:), the field (upstreams.a) and the alias name; got:\n%s", msg)
+	}
+}
+
+// A merge key's own mapping overrides what it merges (the YAML merge rules, which the loader's
+// problem positions follow too), wherever the override is written: overriding one field of a
+// shared base is the point of "<<: *base". A list of sources merges the first one first.
+func TestMergeKeysFollowTheYAMLRules(t *testing.T) {
+	f, err := Parse([]byte(`admin: "off"
+upstreams:
+  users:
+    <<: &base
+      balancer: round_robin
+    targets: [{url: "http://127.0.0.1:9101"}]
+  orders:
+    <<: *base
+    balancer: least_connections
+    targets: [{url: "http://127.0.0.1:9201"}]
+  before:
+    balancer: random
+    <<: *base
+    targets: [{url: "http://127.0.0.1:9301"}]
+  a: &a {targets: [{url: "http://127.0.0.1:9401"}]}
+  b: &b {balancer: round_robin, targets: [{url: "http://127.0.0.1:9402"}]}
+  c:
+    <<: [*a, *b]
+  d: {<<: *b}
+`), "t.yaml")
+	if err != nil {
+		t.Fatalf("merge keys must load; got:\n%v", err)
+	}
+	for name, want := range map[string]string{"users": "round_robin", "orders": "least_connections", "before": "random", "c": "round_robin", "d": "round_robin"} {
+		if got := f.Upstreams[name].Balancer; got != want {
+			t.Errorf("%s.balancer = %q, want %q", name, got, want)
+		}
+	}
+	if c := f.Upstreams["c"]; len(c.Targets) != 1 || c.Targets[0].URL != "http://127.0.0.1:9401" {
+		t.Errorf("c.targets = %+v, want *a's (the first source wins)", c.Targets)
+	}
+	if d := f.Upstreams["d"]; len(d.Targets) != 1 || d.Targets[0].URL != "http://127.0.0.1:9402" {
+		t.Errorf("d.targets = %+v, want *b's", d.Targets)
+	}
+}
+
+// Anchors that each merge the previous one twice double the work at every line when every use
+// is expanded again: 40 lines would never finish. Each mapping is flattened once, so this loads
+// at once; the guard only catches a hang.
+func TestMergeKeyAliasBombLoadsAtOnce(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("admin: \"off\"\nupstreams:\n  u0: &m0 {targets: [{url: \"http://127.0.0.1:9101\"}]}\n")
+	for i := 1; i < 40; i++ {
+		fmt.Fprintf(&b, "  u%d: &m%d {<<: [*m%d, *m%d]}\n", i, i, i-1, i-1)
+	}
+	done := make(chan error, 1)
+	go func() {
+		f, err := Parse([]byte(b.String()), "t.yaml")
+		if err == nil && len(f.Upstreams["u39"].Targets) != 1 {
+			err = fmt.Errorf("u39 = %+v, want the one target of u0", f.Upstreams["u39"])
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("a 42-line merge-key alias bomb did not load in 20s: merges are expanded per use")
 	}
 }

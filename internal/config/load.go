@@ -94,8 +94,14 @@ func parse(data []byte, name, baseDir string) (*File, error) {
 		if len(problems) == 0 {
 			opts = append(opts, yaml.DisallowUnknownField())
 		}
-		// Decode the document that was checked (a leading "~" document would be the first one).
-		if err := yaml.NodeToValue(doc.body, f, opts...); err != nil {
+		// Decode the document that was checked (a leading "~" document would be the first one),
+		// its merge keys resolved first (merge.go).
+		if mv := doc.flattenMerges(); mv != nil {
+			line, col := startPos(mv.Value)
+			problems = append(problems, LineProblem{Line: line, Column: col,
+				Message: "a merge key merges the mapping it is part of; an anchor cannot be used inside its own definition"})
+			check.typeErrors = true
+		} else if err := yaml.NodeToValue(doc.body, f, opts...); err != nil {
 			problems = appendUnlessLine(problems, decodeProblem(err))
 			check.typeErrors = true
 		}
