@@ -91,3 +91,19 @@ func TestMergeKeyAliasBombLoadsAtOnce(t *testing.T) {
 		t.Fatal("a 42-line merge-key alias bomb did not load in 20s: merges are expanded per use")
 	}
 }
+
+// A secret taken from the environment is redacted in /config; it must not come back in the text
+// of a validation error, which ends up in logs and in a rejected reload's answer.
+func TestProblemsDoNotRepeatEnvironmentSecrets(t *testing.T) {
+	t.Setenv("PORTICO_TEST_PW", "env-s3cret-value")
+	_, err := Parse([]byte(`admin: "off"
+upstreams:
+  a: {targets: [{url: "http://u:${PORTICO_TEST_PW}@127.0.0.1:9101/path"}]}
+`), "t.yaml")
+	if err == nil {
+		t.Fatal("a target URL with a path must be refused")
+	}
+	if msg := err.Error(); strings.Contains(msg, "env-s3cret-value") || !strings.Contains(msg, "[redacted]") || !strings.Contains(msg, "t.yaml:3:") {
+		t.Errorf("the problem repeats the secret, or lost its place:\n%s", msg)
+	}
+}

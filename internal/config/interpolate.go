@@ -135,3 +135,31 @@ func validEnvName(name string) bool {
 	}
 	return true
 }
+
+// redactEnv replaces, in a problem message about the value at path, the text that value took
+// from the environment: the value is quoted in the message ("url \"http://u:s3cret@h/x\" must
+// not have a path"), and what came from the environment is what /config redacts too, secrets
+// above all. Error messages end up in logs and in a rejected reload's answer.
+func (d *document) redactEnv(path, msg string) string {
+	raw, ok := scalarText(d.find(splitPath(path)))
+	if !ok {
+		return msg
+	}
+	for i := 0; i < len(raw); {
+		start := strings.Index(raw[i:], "${")
+		if start < 0 {
+			break
+		}
+		start += i
+		end := strings.IndexByte(raw[start:], '}')
+		if end < 0 {
+			break
+		}
+		name, _, _ := strings.Cut(raw[start+2:start+end], ":-")
+		if val, set := os.LookupEnv(name); set && val != "" {
+			msg = strings.ReplaceAll(msg, val, "[redacted]")
+		}
+		i = start + end + 1
+	}
+	return msg
+}

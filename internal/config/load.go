@@ -125,7 +125,11 @@ func parse(data []byte, name, baseDir string) (*File, error) {
 		}
 		for _, p := range ps {
 			line, col := doc.position(p.Path)
-			problems = append(problems, LineProblem{Line: line, Column: col, Path: p.Path, Message: p.Message})
+			msg := p.Message
+			if f.interpolated[p.Path] {
+				msg = doc.redactEnv(p.Path, msg)
+			}
+			problems = append(problems, LineProblem{Line: line, Column: col, Path: p.Path, Message: msg})
 		}
 	}
 	if len(problems) > 0 {
