@@ -189,7 +189,9 @@ routes:
     match: {path_prefix: /, headers: {Authorization: "*", X-Env: plain}}
     upstream: token-service
     request_headers:
-      set: {X-Api-Key: literal-secret, Cookie: "a=b", X-Plain: visible}
+      set: {X-Api-Key: literal-secret, Cookie: "a=b", X-Plain: visible, X-Upstream-Auth: "Bearer bearer-s3cret"}
+policies:
+  tokens: {jwt: {issuers: [{issuer: idp, algorithms: [RS256], jwks_url: "https://idp.example/jwks?access_token=jwks-s3cret&tenant=acme"}]}}
 `
 	f, err := Parse([]byte(cfg), "r.yaml")
 	if err != nil {
@@ -200,12 +202,13 @@ routes:
 		t.Fatal(err)
 	}
 	got := string(b)
-	for _, secret := range []string{"10.0.0.7", "hunter2", "literal-secret", "a=b"} {
+	for _, secret := range []string{"10.0.0.7", "hunter2", "literal-secret", "a=b", "bearer-s3cret", "jwks-s3cret"} {
 		if strings.Contains(got, secret) {
 			t.Errorf("redacted view shows %q: %s", secret, got)
 		}
 	}
-	for _, visible := range []string{`"token-service"`, `"visible"`, `"http://user:[redacted]@127.0.0.1:81"`, `"plain"`} {
+	for _, visible := range []string{`"token-service"`, `"visible"`, `"http://user:[redacted]@127.0.0.1:81"`, `"plain"`,
+		`"https://idp.example/jwks?access_token=[redacted]\u0026tenant=acme"`} {
 		if !strings.Contains(got, visible) {
 			t.Errorf("redacted view lacks %s: %s", visible, got)
 		}

@@ -14,8 +14,9 @@ const RedactedText = "[redacted]"
 // sensitiveWords mark a field or header name whose value is hidden in the /config view.
 var sensitiveWords = []string{"key", "secret", "password", "token"}
 
-// sensitiveHeaderWords also mark header names (in header maps) whose values are hidden.
-var sensitiveHeaderWords = append([]string{"authorization", "cookie"}, sensitiveWords...)
+// sensitiveHeaderWords also mark header names (in header maps) and URL query parameters whose
+// values are hidden: "auth" covers Authorization and the X-Upstream-Auth kind of custom field.
+var sensitiveHeaderWords = append([]string{"auth", "cookie", "sig", "credential"}, sensitiveWords...)
 
 var textMarshalerType = reflect.TypeFor[encoding.TextMarshaler]()
 
@@ -25,7 +26,8 @@ var textMarshalerType = reflect.TypeFor[encoding.TextMarshaler]()
 //   - any value that took text from ${ENV} interpolation (that is what interpolation is for);
 //   - any field whose YAML name contains key, secret, password or token, and anything under it;
 //   - header values whose name contains one of those words, authorization or cookie;
-//   - the password of a URL with user info.
+//   - the password of a URL with user info, and URL query values named like a credential
+//     (a JWKS URL's ?access_token=).
 func Redacted(f *File) any {
 	r := redactor{interpolated: f.interpolated}
 	out := r.value(reflect.ValueOf(f).Elem(), "", false, true)
@@ -95,7 +97,7 @@ func (r redactor) value(v reflect.Value, path string, sensitive, keep bool) any 
 		if s != "" && (sensitive || r.interpolated[path]) {
 			return RedactedText
 		}
-		return redactURLPassword(s)
+		return redactURL(s)
 	default:
 		if sensitive {
 			return RedactedText
@@ -114,20 +116,38 @@ func containsAny(name string, words []string) bool {
 	return false
 }
 
-// redactURLPassword hides the password in "scheme://user:pass@host" and leaves other text alone.
-func redactURLPassword(s string) string {
-	if !strings.Contains(s, "@") || !strings.Contains(s, "://") {
+// redactURL hides the password in "scheme://user:pass@host" and the values of query parameters
+// named like a credential, and leaves other text alone.
+func redactURL(s string) string {
+	if !strings.Contains(s, "://") || !strings.ContainsAny(s, "@?") {
 		return s
 	}
 	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	if _, has := u.User.Password(); !has {
+	if err != nil {
 		return s
 	}
 	// url would escape the brackets of the marker; put it in after formatting.
 	const placeholder = "PORTICOREDACTED"
-	u.User = url.UserPassword(u.User.Username(), placeholder)
-	return strings.Replace(u.String(), placeholder, RedactedText, 1)
+	changed := false
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), placeholder)
+			changed = true
+		}
+	}
+	if u.RawQuery != "" {
+		pairs := strings.Split(u.RawQuery, "&")
+		for i, pair := range pairs {
+			k, _, hasValue := strings.Cut(pair, "=")
+			if name, err := url.QueryUnescape(k); hasValue && (err != nil || containsAny(name, sensitiveHeaderWords)) {
+				pairs[i] = k + "=" + placeholder
+				changed = true
+			}
+		}
+		u.RawQuery = strings.Join(pairs, "&")
+	}
+	if !changed {
+		return s
+	}
+	return strings.ReplaceAll(u.String(), placeholder, RedactedText)
 }
