@@ -76,7 +76,7 @@ func newRawRecorder(t *testing.T, answer string) *rawRecorder {
 
 // serveRaw accepts loopback connections and runs handle on each (which closes nothing: serveRaw
 // closes the connection when handle returns); everything stops at the test's cleanup.
-func serveRaw(t *testing.T, handle func(c net.Conn)) string {
+func serveRaw(t testing.TB, handle func(c net.Conn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

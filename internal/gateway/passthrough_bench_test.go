@@ -44,41 +44,26 @@ var benchBody = []byte(`{"source":"backend","status":"ok","items":[` + strings.R
 // to find the end of each request head: its cost stays out of the benchmark's figures.
 func rawBackend(b *testing.B) string {
 	b.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = ln.Close() })
 	resp := []byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nDate: Thu, 26 Nov 2026 11:00:00 GMT\r\nContent-Length: " +
 		strconv.Itoa(len(benchBody)) + "\r\n\r\n" + string(benchBody))
-	go func() {
+	return serveRaw(b, func(c net.Conn) {
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			// A body-less request ends at the first empty line.
+			for {
+				line, err := br.ReadSlice('\n')
+				if err != nil {
+					return
+				}
+				if len(bytes.TrimSpace(line)) == 0 {
+					break
+				}
+			}
+			if _, err := c.Write(resp); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					// A body-less request ends at the first empty line.
-					for {
-						line, err := br.ReadSlice('\n')
-						if err != nil {
-							return
-						}
-						if len(bytes.TrimSpace(line)) == 0 {
-							break
-						}
-					}
-					if _, err := c.Write(resp); err != nil {
-						return
-					}
-				}
-			}()
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // discardWriter is the cheapest http.ResponseWriter: what it costs is not Portico's.

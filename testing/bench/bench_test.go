@@ -125,15 +125,7 @@ func TestServeBackends(t *testing.T) {
 	get := func(url string) time.Duration {
 		t.Helper()
 		start := time.Now()
-		resp, err := http.Get(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET %s: %d", url, resp.StatusCode)
-		}
+		getOK(t, url)
 		return time.Since(start)
 	}
 	get(urls.Bench + "/")
@@ -356,19 +348,25 @@ func TestChildProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, url := range []string{yard.ReverseProxy + "/", yard.Fanout + "/"} {
-		resp, err := http.Get(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Errorf("GET %s: %d", url, resp.StatusCode)
-		}
+		getOK(t, url)
 	}
 	pid := yard.Pid()
 	yard.Close()
 	if err := yard.cmd.Process.Signal(syscall.Signal(0)); err == nil {
 		t.Errorf("yardsticks process %d still running after Close", pid)
+	}
+}
+
+// getOK GETs url, reads the answer and fails the test unless it is a 200.
+func getOK(t *testing.T, url string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d", url, resp.StatusCode)
 	}
 }

@@ -273,21 +273,14 @@ upstreams:
 	}
 	fmt.Printf("%-72s %10s %9s %9s %14s %14s %12s %16s   %s\n", "scenario", "req/s", "p50", "p99", "p50-overhead", "p99-overhead", "gateway-cpu", "cores P/B/L", "req/s per round")
 	for i, sc := range scenarios {
-		var rps []float64
-		var p50s, p99s []time.Duration
-		var per []string
-		for _, r := range results[i] {
-			rps, p50s, p99s = append(rps, r.RPS), append(p50s, r.P50), append(p99s, r.P99)
-			per = append(per, fmt.Sprintf("%.0f", r.RPS))
-		}
-		p50, p99 := medianDur(p50s), medianDur(p99s)
+		rps, p50, p99, per := summarize(results[i])
 		p50o, p99o := "", ""
 		if sc.floor > 0 {
 			p50o, p99o = round(p50-sc.floor).String(), round(p99-sc.floor).String()
 		}
 		cpu := medianFigures(figures[i])
-		fmt.Printf("%-72s %10.0f %9s %9s %14s %14s %12s %16s   %s\n", sc.name, median(rps), round(p50), round(p99), p50o, p99o,
-			cpu.perRequestString(), cpu.coresString(), strings.Join(per, " "))
+		fmt.Printf("%-72s %10.0f %9s %9s %14s %14s %12s %16s   %s\n", sc.name, rps, round(p50), round(p99), p50o, p99o,
+			cpu.perRequestString(), cpu.coresString(), per)
 	}
 	fmt.Println("gateway-cpu: CPU time per answered request of Portico (of the yardstick process on its row); cores P/B/L: cores kept busy by that process, the demo backends and the load generator")
 	return nil
@@ -336,20 +329,27 @@ func compare(ctx context.Context, gen *generator, rounds int, targets []target, 
 	fmt.Printf("%-12s %12s %10s %10s   %s\n", "target", "req/s(med)", "p50(med)", "p99(med)", "req/s per round")
 	med := make([]float64, len(targets))
 	for i, tg := range targets {
-		var rps []float64
-		var p50, p99 []time.Duration
-		var per []string
-		for _, r := range results[i] {
-			rps, p50, p99 = append(rps, r.RPS), append(p50, r.P50), append(p99, r.P99)
-			per = append(per, fmt.Sprintf("%.0f", r.RPS))
-		}
-		med[i] = median(rps)
-		fmt.Printf("%-12s %12.0f %10s %10s   %s\n", tg.name, med[i], medianDur(p50), medianDur(p99), strings.Join(per, " "))
+		var p50, p99 time.Duration
+		var per string
+		med[i], p50, p99, per = summarize(results[i])
+		fmt.Printf("%-12s %12.0f %10s %10s   %s\n", tg.name, med[i], p50, p99, per)
 	}
 	for i := 1; i < len(targets); i++ {
 		fmt.Printf("ratio %s/%s = %.2f\n", targets[i].name, targets[0].name, med[i]/med[0])
 	}
 	return med, nil
+}
+
+// summarize is one target's rounds: the medians of req/s, p50 and p99, and each round's req/s.
+func summarize(rounds []load.Result) (rps float64, p50, p99 time.Duration, perRound string) {
+	var r []float64
+	var p50s, p99s []time.Duration
+	var per []string
+	for _, res := range rounds {
+		r, p50s, p99s = append(r, res.RPS), append(p50s, res.P50), append(p99s, res.P99)
+		per = append(per, fmt.Sprintf("%.0f", res.RPS))
+	}
+	return median(r), medianDur(p50s), medianDur(p99s), strings.Join(per, " ")
 }
 
 func median(v []float64) float64 {
