@@ -38,6 +38,7 @@ type ServerConfig struct {
 	ReadHeaderTimeout confval.Duration `yaml:"read_header_timeout"` // default 10s
 	ReadTimeout       confval.Duration `yaml:"read_timeout"`        // default 60s
 	WriteTimeout      confval.Duration `yaml:"write_timeout"`       // default 0: streams may run long; use route timeouts
+	SendTimeout       confval.Duration `yaml:"send_timeout"`        // default 60s: a client taking no bytes this long is cut (nginx send_timeout)
 	IdleTimeout       confval.Duration `yaml:"idle_timeout"`        // default 120s
 	MaxHeaderBytes    confval.ByteSize `yaml:"max_header_bytes"`    // default 1MiB
 	MaxBodyBytes      confval.ByteSize `yaml:"max_body_bytes"`      // default 10MiB, per route override

@@ -28,8 +28,9 @@ type Server struct {
 // bad certificate fails at start, not at the first handshake.
 func New(cfg Config, sc ServerConfig, h http.Handler) (*Server, error) {
 	s := &Server{cfg: cfg}
+	send := sc.SendTimeout.Or(defaultSendTimeout)
 	s.srv = &http.Server{
-		Handler:           h,
+		Handler:           &sendTimeout{next: h, d: send, capAfter: sc.WriteTimeout.Std()},
 		ReadHeaderTimeout: sc.ReadHeaderTimeout.Or(10 * time.Second),
 		ReadTimeout:       sc.ReadTimeout.Or(60 * time.Second),
 		WriteTimeout:      sc.WriteTimeout.Std(),
@@ -38,6 +39,10 @@ func New(cfg Config, sc ServerConfig, h http.Handler) (*Server, error) {
 		// net/http's own complaints (mostly TLS handshake noise from scanners) go to the structured
 		// log at debug level instead of unstructured stderr.
 		ErrorLog: slog.NewLogLogger(slog.Default().Handler(), slog.LevelDebug),
+		// HTTP/2's send_timeout: a connection on which nothing could be written for this long is
+		// closed (its writer re-arms the deadline before every write, as sendTimeout does for
+		// HTTP/1).
+		HTTP2: &http.HTTP2Config{WriteByteTimeout: send},
 	}
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)

@@ -150,8 +150,14 @@ func reportingHandler(w http.ResponseWriter, r *http.Request) {
 // start runs a listener on a free loopback port until the test ends.
 func start(t *testing.T, cfg Config, sc ServerConfig) *Server {
 	t.Helper()
+	return serveWith(t, cfg, sc, http.HandlerFunc(reportingHandler))
+}
+
+// serveWith serves h on a free loopback port until the test ends.
+func serveWith(t *testing.T, cfg Config, sc ServerConfig, h http.Handler) *Server {
+	t.Helper()
 	cfg.Address = "127.0.0.1:0"
-	s, err := New(cfg, sc, http.HandlerFunc(reportingHandler))
+	s, err := New(cfg, sc, h)
 	if err != nil {
 		t.Fatal(err)
 	}

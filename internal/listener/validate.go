@@ -84,6 +84,7 @@ func (c *ServerConfig) Validate(path string, p *confval.Problems) {
 		{"read_header_timeout", c.ReadHeaderTimeout},
 		{"read_timeout", c.ReadTimeout},
 		{"write_timeout", c.WriteTimeout},
+		{"send_timeout", c.SendTimeout},
 		{"idle_timeout", c.IdleTimeout},
 		{"shutdown_timeout", c.ShutdownTimeout},
 		{"shutdown_delay", c.ShutdownDelay},
