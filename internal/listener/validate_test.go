@@ -131,9 +131,9 @@ func TestServerConfigValidate(t *testing.T) {
 	}{
 		{name: "zero means defaults", cfg: ServerConfig{}},
 		{name: "set", cfg: ServerConfig{ReadHeaderTimeout: confval.Duration(time.Second), MaxHeaderBytes: 1 << 20, MaxBodyBytes: 1 << 20}},
-		{name: "negative", cfg: ServerConfig{ReadHeaderTimeout: -1, ReadTimeout: -1, WriteTimeout: -1, IdleTimeout: -1, ShutdownTimeout: -1, MaxHeaderBytes: -1, MaxBodyBytes: -1},
+		{name: "negative", cfg: ServerConfig{ReadHeaderTimeout: -1, ReadTimeout: -1, WriteTimeout: -1, SendTimeout: -1, IdleTimeout: -1, ShutdownTimeout: -1, MaxHeaderBytes: -1, MaxBodyBytes: -1},
 			want: []string{
-				"s.read_header_timeout: must not be negative", "s.read_timeout: must not be negative", "s.write_timeout: must not be negative",
+				"s.read_header_timeout: must not be negative", "s.read_timeout: must not be negative", "s.write_timeout: must not be negative", "s.send_timeout: must not be negative",
 				"s.idle_timeout: must not be negative", "s.shutdown_timeout: must not be negative",
 				"s.max_header_bytes: must not be negative", "s.max_body_bytes: must not be negative",
 			}},
