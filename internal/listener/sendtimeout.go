@@ -83,10 +83,27 @@ func (g *sendGuard) refresh() {
 	}
 }
 
+// Write hands p on in pieces of at most sendPiece, each with a fresh deadline when the last has
+// aged: net/http sends a large write to the socket in one blocking call, and a body written at
+// once (a GraphQL answer, a cache hit) must not be cut while the client is still reading it.
 func (g *sendGuard) Write(p []byte) (int, error) {
-	g.refresh()
-	return g.ResponseWriter.Write(p)
+	n := 0
+	for {
+		g.refresh()
+		piece := p[n:]
+		if len(piece) > sendPiece {
+			piece = piece[:sendPiece]
+		}
+		m, err := g.ResponseWriter.Write(piece)
+		n += m
+		if err != nil || n == len(p) {
+			return n, err
+		}
+	}
 }
+
+// sendPiece is how much one write may hand to the socket under one deadline.
+const sendPiece = 64 << 10
 
 func (g *sendGuard) Flush() { _ = g.FlushError() }
 

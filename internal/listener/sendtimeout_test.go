@@ -201,6 +201,45 @@ func TestSendTimeoutLetsQuietStreamsAndIdleConnectionsBe(t *testing.T) {
 	})
 }
 
+// One large Write to a client that reads slowly but steadily takes longer than the timeout and
+// must still succeed: progress, not the whole write, is timed. (The kernel reports a full socket
+// writable again only once much of its buffer has drained, so the timeout here is long enough
+// for that.)
+func TestSendTimeoutLetsALargeWriteToASlowReaderFinish(t *testing.T) {
+	body := bytes.Repeat([]byte("y"), 16<<20)
+	errs := make(chan error, 1)
+	s := serveWith(t, Config{}, ServerConfig{SendTimeout: confval.Duration(2 * time.Second)},
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, err := w.Write(body)
+			errs <- err
+		}))
+	conn, err := net.Dial("tcp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: portico.test\r\nConnection: close\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	buf := make([]byte, 16<<10)
+	total := 0
+	for {
+		n, err := conn.Read(buf)
+		total += n
+		if err != nil {
+			break
+		}
+		time.Sleep(5 * time.Millisecond) // at most 3.2 MB/s: 16 MiB takes longer than the timeout
+	}
+	if err := <-errs; err != nil {
+		t.Fatalf("the write failed after %d bytes reached a client that kept reading: %v", total, err)
+	}
+	if total < len(body) {
+		t.Fatalf("client got %d bytes, want at least %d", total, len(body))
+	}
+}
+
 func TestSendTimeoutNeverExtendsWriteTimeout(t *testing.T) {
 	errs := make(chan error, 1)
 	s := serveWith(t, Config{}, ServerConfig{SendTimeout: confval.Duration(10 * time.Second), WriteTimeout: confval.Duration(300 * time.Millisecond)},
