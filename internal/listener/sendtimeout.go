@@ -18,8 +18,9 @@ const defaultSendTimeout = 60 * time.Second
 // streams and long downloads that are making progress.
 //
 // net/http offers only deadlines, so writes get one: the first write or flush of an answer (or
-// the handler's return, for an answer net/http writes afterwards) sets it, and later ones move it forward once it has aged by a 64th of the timeout (moving a
-// deadline is a timer change, and most answers are written within the first). A stream that was
+// the handler's return, for an answer net/http writes afterwards) sets it, and later ones move it
+// forward once it has aged by a 64th of the timeout (moving a deadline is a timer change, and
+// most answers are written within the first). A stream that was
 // quiet for longer than the timeout is therefore not cut: its next write comes with a fresh
 // deadline. net/http clears the deadline after each answer and on hijack, so an idle keep-alive
 // connection and a WebSocket tunnel carry none.
