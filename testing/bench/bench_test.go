@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -259,6 +261,22 @@ func TestServeYardsticks(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
+	var dials atomic.Int32
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dials.Add(1)
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}}}
+	defer client.CloseIdleConnections()
+	get := func(t *testing.T, url string) (int, string) {
+		t.Helper()
+		resp, err := client.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
 	wait := func(t *testing.T, done chan error) {
 		t.Helper()
 		select {
@@ -276,6 +294,22 @@ func TestServeYardsticks(t *testing.T) {
 			Orders: cluster.URL(demo.NameOrders), Notifications: cluster.URL(demo.NameNotifications)})
 		if status, body := fetch(t, http.MethodGet, urls.ReverseProxy+"/"); status != 200 || !strings.Contains(body, `"status":"ok"`) {
 			t.Errorf("reverse proxy: %d %q", status, body)
+		}
+		for i := 0; i < 3; i++ {
+			if status, body := get(t, urls.Floor+"/"); status != 200 || body != string(demo.BenchBody()) {
+				t.Errorf("floor, request %d: %d %q", i, status, body)
+			}
+		}
+		if n := dials.Load(); n != 1 {
+			t.Errorf("the floor's three answers took %d connections, want one kept alive", n)
+		}
+		// The floor carries what the client asked for, under the backend's Host.
+		if status, body := get(t, urls.Floor+"/echo?x=1"); status != 200 || !strings.Contains(body, `"uri":"/echo?x=1"`) || !strings.Contains(body, `"host":"`+strings.TrimPrefix(benchURL, "http://")+`"`) {
+			t.Errorf("floor /echo: %d %q", status, body)
+		}
+		// What it cannot forward ends the connection rather than answering wrongly.
+		if _, err := http.Post(urls.Floor+"/", "text/plain", strings.NewReader("body")); err == nil {
+			t.Error("floor answered a request with a body")
 		}
 		status, body := fetch(t, http.MethodPost, urls.Fanout+"/")
 		var got struct {

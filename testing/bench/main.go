@@ -181,9 +181,11 @@ routes:
 		// A response-cache hit: Portico answers without calling the backend at all.
 		{"cache-hit", "http://" + proxyAddr + "/cached/"},
 		{"reverseproxy", yard.ReverseProxy + "/"},
+		{"floor", yard.Floor + "/"},
 	}, conns, dur)
 	if err == nil {
 		fmt.Printf("ratio portico/reverseproxy = %.2f   (reverseproxy: a bare httputil.ReverseProxy, the Go yardstick)\n", med[1]/med[3])
+		fmt.Printf("ratio portico/floor = %.2f          (floor: hand-parsed HTTP/1.1, no net/http, no gateway: what Go forwards here now)\n", med[1]/med[4])
 	}
 	return err
 }

@@ -24,6 +24,8 @@ import (
 // right now, and whether a target is reachable at all:
 //   - reverseproxy: a bare httputil.ReverseProxy with a stock Transport in front of the bench
 //     backend, the usual Go pass-through.
+//   - floor: pass-through with no net/http and no gateway at all (floor.go), what any Go
+//     process can forward on the machine right now.
 //   - fanout: the dashboard's three backend calls made concurrently over net/http, the bodies
 //     joined as they are: no GraphQL, no JSON decoding, no policies. Its latency is the floor
 //     for any net/http aggregator in front of these backends under this load.
@@ -47,6 +49,7 @@ type yardstickTargets struct {
 type yardstickURLs struct {
 	ReverseProxy string `json:"reverseproxy"`
 	Fanout       string `json:"fanout"`
+	Floor        string `json:"floor"`
 }
 
 // serveYardsticks is the child's main: it reads the targets, starts both servers on loopback,
@@ -68,7 +71,13 @@ func serveYardsticks(ctx context.Context, in io.Reader, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var urls yardstickURLs
+	bench, _ := url.Parse(tg.Bench) // newReverseProxy has checked it
+	fl, err := newFloor(bench.Host)
+	if err != nil {
+		return err
+	}
+	defer fl.Close()
+	urls := yardstickURLs{Floor: fl.URL()}
 	var servers []*http.Server
 	for _, s := range []struct {
 		h   http.Handler
