@@ -64,7 +64,7 @@ func (u *Upstream) probe(ctx context.Context, t *target) error {
 		return err
 	}
 	req.Header.Set("User-Agent", healthUserAgent)
-	resp, err := u.transport.RoundTrip(req)
+	resp, err := u.probes.RoundTrip(req)
 	if err != nil {
 		return err
 	}

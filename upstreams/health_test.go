@@ -158,3 +158,42 @@ func TestStatusJSON(t *testing.T) {
 		t.Errorf("status\n got %s\nwant %s", b, want)
 	}
 }
+
+// Under max_conns_per_target, probes have connections of their own: a busy target whose every
+// allowed connection carries a long answer is still healthy, and must stay in rotation.
+func TestProbesDoNotQueueBehindConnectionCap(t *testing.T) {
+	release := make(chan struct{})
+	var probes atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/long" {
+			w.(http.Flusher).Flush()
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		probes.Add(1)
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+	reg, u := newTestRegistry(t, Config{
+		Targets:           targetsOf(srv.URL),
+		MaxConnsPerTarget: 1,
+		Health: HealthConfig{Active: &ActiveHealthConfig{
+			Path: "/health", Interval: dur(30 * time.Millisecond), Timeout: dur(25 * time.Millisecond), UnhealthyFailures: 2,
+		}},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	resp, err := u.RoundTrip(httptest.NewRequest(http.MethodGet, "http://client.example/long", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	reg.Start(ctx)
+	waitFor(t, "five probes answered", func() bool { return probes.Load() >= 5 })
+	if st := reg.Status()[0].Targets[0]; !st.Healthy {
+		t.Errorf("a target answering every probe was marked unhealthy while its one allowed connection was busy: %+v", st)
+	}
+}

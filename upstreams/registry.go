@@ -94,7 +94,7 @@ func NewRegistry(cfgs map[string]Config, opts Options) (*Registry, error) {
 	}
 	if len(errs) > 0 {
 		for _, u := range r.ups {
-			u.transport.CloseIdleConnections()
+			u.closeIdle()
 		}
 		slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
 		return nil, errors.Join(errs...)
@@ -153,7 +153,7 @@ func (r *Registry) Close() {
 	r.wg.Wait()
 	for _, u := range r.ups {
 		u.closed.Store(true)
-		u.transport.CloseIdleConnections()
+		u.closeIdle()
 	}
 }
 
@@ -325,12 +325,18 @@ func newUpstream(name string, cfg Config, metrics *Metrics, log *slog.Logger) (*
 		// which beats one multiplexed connection for a proxy's many small calls.
 		ForceAttemptHTTP2: https,
 	}
-	u.transport = base
+	u.transport, u.probes = base, base
+	if cfg.MaxConnsPerTarget > 0 {
+		probes := base.Clone()
+		probes.MaxConnsPerHost, probes.MaxIdleConnsPerHost, probes.MaxIdleConns = 0, 1, len(u.targets)
+		u.probes = probes
+	}
 	if cfg.MaxConnsPerTarget == 0 {
 		// A connection cap needs http.Transport's wait queue; without one, plain-HTTP calls take
 		// the synchronous path.
 		u.transport = &h1Transport{fallback: base, dial: dialer.DialContext, respHeader: respHeader,
 			idleTimeout: idleConnTimeout, maxIdle: idle}
+		u.probes = u.transport
 		u.plainHTTP = !https
 	}
 	u.rebuild()
@@ -455,7 +461,11 @@ func (u *Upstream) applyBreaker(bc BreakerConfig, metrics *Metrics) error {
 		Interval:    window,
 		Timeout:     openFor,
 		ReadyToTrip: func(c gobreaker.Counts) bool {
-			return c.Requests >= minReq && float64(c.TotalFailures) >= ratio*float64(c.Requests)
+			// Finished, counted calls only: gobreaker's Requests also holds calls still in flight
+			// and excluded ones (client gone, client's broken body), which would dilute the ratio
+			// as if they had succeeded; in an outage, clients giving up would keep it closed.
+			n := c.TotalSuccesses + c.TotalFailures
+			return n >= minReq && float64(c.TotalFailures) >= ratio*float64(n)
 		},
 		IsExcluded: func(err error) bool { return err == errExcluded },
 		OnStateChange: func(name string, from, to gobreaker.State) {

@@ -27,6 +27,11 @@ type Upstream struct {
 	targets   []*target
 	bal       balancer
 	transport roundTripper
+	// probes carries active health checks: transport itself, or, under max_conns_per_target, a
+	// transport of its own, so that probes never queue behind the cap. Long streams holding every
+	// allowed connection of a busy target would otherwise time its probes out and take it out
+	// of rotation for everyone.
+	probes roundTripper
 	// plainHTTP is true when every target is cleartext and h1Transport serves the upstream.
 	plainHTTP bool
 	log       *slog.Logger
@@ -117,10 +122,18 @@ func breakerVerdict(resp *http.Response, err error) error {
 		}
 		return err
 	}
-	if resp.StatusCode >= 500 {
+	if targetFault(resp.StatusCode) {
 		return errBackend5xx
 	}
 	return nil
+}
+
+// targetFault reports a status that speaks of the target's health. 501 (a method the target does
+// not implement, Tomcat's and Spring's answer to an unknown one) and 505 describe the request: a
+// client sending "FOO /" would otherwise eject every target or open the circuit at will. nginx
+// never counts either (proxy_next_upstream has no http_501).
+func targetFault(code int) bool {
+	return code >= 500 && code != http.StatusNotImplemented && code != http.StatusHTTPVersionNotSupported
 }
 
 // call is what one RoundTrip allocates besides the transport's own work: the first attempt's URL,
@@ -310,7 +323,7 @@ func (u *Upstream) attempt(ctx context.Context, req *http.Request, t *target, c 
 	}
 	switch {
 	case v.caller:
-	case v.kind != nil || v.oc == outcome5xx:
+	case v.kind != nil || (v.oc == outcome5xx && targetFault(resp.StatusCode)):
 		u.recordFailure(t)
 	default:
 		// Plain load, not a store, so that healthy targets keep their cache line shared.
@@ -525,6 +538,14 @@ func (u *Upstream) recordFailure(t *target) {
 
 // rebuild recomputes which targets are in rotation and hands them to the balancer. It runs when
 // health changes, never per request.
+// closeIdle closes the pooled connections of both transports.
+func (u *Upstream) closeIdle() {
+	u.transport.CloseIdleConnections()
+	if u.probes != u.transport {
+		u.probes.CloseIdleConnections()
+	}
+}
+
 func (u *Upstream) rebuild() {
 	u.rebuildMu.Lock()
 	defer u.rebuildMu.Unlock()

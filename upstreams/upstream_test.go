@@ -589,6 +589,99 @@ func TestCircuitBreakerCounts4xxAsSuccess(t *testing.T) {
 	}
 }
 
+// brokenBody is a client's request body that fails mid-read: the caller's fault.
+type brokenBody struct{}
+
+func (brokenBody) Read([]byte) (int, error) { return 0, errors.New("client body broke") }
+func (brokenBody) Close() error             { return nil }
+
+// Calls the breaker excludes (the client's broken body, a client gone) must not count as
+// successes: with them in the denominator, clients giving up on a failing backend would keep the
+// circuit closed.
+func TestCircuitBreakerRatioIgnoresExcludedCalls(t *testing.T) {
+	srv := recordingBackend(t, "svc", &hitLog{}, fixed(http.StatusInternalServerError))
+	reg, u := newTestRegistry(t, Config{
+		Targets:        targetsOf(srv.URL),
+		Retries:        RetryConfig{Attempts: intp(0)},
+		CircuitBreaker: &BreakerConfig{FailureRatio: 0.5, MinRequests: 4, Window: dur(time.Minute), OpenFor: dur(time.Minute)},
+	})
+	for range 8 {
+		req := httptest.NewRequest(http.MethodPost, "http://client.example/upload", nil)
+		req.Body, req.ContentLength = brokenBody{}, 10
+		var cbe *ClientBodyError
+		if _, err := u.RoundTrip(req); !errors.As(err, &cbe) {
+			t.Fatalf("err = %v, want a client body error", err)
+		}
+	}
+	for i := range 3 {
+		resp, err := get(t, u, "x")
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		readAll(t, resp)
+	}
+	if st := reg.Status()[0].Breaker; st != "closed" {
+		t.Fatalf("breaker %q after 3 counted calls, below min_requests 4", st)
+	}
+	resp, err := get(t, u, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	if st := reg.Status()[0].Breaker; st != "open" {
+		t.Errorf("breaker %q after 4 of 4 counted calls failed (8 more excluded), want open", st)
+	}
+}
+
+// A 501 (an unknown method, as Tomcat and Spring answer it) or 505 describes the request: a client
+// must not be able to eject every target, or open the circuit, by sending them.
+func TestRequestShaped5xxIsNotTheTargetsFault(t *testing.T) {
+	servlet := func() *httptest.Server {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch r.Method {
+			case http.MethodGet:
+				_, _ = io.WriteString(w, "ok")
+			case "VERSION":
+				w.WriteHeader(http.StatusHTTPVersionNotSupported)
+			default:
+				http.Error(w, "Method not implemented", http.StatusNotImplemented)
+			}
+		}))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	a, b := servlet(), servlet()
+	reg, u := newTestRegistry(t, Config{
+		Targets:        targetsOf(a.URL, b.URL),
+		Retries:        RetryConfig{Attempts: intp(0)},
+		Health:         HealthConfig{Passive: &PassiveHealthConfig{ConsecutiveFailures: 2, EjectFor: dur(time.Minute)}},
+		CircuitBreaker: &BreakerConfig{MinRequests: 2, OpenFor: dur(time.Minute)},
+	})
+	for i := range 10 {
+		method := "FOO"
+		if i%2 == 1 {
+			method = "VERSION"
+		}
+		resp, err := u.RoundTrip(httptest.NewRequest(method, "http://client.example/", nil))
+		if err != nil {
+			t.Fatalf("%s: %v", method, err)
+		}
+		readAll(t, resp)
+		if resp.StatusCode != http.StatusNotImplemented && resp.StatusCode != http.StatusHTTPVersionNotSupported {
+			t.Fatalf("%s: %d", method, resp.StatusCode)
+		}
+	}
+	st := reg.Status()[0]
+	if st.Breaker != "closed" || !st.Targets[0].Healthy || !st.Targets[1].Healthy {
+		t.Fatalf("after 501s and 505s: breaker %q, targets %+v; want closed and both healthy", st.Breaker, st.Targets)
+	}
+	resp, err := get(t, u, "after")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+}
+
 func TestCircuitBreakerCountsConnectFailures(t *testing.T) {
 	_, u := newTestRegistry(t, Config{
 		Targets:        targetsOf(closedPort(t)),
