@@ -10,10 +10,11 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"math/big"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httputil"
-	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -172,7 +173,9 @@ func (m *mirror) shadowRequest(ctx context.Context, r *http.Request, body []byte
 	out := r.WithContext(ctx)
 	out.RequestURI = ""
 	u := *r.URL // the rewrite changes the path in place
-	out.URL = &u
+	// The query the primary gets (withCleanQuery): the shadow must not see parameters the
+	// route's policies never judged, nor count the difference as a mismatch.
+	out.URL = withCleanQuery(&u)
 	// What the primary's upstream gets: no hop-by-hop fields, forwarding fields left to the rewrite.
 	out.Header = outboundHeader(r.Header)
 	pr := &httputil.ProxyRequest{In: r, Out: out}
@@ -302,11 +305,78 @@ func sameResponse(a, b capture, limit int64) (bool, error) {
 	if bytes.Equal(ab, bb) {
 		return true, nil
 	}
-	var av, bv any
-	if json.Unmarshal(ab, &av) != nil || json.Unmarshal(bb, &bv) != nil {
+	av, aerr := decodeJSON(ab)
+	bv, berr := decodeJSON(bb)
+	if aerr != nil || berr != nil {
 		return false, nil
 	}
-	return reflect.DeepEqual(av, bv), nil
+	return jsonEqual(av, bv), nil
+}
+
+// decodeJSON reads exactly one JSON value, numbers kept as written: float64 would make distinct
+// 64-bit IDs equal (1234567890123456789 and ...788), and a new service answering wrong IDs
+// would count as a match.
+func decodeJSON(b []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("data after the JSON value")
+	}
+	return v, nil
+}
+
+// jsonEqual compares decoded JSON: objects by key, arrays in order, numbers by value.
+func jsonEqual(a, b any) bool {
+	switch a := a.(type) {
+	case map[string]any:
+		b, ok := b.(map[string]any)
+		if !ok || len(a) != len(b) {
+			return false
+		}
+		for k, av := range a {
+			bv, ok := b[k]
+			if !ok || !jsonEqual(av, bv) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		b, ok := b.([]any)
+		if !ok || len(a) != len(b) {
+			return false
+		}
+		for i := range a {
+			if !jsonEqual(a[i], b[i]) {
+				return false
+			}
+		}
+		return true
+	case json.Number:
+		b, ok := b.(json.Number)
+		return ok && sameNumber(string(a), string(b))
+	default: // string, bool, nil
+		return a == b
+	}
+}
+
+// sameNumber compares two JSON number literals: integers exactly, whatever their size; anything
+// with a fraction or an exponent as float64 (so 1 and 1.0 are the same number).
+func sameNumber(a, b string) bool {
+	if a == b {
+		return true
+	}
+	if !strings.ContainsAny(a, ".eE") && !strings.ContainsAny(b, ".eE") {
+		x, okx := new(big.Int).SetString(a, 10)
+		y, oky := new(big.Int).SetString(b, 10)
+		return okx && oky && x.Cmp(y) == 0
+	}
+	x, errx := strconv.ParseFloat(a, 64)
+	y, erry := strconv.ParseFloat(b, 64)
+	return errx == nil && erry == nil && x == y
 }
 
 func decoded(c capture, limit int64) ([]byte, error) {
