@@ -172,6 +172,9 @@ type readCloser struct {
 func (m *mirror) shadowRequest(ctx context.Context, r *http.Request, body []byte) *http.Request {
 	out := r.WithContext(ctx)
 	out.RequestURI = ""
+	// A client's "Connection: close" is about its own connection; the shadow's stays pooled,
+	// like the primary's (an HTTP/1.0 client would otherwise cost a dial per shadow).
+	out.Close = false
 	u := *r.URL // the rewrite changes the path in place
 	// The query the primary gets (withCleanQuery): the shadow must not see parameters the
 	// route's policies never judged, nor count the difference as a mismatch.

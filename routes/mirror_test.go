@@ -339,3 +339,27 @@ func TestSameResponseJSONNumbers(t *testing.T) {
 		}
 	}
 }
+
+// A client's Connection: close is not passed on to the shadow's connection, as it is not to the
+// primary's.
+func TestMirrorKeepsShadowConnectionOpen(t *testing.T) {
+	closes := make(chan bool, 2)
+	upstream := upstreamFunc(func(r *http.Request) (*http.Response, error) {
+		closes <- r.Close
+		return staticUpstream(200, `{}`).RoundTrip(r)
+	})
+	gw, _ := gateway(t, []Config{{Name: "r", Upstream: "p", Mirror: &MirrorConfig{Upstream: "s"}}},
+		Deps{Upstream: lookup(map[string]http.RoundTripper{"p": upstream, "s": upstream})})
+	req, _ := http.NewRequest(http.MethodGet, gw.URL+"/x", nil)
+	req.Close = true
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for i := range 2 {
+		if recv(t, closes, "upstream call") {
+			t.Errorf("call %d asked its upstream connection to close", i)
+		}
+	}
+}
