@@ -56,6 +56,9 @@ type Options struct {
 	// Logger receives health changes, ejections, breaker changes and wiring errors; nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// Previous is the registry a reload replaces (nil: none). Its targets' health state carries
+	// over to the same targets here; see carryFrom.
+	Previous *Registry
 }
 
 // Registry is the set of upstreams of one config snapshot. It is immutable after NewRegistry: a
@@ -100,6 +103,7 @@ func NewRegistry(cfgs map[string]Config, opts Options) (*Registry, error) {
 		return nil, errors.Join(errs...)
 	}
 	slices.Sort(r.names)
+	r.carryFrom(opts.Previous)
 	return r, nil
 }
 

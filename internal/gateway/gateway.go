@@ -161,7 +161,12 @@ func (g *Gateway) build(f *config.File) (snap *Snapshot, err error) {
 	if snap.stores, err = g.storesFor(f); err != nil {
 		return snap, err
 	}
-	if snap.Upstreams, err = upstreams.NewRegistry(f.Upstreams, upstreams.Options{Metrics: g.upm, Logger: g.logger}); err != nil {
+	upOpts := upstreams.Options{Metrics: g.upm, Logger: g.logger}
+	if cur := g.current.Load(); cur != nil {
+		// Targets the probes found dead, or passive checks ejected, stay out across a reload.
+		upOpts.Previous = cur.Upstreams
+	}
+	if snap.Upstreams, err = upstreams.NewRegistry(f.Upstreams, upOpts); err != nil {
 		return snap, fmt.Errorf("building upstreams: %w", err)
 	}
 	if err = g.buildPolicies(snap); err != nil {

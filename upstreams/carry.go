@@ -1,0 +1,73 @@
+package upstreams
+
+import "time"
+
+// carryFrom hands prev's live health state to r's targets of the same upstream name and URL. A
+// reload builds a new registry even when only a route changed, and without this every target
+// would start healthy and not ejected: one that probes had found dead would get traffic again
+// for unhealthy_failures × interval, one that passive checks ejected until it failed again.
+// r must not be started or serving yet.
+//
+// prev keeps serving, probing and ejecting until the swap retires it, so a change in that short
+// window is not carried; the new registry's own checks find it again.
+//
+// The circuit breaker's state is not carried: gobreaker has no way to set it. Nor are the
+// probe loop's consecutive counters, which live in the loop: a carried unhealthy target needs
+// healthy_successes fresh passes, as after any flip.
+func (r *Registry) carryFrom(prev *Registry) {
+	if prev == nil {
+		return
+	}
+	now := time.Now()
+	for name, u := range r.ups {
+		if old, ok := prev.ups[name]; ok && u.carryFrom(old, now) {
+			// Takes the carried targets out of rotation and sets their healthy gauge, which
+			// newUpstream's own rebuild had just set to 1.
+			u.rebuild()
+		}
+	}
+}
+
+// carryFrom copies old's state into u's matching targets and reports whether any changed.
+func (u *Upstream) carryFrom(old *Upstream, now time.Time) (changed bool) {
+	// An unhealthy verdict is only as good as the probes behind it, so it is carried only to the
+	// very same checks; a new path, interval, timeout or threshold starts afresh, as a new
+	// upstream would. Without active checks in u nothing would ever probe the target back, and
+	// "healthy" is what having no active checks means, so the verdict is dropped.
+	sameActive := u.active != nil && old.active != nil && *u.active == *old.active
+	// Passive state is facts about recent calls, valid whatever the thresholds; it is dropped
+	// only when u no longer checks passively.
+	passive := u.passive != nil && old.passive != nil
+	if !sameActive && !passive {
+		return false
+	}
+	byURL := make(map[string]*target, len(old.targets))
+	for _, t := range old.targets {
+		byURL[t.url] = t
+	}
+	for _, t := range u.targets {
+		ot, ok := byURL[t.url]
+		if !ok {
+			continue
+		}
+		if sameActive && !ot.healthy.Load() {
+			t.healthy.Store(false)
+			changed = true
+		}
+		if !passive {
+			continue
+		}
+		t.fails.Store(ot.fails.Load())
+		until := ot.ejectedUntil.Load()
+		if until <= now.UnixNano() {
+			continue
+		}
+		// A shortened eject_for applies to a running ejection too: that is what the user asked.
+		until = min(until, now.Add(u.passive.ejectFor).UnixNano())
+		t.ejectedUntil.Store(until)
+		// old's timer would re-admit the target in old only; u needs its own.
+		time.AfterFunc(time.Duration(until-now.UnixNano()), u.rebuild)
+		changed = true
+	}
+	return changed
+}

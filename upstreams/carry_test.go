@@ -1,0 +1,163 @@
+package upstreams
+
+import (
+	"context"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// reload builds the registry that replaces prev with cfgs, as a config reload does, and closes
+// it with the test. It is not started, so no probe changes what it carried.
+func reload(t *testing.T, prev *Registry, m *Metrics, cfg Config) *Registry {
+	t.Helper()
+	reg, err := NewRegistry(map[string]Config{"svc": cfg}, Options{Logger: quietLogger, Metrics: m, Previous: prev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reg.Close)
+	return reg
+}
+
+func TestReloadCarriesPassiveEjection(t *testing.T) {
+	log := &hitLog{}
+	var failing atomic.Bool
+	failing.Store(true)
+	flaky := recordingBackend(t, "flaky", log, func() int {
+		if failing.Load() {
+			return http.StatusInternalServerError
+		}
+		return http.StatusOK
+	})
+	good := recordingBackend(t, "good", log, fixed(http.StatusOK))
+	cfg := Config{
+		Targets: targetsOf(flaky.URL, good.URL),
+		Retries: RetryConfig{Attempts: intp(0)},
+		Health:  HealthConfig{Passive: &PassiveHealthConfig{ConsecutiveFailures: 1, EjectFor: dur(400 * time.Millisecond)}},
+	}
+	promReg := prometheus.NewRegistry()
+	m := NewMetrics(promReg)
+	old, u := newTestRegistry(t, cfg, Options{Metrics: m})
+	resp, err := get(t, u, "0") // round robin: the first call goes to flaky, which is ejected
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	was := old.Status()[0].Targets[0]
+	if was.EjectedUntil == nil {
+		t.Fatalf("flaky target status %+v, want ejected", was)
+	}
+
+	reg := reload(t, old, m, cfg)
+	old.Close()
+	old.ForgetMetrics(reg)
+	st := reg.Status()[0].Targets[0]
+	if st.Healthy || st.EjectedUntil == nil || !st.EjectedUntil.Equal(*was.EjectedUntil) {
+		t.Fatalf("after the reload flaky is %+v, want ejected until %v", st, was.EjectedUntil)
+	}
+	if g := metricValue(t, promReg, "portico_upstream_healthy", "target", flaky.URL); g != 0 {
+		t.Errorf("healthy gauge %v for the carried ejection, want 0", g)
+	}
+	nu, _ := reg.Get("svc")
+	for i := range 4 {
+		resp, err := get(t, nu, "after")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body := readAll(t, resp); body != "good" {
+			t.Fatalf("call %d after the reload went to the ejected target", i)
+		}
+	}
+
+	failing.Store(false)
+	waitFor(t, "the target back in rotation", nu.targets[0].inRotation.Load)
+	back := time.Now()
+	if back.Before(*was.EjectedUntil) {
+		t.Errorf("back in rotation %v before the ejection ends", was.EjectedUntil.Sub(back))
+	}
+	if late := back.Sub(*was.EjectedUntil); late > 200*time.Millisecond {
+		t.Errorf("back in rotation %v after the ejection ends", late)
+	}
+	if g := metricValue(t, promReg, "portico_upstream_healthy", "target", flaky.URL); g != 1 {
+		t.Errorf("healthy gauge %v after the ejection, want 1", g)
+	}
+}
+
+func TestReloadShortensCarriedEjection(t *testing.T) {
+	srv := recordingBackend(t, "a", &hitLog{}, fixed(http.StatusBadGateway))
+	cfg := Config{
+		Targets: targetsOf(srv.URL),
+		Retries: RetryConfig{Attempts: intp(0)},
+		Health:  HealthConfig{Passive: &PassiveHealthConfig{ConsecutiveFailures: 1, EjectFor: dur(time.Hour)}},
+	}
+	old, u := newTestRegistry(t, cfg)
+	resp, err := get(t, u, "0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	cfg.Health.Passive.EjectFor = dur(50 * time.Millisecond)
+	reg := reload(t, old, nil, cfg)
+	if st := reg.Status()[0].Targets[0]; st.EjectedUntil == nil || time.Until(*st.EjectedUntil) > time.Second {
+		t.Fatalf("status %+v, want an ejection cut to the new eject_for", st)
+	}
+	nu, _ := reg.Get("svc")
+	waitFor(t, "the target back in rotation", nu.targets[0].inRotation.Load)
+
+	// Without passive checks in the new config nothing is ejected.
+	resp, err = get(t, nu, "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	cfg.Health.Passive = nil
+	if st := reload(t, reg, nil, cfg).Status()[0].Targets[0]; !st.Healthy || st.EjectedUntil != nil {
+		t.Errorf("status %+v without passive checks, want healthy", st)
+	}
+}
+
+func TestReloadCarriesActiveVerdictOnlyToTheSameChecks(t *testing.T) {
+	dead, fresh := newHealthBackend(t), newHealthBackend(t)
+	dead.up.Store(false)
+	active := func(path string) *ActiveHealthConfig {
+		return &ActiveHealthConfig{Path: path, Interval: dur(10 * time.Millisecond), UnhealthyFailures: 1}
+	}
+	cfg := Config{Targets: targetsOf(dead.URL), Health: HealthConfig{Active: active("/health")}}
+	promReg := prometheus.NewRegistry()
+	m := NewMetrics(promReg)
+	old, _ := newTestRegistry(t, cfg, Options{Metrics: m})
+	old.Start(context.Background())
+	waitFor(t, "the target to turn unhealthy", func() bool { return !old.Status()[0].Targets[0].Healthy })
+	old.Close() // its probes must not write the gauge while this test reads it
+
+	gauge := func(url string) float64 {
+		return metricValue(t, promReg, "portico_upstream_healthy", "target", url)
+	}
+	// The same checks, and a new target beside the old one.
+	cfg.Targets = targetsOf(dead.URL, fresh.URL)
+	st := reload(t, old, m, cfg).Status()[0].Targets
+	if st[0].Healthy || gauge(dead.URL) != 0 {
+		t.Errorf("the dead target is healthy (gauge %v) after a reload with the same checks", gauge(dead.URL))
+	}
+	if !st[1].Healthy || gauge(fresh.URL) != 1 {
+		t.Errorf("the new target starts unhealthy (gauge %v)", gauge(fresh.URL))
+	}
+
+	for name, h := range map[string]HealthConfig{
+		"another path":     {Active: active("/ready")},
+		"no active checks": {},
+	} {
+		cfg.Health = h
+		if st := reload(t, old, m, cfg).Status()[0].Targets[0]; !st.Healthy || gauge(dead.URL) != 1 {
+			t.Errorf("with %s the old verdict was carried: healthy %v, gauge %v", name, st.Healthy, gauge(dead.URL))
+		}
+	}
+	cfg.Health = HealthConfig{Active: active("/health")}
+	cfg.Targets = targetsOf(fresh.URL)
+	if st := reload(t, old, m, cfg).Status()[0].Targets; len(st) != 1 || !st[0].Healthy {
+		t.Errorf("with the dead target removed: %+v", st)
+	}
+}
