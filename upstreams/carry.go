@@ -11,8 +11,9 @@ import "time"
 // prev keeps serving, probing and ejecting until the swap retires it, so a change in that short
 // window is not carried; the new registry's own checks find it again.
 //
-// The circuit breaker's state is not carried: gobreaker has no way to set it. Nor are the
-// probe loop's consecutive counters, which live in the loop: a carried unhealthy target needs
+// A circuit breaker with unchanged settings is carried whole (gobreaker has no way to set a new
+// one's state): an open circuit stays open, a closed one keeps its counts. The probe loop's
+// consecutive counters, which live in the loop, are not: a carried unhealthy target needs
 // healthy_successes fresh passes, as after any flip.
 func (r *Registry) carryFrom(prev *Registry) {
 	if prev == nil {
@@ -20,7 +21,12 @@ func (r *Registry) carryFrom(prev *Registry) {
 	}
 	now := time.Now()
 	for name, u := range r.ups {
-		if old, ok := prev.ups[name]; ok && u.carryFrom(old, now) {
+		old, ok := prev.ups[name]
+		if !ok {
+			continue
+		}
+		u.carryBreaker(old)
+		if u.carryFrom(old, now) {
 			// Takes the carried targets out of rotation and sets their healthy gauge, which
 			// newUpstream's own rebuild had just set to 1.
 			u.rebuild()
@@ -70,4 +76,17 @@ func (u *Upstream) carryFrom(old *Upstream, now time.Time) (changed bool) {
 		changed = true
 	}
 	return changed
+}
+
+// carryBreaker hands old's breaker to u when both have one with the same settings. Until the swap
+// retires old, both count into it, which is right: they call the same targets.
+func (u *Upstream) carryBreaker(old *Upstream) {
+	if u.breaker == nil || old.breaker == nil || u.breakerSet != old.breakerSet {
+		return
+	}
+	u.breaker, u.breakerOwner = old.breaker, old.breakerOwner
+	u.breakerOwner.Store(u) // state changes now log and set the gauge for u, which outlives old
+	if u.m.breaker != nil {
+		u.m.breaker.Set(float64(breakerGaugeValue(u.breaker.State())))
+	}
 }

@@ -2,6 +2,7 @@ package upstreams
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -159,5 +160,77 @@ func TestReloadCarriesActiveVerdictOnlyToTheSameChecks(t *testing.T) {
 	cfg.Targets = targetsOf(fresh.URL)
 	if st := reload(t, old, m, cfg).Status()[0].Targets; len(st) != 1 || !st[0].Healthy {
 		t.Errorf("with the dead target removed: %+v", st)
+	}
+}
+
+// An open circuit stays open across a reload that keeps its settings, and keeps reporting to the
+// gauge after the old registry is gone; changed settings start a closed breaker.
+func TestReloadCarriesBreakerWithSameSettings(t *testing.T) {
+	log := &hitLog{}
+	var status atomic.Int64
+	status.Store(http.StatusInternalServerError)
+	srv := recordingBackend(t, "svc", log, func() int { return int(status.Load()) })
+	cfg := Config{
+		Targets:        targetsOf(srv.URL),
+		Retries:        RetryConfig{Attempts: intp(0)},
+		CircuitBreaker: &BreakerConfig{MinRequests: 2, OpenFor: dur(300 * time.Millisecond)},
+	}
+	promReg := prometheus.NewRegistry()
+	m := NewMetrics(promReg)
+	old, u := newTestRegistry(t, cfg, Options{Metrics: m})
+	for range 2 {
+		resp, err := get(t, u, "x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, resp)
+	}
+	if st := old.Status()[0].Breaker; st != "open" {
+		t.Fatalf("breaker %q before the reload, want open", st)
+	}
+
+	reg := reload(t, old, m, cfg)
+	old.Close()
+	old.ForgetMetrics(reg)
+	if st := reg.Status()[0].Breaker; st != "open" {
+		t.Fatalf("breaker %q after a reload with the same settings, want open", st)
+	}
+	if g := metricValue(t, promReg, "portico_upstream_breaker_state", "upstream", "svc"); g != 2 {
+		t.Errorf("breaker gauge %v after the reload, want 2 (open)", g)
+	}
+	nu, _ := reg.Get("svc")
+	hits := len(log.all())
+	if _, err := get(t, nu, "x"); !errors.Is(err, ErrCircuitOpen) {
+		t.Fatalf("err = %v, want circuit open", err)
+	}
+	if len(log.all()) != hits {
+		t.Error("an open circuit carried by a reload let a call through")
+	}
+	// The carried breaker reports to the new registry: half-open, then closed on a good probe.
+	status.Store(http.StatusOK)
+	waitFor(t, "half-open", func() bool { return reg.Status()[0].Breaker == "half-open" })
+	resp, err := get(t, nu, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	if g := metricValue(t, promReg, "portico_upstream_breaker_state", "upstream", "svc"); reg.Status()[0].Breaker != "closed" || g != 0 {
+		t.Errorf("after a good half-open call: breaker %q, gauge %v; want closed, 0", reg.Status()[0].Breaker, g)
+	}
+
+	// Trip it again, then reload with other settings: a fresh, closed breaker.
+	status.Store(http.StatusInternalServerError)
+	for range 2 {
+		resp, err := get(t, nu, "x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, resp)
+	}
+	changed := cfg
+	changed.CircuitBreaker = &BreakerConfig{MinRequests: 3, OpenFor: dur(300 * time.Millisecond)}
+	next := reload(t, reg, m, changed)
+	if st := next.Status()[0].Breaker; st != "closed" {
+		t.Errorf("breaker %q after a reload that changed its settings, want closed", st)
 	}
 }

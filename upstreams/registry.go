@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
@@ -459,6 +460,10 @@ func (u *Upstream) applyBreaker(bc BreakerConfig, metrics *Metrics) error {
 	if metrics != nil {
 		gauge = metrics.breaker.WithLabelValues(u.name)
 	}
+	u.breakerSet = breakerSettings{ratio: ratio, minReq: minReq, window: window, openFor: openFor, half: half}
+	owner := new(atomic.Pointer[Upstream])
+	owner.Store(u)
+	u.breakerOwner = owner
 	u.breaker = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        u.name,
 		MaxRequests: half,
@@ -473,13 +478,22 @@ func (u *Upstream) applyBreaker(bc BreakerConfig, metrics *Metrics) error {
 		},
 		IsExcluded: func(err error) bool { return err == errExcluded },
 		OnStateChange: func(name string, from, to gobreaker.State) {
-			u.log.Warn("upstream circuit breaker changed state", "upstream", name, "from", from.String(), "to", to.String())
-			if gauge != nil && !u.closed.Load() {
+			cur := owner.Load()
+			cur.log.Warn("upstream circuit breaker changed state", "upstream", name, "from", from.String(), "to", to.String())
+			if gauge != nil && !cur.closed.Load() {
 				gauge.Set(float64(breakerGaugeValue(to)))
 			}
 		},
 	})
 	return nil
+}
+
+// breakerSettings are a breaker's effective settings, comparable so that a reload can tell
+// whether a breaker may be carried over.
+type breakerSettings struct {
+	ratio           float64
+	minReq, half    uint32
+	window, openFor time.Duration
 }
 
 func breakerGaugeValue(s gobreaker.State) int {

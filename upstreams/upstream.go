@@ -50,6 +50,11 @@ type Upstream struct {
 	passive *passiveSettings
 	active  *activeSettings
 	breaker *gobreaker.TwoStepCircuitBreaker[struct{}]
+	// breakerSet is the breaker's effective settings, and breakerOwner the upstream its state
+	// changes report to: a reload that keeps the settings hands the breaker, open or not, to
+	// the new upstream (carryFrom) and points the owner there.
+	breakerSet   breakerSettings
+	breakerOwner *atomic.Pointer[Upstream]
 
 	inflight atomic.Int64 // calls in RoundTrip, for the retry budget
 	retrying atomic.Int64 // retry attempts in flight
