@@ -64,15 +64,15 @@ func (u *Upstream) carryFrom(old *Upstream, now time.Time) (changed bool) {
 			continue
 		}
 		t.fails.Store(ot.fails.Load())
-		until := ot.ejectedUntil.Load()
-		if until <= now.UnixNano() {
+		until, mono := ot.ejectedUntil.Load(), monoAt(now)
+		if until <= mono {
 			continue
 		}
 		// A shortened eject_for applies to a running ejection too: that is what the user asked.
-		until = min(until, now.Add(u.passive.ejectFor).UnixNano())
+		until = min(until, mono+int64(u.passive.ejectFor))
 		t.ejectedUntil.Store(until)
 		// old's timer would re-admit the target in old only; u needs its own.
-		time.AfterFunc(time.Duration(until-now.UnixNano()), u.rebuild)
+		time.AfterFunc(time.Duration(until-mono), u.rebuild)
 		changed = true
 	}
 	return changed

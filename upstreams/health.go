@@ -46,7 +46,7 @@ func (u *Upstream) probeLoop(ctx context.Context, t *target) {
 				u.rebuild()
 			}
 		}
-		u.setHealthyGauge(t, t.healthy.Load() && t.ejectedUntil.Load() <= time.Now().UnixNano())
+		u.setHealthyGauge(t, t.healthy.Load() && t.ejectedUntil.Load() <= monoAt(time.Now()))
 		select {
 		case <-ctx.Done():
 			return

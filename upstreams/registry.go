@@ -226,8 +226,8 @@ func (r *Registry) Status() []UpstreamStatus {
 		for _, t := range u.targets {
 			ts := TargetStatus{URL: t.url, Weight: t.weight, ActiveRequests: t.active.Load()}
 			ejected := false
-			if until := t.ejectedUntil.Load(); until > now.UnixNano() {
-				at := time.Unix(0, until).UTC()
+			if until := t.ejectedUntil.Load(); until > monoAt(now) {
+				at := now.Add(time.Duration(until - monoAt(now))).UTC()
 				ts.EjectedUntil = &at
 				ejected = true
 			}

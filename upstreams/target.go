@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"sync/atomic"
+	"time"
 )
 
 // target is one backend instance and its live state. The state is atomics only: it is read on
@@ -20,7 +21,7 @@ type target struct {
 
 	// healthy is the active checks' verdict; always true without active checks.
 	healthy atomic.Bool
-	// ejectedUntil is when passive ejection ends, in Unix nanoseconds; 0 when not ejected.
+	// ejectedUntil is when passive ejection ends, as monoAt reads it; 0 when not ejected.
 	ejectedUntil atomic.Int64
 	// fails counts consecutive failed calls for passive health.
 	fails atomic.Int32
@@ -52,3 +53,12 @@ func parseTarget(raw string) (scheme, host string, err error) {
 	}
 	return u.Scheme, u.Host, nil
 }
+
+// monoBase anchors the instants in ejectedUntil. They are read on the monotonic clock: on the wall
+// clock, one stepped back (NTP at boot, a migrated VM) would keep an ejected target out for the
+// size of the step, the re-admitting timer (monotonic) finding it still "ejected".
+var monoBase = time.Now()
+
+// monoAt is t as nanoseconds since monoBase on the monotonic clock (t from time.Now). It is
+// positive for any t taken after package initialisation.
+func monoAt(t time.Time) int64 { return int64(t.Sub(monoBase)) }

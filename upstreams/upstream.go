@@ -520,11 +520,11 @@ func (u *Upstream) recordFailure(t *target) {
 	if t.fails.Add(1) < u.passive.failures {
 		return
 	}
-	now := time.Now()
-	until := now.Add(u.passive.ejectFor).UnixNano()
+	now := monoAt(time.Now())
+	until := now + int64(u.passive.ejectFor)
 	for {
 		old := t.ejectedUntil.Load()
-		if old > now.UnixNano() {
+		if old > now {
 			return // already ejected by a concurrent failure
 		}
 		if t.ejectedUntil.CompareAndSwap(old, until) {
@@ -541,8 +541,6 @@ func (u *Upstream) recordFailure(t *target) {
 	time.AfterFunc(u.passive.ejectFor, u.rebuild)
 }
 
-// rebuild recomputes which targets are in rotation and hands them to the balancer. It runs when
-// health changes, never per request.
 // closeIdle closes the pooled connections of both transports.
 func (u *Upstream) closeIdle() {
 	u.transport.CloseIdleConnections()
@@ -551,10 +549,12 @@ func (u *Upstream) closeIdle() {
 	}
 }
 
+// rebuild recomputes which targets are in rotation and hands them to the balancer. It runs when
+// health changes, never per request.
 func (u *Upstream) rebuild() {
 	u.rebuildMu.Lock()
 	defer u.rebuildMu.Unlock()
-	now := time.Now().UnixNano()
+	now := monoAt(time.Now())
 	eligible := make([]*target, 0, len(u.targets))
 	for _, t := range u.targets {
 		until := t.ejectedUntil.Load()
