@@ -235,3 +235,27 @@ func TestReloadCarriesBreakerWithSameSettings(t *testing.T) {
 		t.Errorf("breaker %q after a reload that changed its settings, want closed", st)
 	}
 }
+
+// The series a retiring registry shares with its successor end up showing the successor's state,
+// whatever the old one wrote last before it closed.
+func TestForgetMetricsRepublishesSuccessorGauges(t *testing.T) {
+	srv := recordingBackend(t, "svc", &hitLog{}, fixed(http.StatusOK))
+	promReg := prometheus.NewRegistry()
+	m := NewMetrics(promReg)
+	cfg := Config{Targets: targetsOf(srv.URL), CircuitBreaker: &BreakerConfig{MinRequests: 2}}
+	old, ou := newTestRegistry(t, cfg, Options{Metrics: m})
+	changed := cfg
+	changed.CircuitBreaker = &BreakerConfig{MinRequests: 3} // not carried: a fresh, closed breaker
+	next := reload(t, old, m, changed)
+	// The old registry's last probe and breaker change land after the new one was built.
+	ou.setHealthyGauge(ou.targets[0], false)
+	ou.m.breaker.Set(2)
+	old.Close()
+	old.ForgetMetrics(next)
+	if g := metricValue(t, promReg, "portico_upstream_healthy", "target", srv.URL); g != 1 {
+		t.Errorf("healthy gauge %v after the retirement, want the new registry's 1", g)
+	}
+	if g := metricValue(t, promReg, "portico_upstream_breaker_state", "upstream", "svc"); g != 0 {
+		t.Errorf("breaker gauge %v after the retirement, want the new registry's 0 (closed)", g)
+	}
+}
