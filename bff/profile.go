@@ -246,8 +246,9 @@ func (p *Profile) Path() string { return p.cfg.Path }
 // Path+"/openapi.json").
 func (p *Profile) OpenAPI() []byte { return p.openapi }
 
-// Close releases what New created itself (the in-memory APQ cache); the gateway calls it when a
-// snapshot is retired, after its in-flight requests finished.
+// Close releases what New created itself: the in-memory APQ cache of a Profile built without
+// Deps.APQCache. The gateway always passes its shared cache (persisted queries outlive a reload)
+// and calls Close when a snapshot is retired, with requests possibly still in flight on it.
 func (p *Profile) Close() {
 	for _, c := range p.closers {
 		c()
