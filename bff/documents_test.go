@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -178,5 +179,35 @@ func TestStoredOperationsRunByNameOnOpenProfilesToo(t *testing.T) {
 	a := e.post(t, "web", map[string]any{"operationName": "OrderDetail", "variables": map[string]any{"id": "o2"}})
 	if r := a.graphql(t); a.status != 200 || len(r.Errors) > 0 || !contains(string(r.Data), `"o2"`) {
 		t.Fatalf("answer %d %s", a.status, a.body)
+	}
+}
+
+// The APQ cache is shared by every BFF; a document registered on one with a larger
+// max_document_bytes must not run by hash on one with a smaller limit. There it is not found, and
+// the text, sent next, gets the 413 it gets anyway.
+func TestAPQDocumentRespectsEachBFFsSizeLimit(t *testing.T) {
+	apq, err := bff.NewAPQCache(nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(apq.Close)
+	web := webConfig()
+	web.GraphQL.MaxDocumentBytes = 64 << 10
+	small := bff.Config{Path: "/mobile", GraphQL: bff.GraphQLConfig{MaxDocumentBytes: 512, PersistedQueries: bff.PersistedQueriesAPQ}}
+	e := newEnv(t, envOptions{web: &web, mobile: &small, apq: apq})
+
+	q := "{ me { id } }" + strings.Repeat(" ", 2000)
+	if a := e.post(t, "mobile", map[string]any{"query": q}); a.status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("small BFF, full text: status %d, want 413: %s", a.status, a.body)
+	}
+	if a := e.post(t, "web", map[string]any{"query": q, "extensions": persisted(sha(q))}); a.status != http.StatusOK {
+		t.Fatalf("web registration: status %d: %s", a.status, a.body)
+	}
+	if a := e.post(t, "web", map[string]any{"extensions": persisted(sha(q))}); a.status != http.StatusOK {
+		t.Fatalf("web, by hash: status %d: %s", a.status, a.body)
+	}
+	a := e.post(t, "mobile", map[string]any{"extensions": persisted(sha(q))})
+	if !strings.Contains(string(a.body), "PERSISTED_QUERY_NOT_FOUND") || strings.Contains(string(a.body), `"data"`) {
+		t.Fatalf("small BFF ran a %d-byte document registered on web by hash: status %d, body %s (want PERSISTED_QUERY_NOT_FOUND)", len(q), a.status, a.body)
 	}
 }

@@ -124,10 +124,32 @@ func statusForRequestErrors(errs gqlerror.List, media string) int {
 	return status
 }
 
+// statusForError is the HTTP status of a failed field for a REST answer: the backend's own, as
+// the upstream layer maps it for clients, when the error carries it (a 403, 409, 422 or 429 stays
+// what it is: a client error, not a gateway's failure to retry), else by extensions.code, as
+// @required failures are.
+func statusForError(e *gqlerror.Error) int {
+	var sc interface{ StatusCode() int }
+	if errors.As(e.Err, &sc) && sc.StatusCode() >= 400 {
+		return sc.StatusCode()
+	}
+	return statusForCode(errorCode(e))
+}
+
 // statusForCode is the HTTP status of a failed backend or field, by its extensions.code, for
 // @required failures and REST answers.
 func statusForCode(code string) int {
 	switch code {
+	case "UNAUTHORIZED":
+		return http.StatusUnauthorized
+	case "FORBIDDEN":
+		return http.StatusForbidden
+	case "CONFLICT":
+		return http.StatusConflict
+	case "UNPROCESSABLE_ENTITY":
+		return http.StatusUnprocessableEntity
+	case "RATE_LIMITED":
+		return http.StatusTooManyRequests
 	case codeUpstreamTimeout:
 		return http.StatusGatewayTimeout
 	case codeUpstreamUnavailable:

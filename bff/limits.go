@@ -33,9 +33,28 @@ const (
 )
 
 // documentSize rejects documents longer than max before anything parses them. It is the first
-// parameter mutator, so it sees text sent by the client; stored and APQ-registered documents it
-// has already seen or that the platform team wrote.
+// parameter mutator, so it sees text sent by the client; stored documents are the platform
+// team's, and APQ-registered ones go through sizedCache.
 type documentSize struct{ max int64 }
+
+// sizedCache is the APQ cache as one BFF sees it: a document longer than the BFF's
+// max_document_bytes is not found. The cache is shared by every BFF (persisted queries outlive
+// a reload and are shared across replicas through Redis), so a document registered on a BFF with
+// a larger limit would otherwise run here by hash; not found, the client sends the text, which
+// documentSize refuses.
+type sizedCache struct {
+	graphql.Cache[string]
+	max int64
+}
+
+// Get returns a stored document no longer than max.
+func (c sizedCache) Get(ctx context.Context, key string) (string, bool) {
+	doc, ok := c.Cache.Get(ctx, key)
+	if !ok || int64(len(doc)) > c.max {
+		return "", false
+	}
+	return doc, true
+}
 
 // ExtensionName names the extension in gqlgen's stats.
 func (documentSize) ExtensionName() string { return "PorticoDocumentSize" }

@@ -133,7 +133,7 @@ func (p *Profile) newServer(es graphql.ExecutableSchema, apq graphql.Cache[strin
 	srv.Use(documentSize{max: g.maxDocumentBytes()})
 	srv.Use(storedDocuments{docs: p.docs, trustedOnly: g.TrustedDocumentsOnly, apq: g.apq()})
 	if g.apq() {
-		srv.Use(extension.AutomaticPersistedQuery{Cache: apq})
+		srv.Use(extension.AutomaticPersistedQuery{Cache: sizedCache{Cache: apq, max: g.maxDocumentBytes()}})
 	}
 	if g.introspection() {
 		srv.Use(extension.Introspection{})

@@ -245,7 +245,7 @@ func (p *Profile) writeREST(w http.ResponseWriter, r *http.Request, rt *restRout
 		}
 		if isNull(v) {
 			if e := errorUnder(o.resp.Errors, rt.check); e != nil {
-				status := statusForCode(errorCode(e))
+				status := statusForError(e)
 				if status < 400 {
 					status = http.StatusBadGateway
 				}

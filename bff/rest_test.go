@@ -191,3 +191,47 @@ func TestClientCancelStopsBackendCalls(t *testing.T) {
 	}
 	t.Logf("backend cancelled and handler returned %v after the request started", time.Since(start))
 }
+
+// A backend's client error (403, 422) that nulls a REST route's result keeps its status: as a 502
+// a client would take it for the gateway's failure, and retry it, a POST included.
+func TestRESTKeepsABackendsClientErrorStatus(t *testing.T) {
+	e := newEnv(t, envOptions{wrap: map[string]func(http.Handler) http.Handler{
+		"orders": func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				switch {
+				case r.Method == http.MethodPost && r.URL.Path == "/orders":
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(http.StatusUnprocessableEntity)
+					_, _ = w.Write([]byte(`{"error":{"code":"OUT_OF_STOCK","message":"no"}}`))
+				case r.Method == http.MethodGet && r.URL.Path == "/orders" && r.URL.Query().Has("ids"):
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(http.StatusForbidden)
+					_, _ = w.Write([]byte(`{"error":{"code":"FORBIDDEN","message":"not yours"}}`))
+				default:
+					next.ServeHTTP(w, r)
+				}
+			})
+		},
+	}})
+	for _, tc := range []struct {
+		name, method, path, body string
+		want                     int
+		code                     string
+	}{
+		{"POST mutation rejected with 422", "POST", "/web/orders", `{"input": {"items": [{"sku": "SKU-1", "quantity": 2, "unitPriceCents": 150}]}}`, http.StatusUnprocessableEntity, "UNPROCESSABLE_ENTITY"},
+		{"GET lookup forbidden with 403", "GET", "/web/orders/o1", "", http.StatusForbidden, "FORBIDDEN"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var body []byte
+			if tc.body != "" {
+				body = []byte(tc.body)
+			}
+			a := e.do(t, tc.method, tc.path, body)
+			var got struct{ Error struct{ Code string } }
+			_ = json.Unmarshal(a.body, &got)
+			if a.status != tc.want || got.Error.Code != tc.code {
+				t.Errorf("status %d, code %s; want %d %s", a.status, got.Error.Code, tc.want, tc.code)
+			}
+		})
+	}
+}
