@@ -23,8 +23,10 @@
 // {"code": UPSTREAM_TIMEOUT | UPSTREAM_UNAVAILABLE | BAD_GATEWAY | ..., "service": "orders"}.
 // The cause stays in the error's chain for logs (and apierror.Classify). An object a service does
 // not know (a 404, or an ID a batch answer leaves out) makes a single-object field (me, user,
-// order, Order.user, Order.payment) null without an error. Arguments resolvers reject (a `first` outside 1..100, a forged cursor, an empty order)
-// give BAD_USER_INPUT without any backend call. The request ID is the BFF error presenter's to add.
+// order, Order.user, Order.payment) null without an error. Arguments resolvers reject (a `first`
+// outside 1..100, a malformed cursor, an empty order) give BAD_USER_INPUT without any backend
+// call; a cursor whose service part the orders service does not know gives BAD_USER_INPUT after
+// its 400. The request ID is the BFF error presenter's to add.
 //
 // # Required fields
 //

@@ -3,10 +3,13 @@ package resolvers
 import (
 	"context"
 	"encoding/base64"
+	"errors"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 
+	"github.com/portico-gw/portico/internal/apierror"
 	"github.com/portico-gw/portico/resolvers/model"
 )
 
@@ -90,6 +93,12 @@ func (r *Resolver) orderConnection(ctx context.Context, userID string, first *in
 	}
 	var page ordersPage
 	if err := r.backend.GetJSON(ctx, upstreamOrders, "/orders?"+q.Encode(), &page); err != nil {
+		var sc apierror.StatusCoder
+		if start.after != "" && errors.As(err, &sc) && sc.StatusCode() == http.StatusBadRequest {
+			// The cursor's service part is the orders service's own and only it can tell a
+			// forged one; its 400 here is the client's bad cursor, not the service rejecting us.
+			return nil, inputError("after is not a cursor from this API")
+		}
 		return nil, upstreamError(upstreamOrders, err)
 	}
 	orders := page.Orders[min(start.skip, len(page.Orders)):]

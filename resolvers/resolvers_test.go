@@ -2,6 +2,7 @@ package resolvers_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -403,6 +404,17 @@ func TestBadArgumentsAreRejectedWithoutBackendCalls(t *testing.T) {
 				t.Errorf("orders service got %d requests for rejected input", n)
 			}
 		})
+	}
+}
+
+// A well-formed cursor whose service part the orders service never issued is the client's bad
+// input, as a malformed one is, not the orders service rejecting Portico.
+func TestCursorTheServiceDoesNotKnowIsBadInput(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	forged := base64.RawURLEncoding.EncodeToString([]byte("0:made-up"))
+	_, errs := s.query(t, `{ orders(first: 3, after: "`+forged+`") { edges { cursor } } }`, nil)
+	if len(errs) != 1 || errs[0].Extensions["code"] != "BAD_USER_INPUT" || errs[0].Message != "after is not a cursor from this API" {
+		t.Errorf("errors = %+v, want one BAD_USER_INPUT naming the cursor", errs)
 	}
 }
 
