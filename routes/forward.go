@@ -92,7 +92,8 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, in *http.Request) {
 	dst := w.Header()
 	dropped := connectionTokens(res.Header)
 	for k, vv := range res.Header {
-		if hopByHopKey(k) || (dropped != nil && dropped[k]) {
+		// The edge has set the answer's X-Request-Id; a backend's echo of it would make two.
+		if hopByHopKey(k) || k == reqctx.RequestIDKey || (dropped != nil && dropped[k]) {
 			continue
 		}
 		// Keys from the response parser are canonical already. The values are shared when the
@@ -251,8 +252,18 @@ func outboundHeader(in http.Header) http.Header {
 // every name with an underscore by default; only these are dropped here.
 func protectedSpelling(k string) bool {
 	c := http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))
-	return hopByHopKey(c) || forwardingKey(c) || c == "X-Real-Ip" || c == reqctx.RequestIDKey ||
-		slices.Contains(reqctx.IdentityHeaders, c)
+	// X-Forwarded-Port and X-Real-Ip: the edge drops them from untrusted peers.
+	return hopByHopKey(c) || forwardingKey(c) || c == "X-Real-Ip" || c == "X-Forwarded-Port" ||
+		c == reqctx.RequestIDKey || slices.Contains(reqctx.IdentityHeaders, c)
+}
+
+// dropProtectedSpellings removes from h the underscore spellings protectedSpelling names.
+func dropProtectedSpellings(h http.Header) {
+	for k := range h {
+		if strings.IndexByte(k, '_') >= 0 && protectedSpelling(k) {
+			delete(h, k)
+		}
+	}
 }
 
 func hopByHopKey(k string) bool {

@@ -201,7 +201,16 @@ func (p *passThrough) newProxy(upstream string, rt http.RoundTripper, rw *rewrit
 		onError: onError,
 		logger:  logger,
 		upgrade: &httputil.ReverseProxy{
-			Rewrite:      rw.rewrite,
+			Rewrite: func(pr *httputil.ProxyRequest) {
+				// What outboundHeader does for every other request (ReverseProxy has already
+				// taken out hop-by-hop and forwarding fields).
+				dropProtectedSpellings(pr.Out.Header)
+				rw.rewrite(pr)
+			},
+			ModifyResponse: func(res *http.Response) error {
+				res.Header.Del(reqctx.RequestIDKey) // the edge's is on the answer already
+				return nil
+			},
 			Transport:    rt,
 			BufferPool:   proxyBuffers,
 			ErrorLog:     slog.NewLogLogger(logger.Handler(), slog.LevelWarn),

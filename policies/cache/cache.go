@@ -178,7 +178,9 @@ func (p *Policy) serve(w http.ResponseWriter, r *http.Request, next http.Handler
 	key := p.key(r, info, keyMethod)
 	hdr := w.Header()
 	hdr[headerKey] = []string{key}
-	if !cacheable || r.Header.Get("Range") != "" || p.unsafeAuthorization(r, info) {
+	// An upgrade (a WebSocket's GET) is a session, not a cacheable answer: coalesced behind one
+	// leader, a second client would wait for the first one's whole session.
+	if !cacheable || r.Header.Get("Range") != "" || r.Header.Get("Upgrade") != "" || p.unsafeAuthorization(r, info) {
 		p.bypass(w, r, next)
 		return
 	}

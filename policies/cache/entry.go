@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/portico-gw/portico/internal/reqctx"
 )
 
 // entry is a stored response. It is immutable once stored: the memory store hands the same entry
@@ -39,12 +41,13 @@ func (e *entry) cost() int64 {
 }
 
 // hopHeaders are connection-level headers (RFC 9110 §7.6.1) that never belong in a stored
-// response; the cache's own and Age are recomputed for each answer.
+// response; the cache's own and Age are recomputed for each answer. X-Request-Id is the request's
+// own: replayed, a hit would show the ID of the request that filled the cache, another client's.
 var hopHeaders = map[string]bool{
 	"Connection": true, "Proxy-Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true,
 	"Proxy-Authorization": true, "Te": true, "Trailer": true, "Transfer-Encoding": true,
 	"Upgrade": true, "Set-Cookie": true, "Age": true, "Content-Length": true,
-	headerStatus: true, headerKey: true,
+	headerStatus: true, headerKey: true, reqctx.RequestIDKey: true,
 }
 
 // storableHeader copies h without hop-by-hop headers (also those named in Connection), with
