@@ -62,6 +62,17 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if _, ok := r.Header["Traceparent"]; ok {
 		ctx = traceContext.Extract(ctx, propagation.HeaderCarrier(r.Header))
 	}
+	if _, ok := r.Header["Upgrade"]; ok {
+		// A session that may outlive the request: the drain waits for it and, when its time is
+		// up, cuts it through the context (ReverseProxy closes a tunnel whose request is done).
+		g.sessions.Add(1)
+		defer g.sessions.Done()
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		stop := context.AfterFunc(g.cutSessions, cancel)
+		defer stop()
+	}
 	r = r.WithContext(ctx)
 	defer func() {
 		if p := recover(); p != nil {

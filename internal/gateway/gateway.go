@@ -44,6 +44,13 @@ type Gateway struct {
 	current atomic.Pointer[Snapshot]
 	ready   atomic.Bool
 
+	// sessions counts requests that may become hijacked connections (protocol upgrades, such as
+	// WebSockets): http.Server.Shutdown neither tracks nor waits for those, so the drain does.
+	// cutSessions, canceled when the drain time is up, ends the ones still open.
+	sessions    sync.WaitGroup
+	cutSessions context.Context
+	cut         context.CancelFunc
+
 	mu      sync.Mutex // serialises Apply and guards the fields below
 	outputs map[string]io.Writer
 	servers []*listener.Server
@@ -104,7 +111,9 @@ func New(f *config.File, opts Options) (*Gateway, error) {
 		outputs: map[string]io.Writer{"stdout": opts.Stdout, "": opts.Stdout, "stderr": os.Stderr},
 	}
 	reg.MustRegister(g.reloads)
+	g.cutSessions, g.cut = context.WithCancel(context.Background())
 	if err := g.Apply(f); err != nil {
+		g.cut()
 		return nil, err
 	}
 	g.ready.Store(true)
@@ -365,6 +374,7 @@ func (g *Gateway) Close() {
 		return
 	}
 	g.closed = true
+	g.cut() // upgraded connections still open end with the gateway
 	if s := g.current.Load(); s != nil {
 		s.retire()
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/portico-gw/portico/internal/config"
@@ -88,17 +89,24 @@ func (g *Gateway) Serve(ctx context.Context, bound Bound) error {
 		}
 		sctx, cancel := context.WithTimeout(context.Background(), sc.ShutdownTimeout.Or(30*time.Second))
 		defer cancel()
-		var errs []error
-		for _, s := range servers {
-			if err := s.HTTPServer().Shutdown(sctx); errors.Is(err, context.DeadlineExceeded) {
-				// Streams and long polls that outlive the drain are cut rather than left
-				// running on a retired configuration; that is the end of a drain, not a failure.
-				g.logger.Warn("drain time is up; closing the connections still open", "listener", s.Config().Address)
-				_ = s.HTTPServer().Close()
-			} else if err != nil {
-				errs = append(errs, err)
-			}
+		// Every listener stops accepting at once and drains in parallel: one after another, the
+		// later ones kept accepting while the first drained, then got what was left of the time.
+		errs := make([]error, len(servers))
+		var drain sync.WaitGroup
+		for i, s := range servers {
+			drain.Go(func() {
+				if err := s.HTTPServer().Shutdown(sctx); errors.Is(err, context.DeadlineExceeded) {
+					// Streams and long polls that outlive the drain are cut rather than left
+					// running on a retired configuration; that is the end of a drain, not a failure.
+					g.logger.Warn("drain time is up; closing the connections still open", "listener", s.Config().Address)
+					_ = s.HTTPServer().Close()
+				} else if err != nil {
+					errs[i] = err
+				}
+			})
 		}
+		drain.Wait()
+		g.drainSessions(sctx)
 		if admin != nil {
 			if err := admin.Shutdown(sctx); errors.Is(err, context.DeadlineExceeded) {
 				_ = admin.Close()
@@ -200,4 +208,25 @@ func (g *Gateway) purgeCache(w http.ResponseWriter, r *http.Request) {
 		purged += n
 	}
 	writeJSON(w, http.StatusOK, map[string]int{"purged": purged})
+}
+
+// drainSessions waits, until ctx is done, for upgraded connections (WebSockets) to end by
+// themselves, as plain requests are waited for, then cuts those still open.
+func (g *Gateway) drainSessions(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		g.sessions.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return
+	case <-ctx.Done():
+	}
+	g.logger.Warn("drain time is up; closing the upgraded connections still open")
+	g.cut()
+	select {
+	case <-done:
+	case <-time.After(time.Second): // a tunnel's copy ends once its backend side is closed
+	}
 }
