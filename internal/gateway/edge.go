@@ -172,22 +172,52 @@ func (s *Snapshot) trusts(a netip.Addr) bool {
 // address not ours is the client. Entries further left were written by the client and prove
 // nothing.
 func (s *Snapshot) clientFromForwarded(h http.Header, peer netip.Addr) netip.Addr {
-	xff := h.Values("X-Forwarded-For")
-	for i := len(xff) - 1; i >= 0; i-- {
-		parts := strings.Split(xff[i], ",")
-		for j := len(parts) - 1; j >= 0; j-- {
-			a, err := parseForwardedAddr(strings.TrimSpace(parts[j]))
-			if err != nil {
-				return peer
-			}
-			a = a.Unmap()
-			if !s.trusts(a) {
-				return a
-			}
-			peer = a
+	hops := forwardedHops(h)
+	for j := len(hops) - 1; j >= 0; j-- {
+		a, err := parseForwardedAddr(hops[j])
+		if err != nil {
+			return peer
 		}
+		a = a.Unmap()
+		if !s.trusts(a) {
+			return a
+		}
+		peer = a
 	}
 	return peer
+}
+
+// forwardedHops lists the addresses a trusted proxy reports, client first: X-Forwarded-For's, or,
+// from a proxy that sends only RFC 7239's Forwarded, its for= values (quotes and an IPv6
+// address's brackets taken off; "unknown" and obfuscated names stay, and stop the walk).
+func forwardedHops(h http.Header) []string {
+	var hops []string
+	if xff := h.Values("X-Forwarded-For"); len(xff) > 0 {
+		for _, line := range xff {
+			for part := range strings.SplitSeq(line, ",") {
+				hops = append(hops, strings.TrimSpace(part))
+			}
+		}
+		return hops
+	}
+	for _, line := range h.Values("Forwarded") {
+		for elem := range strings.SplitSeq(line, ",") {
+			for pair := range strings.SplitSeq(elem, ";") {
+				k, v, ok := strings.Cut(strings.TrimSpace(pair), "=")
+				if !ok || !strings.EqualFold(k, "for") {
+					continue
+				}
+				v = strings.Trim(v, `"`)
+				if rest, ok := strings.CutPrefix(v, "["); ok {
+					if end := strings.IndexByte(rest, ']'); end >= 0 {
+						v = rest[:end] // the port after "]:" says nothing of the client
+					}
+				}
+				hops = append(hops, v)
+			}
+		}
+	}
+	return hops
 }
 
 // parseForwardedAddr accepts the forms proxies write into X-Forwarded-For: an address, or an

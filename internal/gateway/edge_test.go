@@ -148,6 +148,25 @@ func TestClientIPFromTrustedChain(t *testing.T) {
 			t.Errorf("XFF %q: client %s, want %s", tt.xff, got, tt.want)
 		}
 	}
+	// A trusted proxy that sends only RFC 7239's Forwarded is believed the same way.
+	for _, tt := range []struct{ fwd, want string }{
+		{"for=198.51.100.7", "198.51.100.7"},
+		{`for=6.6.6.6, for=198.51.100.7;proto=https, for="10.0.0.2"`, "198.51.100.7"},
+		{`for="[2001:db8::1]:4711";host=example.com`, "2001:db8::1"},
+		{`For=198.51.100.7:4711`, "198.51.100.7"},
+		{"for=unknown", "10.0.0.1"},
+		{"proto=https", "10.0.0.1"},
+	} {
+		h := http.Header{"Forwarded": {tt.fwd}}
+		if got := snap.clientFromForwarded(h, peerAddr("10.0.0.1:1")).String(); got != tt.want {
+			t.Errorf("Forwarded %q: client %s, want %s", tt.fwd, got, tt.want)
+		}
+	}
+	// X-Forwarded-For wins when both are sent: it is what most proxies write.
+	h := http.Header{"X-Forwarded-For": {"198.51.100.7"}, "Forwarded": {"for=6.6.6.6"}}
+	if got := snap.clientFromForwarded(h, peerAddr("10.0.0.1:1")).String(); got != "198.51.100.7" {
+		t.Errorf("both headers: client %s, want X-Forwarded-For's", got)
+	}
 }
 
 func TestAccessLogAndMetrics(t *testing.T) {
