@@ -262,6 +262,11 @@ func (r *recorder) Write(b []byte) (int, error) {
 
 func (r *recorder) Flush() {
 	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		if !r.wroteHeader {
+			// A flush sends the header, 200 unless set: a panic after it must cut the
+			// connection, not append a JSON 500 to an answer already under way.
+			r.status, r.wroteHeader = http.StatusOK, true
+		}
 		f.Flush()
 	}
 }

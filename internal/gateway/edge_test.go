@@ -268,6 +268,29 @@ func TestPanicAfterHeadersAbortsTheConnection(t *testing.T) {
 	}
 }
 
+// A flush before anything was written sends a 200 header: a panic after it must cut the
+// connection too, not send a JSON 500 body after the 200.
+func TestPanicAfterAFlushAbortsTheConnection(t *testing.T) {
+	g, _ := newGateway(t, cfg(echo(t).URL, "access_log: {enabled: false}"))
+	g.Current().handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		http.NewResponseController(w).Flush()
+		panic("bug")
+	})
+	srv := httptest.NewServer(g)
+	defer srv.Close()
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	resp, err := http.Get(srv.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err == nil {
+		t.Fatalf("answer read as complete: %d %q", resp.StatusCode, body)
+	}
+}
+
 func TestAdminEndpoints(t *testing.T) {
 	g, _ := newGateway(t, cfg(echo(t).URL, "access_log: {enabled: false}"))
 	admin := g.AdminHandler()
