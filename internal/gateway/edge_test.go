@@ -410,3 +410,17 @@ routes:
 		t.Errorf("the kept target's healthy gauge is missing:\n%s", after)
 	}
 }
+
+// Peers are compared unmapped, so a trusted range written IPv4-mapped must match IPv4 peers.
+func TestTrustedProxiesWrittenIPv4Mapped(t *testing.T) {
+	g, _ := newGateway(t, cfg(echo(t).URL, "access_log: {enabled: false}\ntrusted_proxies: [\"::ffff:10.0.0.0/104\", \"::ffff:192.0.2.1\"]"))
+	snap := g.Current()
+	for _, peer := range []string{"10.1.2.3:1", "[::ffff:10.1.2.3]:1", "192.0.2.1:1"} {
+		if !snap.trusts(peerAddr(peer)) {
+			t.Errorf("peer %s not trusted", peer)
+		}
+	}
+	if snap.trusts(peerAddr("11.0.0.1:1")) {
+		t.Error("a peer outside the range is trusted")
+	}
+}

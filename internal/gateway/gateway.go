@@ -345,6 +345,10 @@ func parsePrefixes(list []string) ([]netip.Prefix, error) {
 			if err != nil {
 				return nil, fmt.Errorf("trusted_proxies: %w", err)
 			}
+			if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+				// Peers are compared unmapped, so ::ffff:10.0.0.0/104 is 10.0.0.0/8.
+				p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+			}
 			out = append(out, p.Masked())
 			continue
 		}
