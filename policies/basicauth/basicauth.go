@@ -147,7 +147,7 @@ func (b *BasicAuth) Authenticate(r *http.Request) (*reqctx.Identity, error) {
 		return nil, nil
 	}
 	if b.hide {
-		r.Header.Del("Authorization")
+		hideBasic(r.Header)
 	}
 	if err != nil {
 		return nil, err
@@ -183,15 +183,38 @@ func identity(c *policies.Consumer, user string) *reqctx.Identity {
 
 func credential(r *http.Request) (raw string, found bool, err error) {
 	for _, v := range r.Header["Authorization"] {
-		if len(v) < 6 || !strings.EqualFold(v[:6], "basic ") {
+		if !isBasic(v) {
 			continue // Bearer and others belong to other authenticators
 		}
 		if found {
 			return "", true, errDuplicate
 		}
-		raw, found = strings.TrimSpace(v[6:]), true
+		// A bare "Basic" (the header parser trims "Basic "'s space) is an empty credential of
+		// this scheme, refused by decode, never a request without credentials.
+		raw, found = strings.TrimSpace(v[min(len(v), 6):]), true
 	}
 	return raw, found, nil
+}
+
+func isBasic(v string) bool {
+	return (len(v) >= 6 && strings.EqualFold(v[:6], "basic ")) || strings.EqualFold(v, "basic")
+}
+
+// hideBasic removes the Basic credentials only: another Authorization value (a Bearer token) is
+// another authenticator's to judge, and later in the step, so it must still be there.
+func hideBasic(h http.Header) {
+	vs := h["Authorization"]
+	kept := vs[:0:0]
+	for _, v := range vs {
+		if !isBasic(v) {
+			kept = append(kept, v)
+		}
+	}
+	if len(kept) == 0 {
+		h.Del("Authorization")
+		return
+	}
+	h["Authorization"] = kept
 }
 
 func decode(raw string) (user, pass string, err error) {

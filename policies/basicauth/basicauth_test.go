@@ -70,6 +70,10 @@ func TestAuthenticate(t *testing.T) {
 		{"no colon", []string{"Basic " + base64.StdEncoding.EncodeToString([]byte("alice"))}, "", errMalformed},
 		{"empty username", []string{basic("", "wonderland")}, "", errMalformed},
 		{"empty credentials", []string{"Basic "}, "", errMalformed},
+		// What a client's "Basic " becomes once the header parser trims it: still this
+		// scheme's credential, never a request without one (which could pass as anonymous).
+		{"bare scheme", []string{"Basic"}, "", errMalformed},
+		{"bare scheme beside a bearer", []string{"Bearer abc.def.ghi", "basic"}, "", errMalformed},
 		{"huge header", []string{"Basic " + strings.Repeat("QUFB", 2<<10)}, "", errMalformed},
 		{"two basic headers", []string{basic("alice", "wonderland"), basic("alice", "wonderland")}, "", errDuplicate},
 		{"bearer is not ours", []string{"Bearer abc.def.ghi"}, "", nil},
@@ -101,6 +105,31 @@ func TestAuthenticate(t *testing.T) {
 				t.Fatalf("identity %+v, want %q", id, tt.consumer)
 			}
 		})
+	}
+}
+
+// TestHideKeepsOtherSchemes: hiding the Basic credential must leave a Bearer token beside it for
+// the jwt policy that runs after basic-auth in the same step. Deleting every Authorization value
+// let an expired token through whenever basic-auth was listed first.
+func TestHideKeepsOtherSchemes(t *testing.T) {
+	b := build(t, Config{HideCredentials: true, DisableCache: true})
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.Header.Add("Authorization", basic("alice", "wonderland"))
+	r.Header.Add("Authorization", "Bearer expired.token.here")
+	id, err := b.Authenticate(r)
+	if err != nil || id == nil || id.Consumer != "alice" {
+		t.Fatalf("identity %+v, err %v", id, err)
+	}
+	if got := r.Header.Values("Authorization"); len(got) != 1 || got[0] != "Bearer expired.token.here" {
+		t.Fatalf("Authorization after hiding = %q, want only the bearer token", got)
+	}
+	r = httptest.NewRequest(http.MethodGet, "/", nil)
+	r.Header.Set("Authorization", basic("alice", "wonderland"))
+	if _, err := b.Authenticate(r); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.Header["Authorization"]; ok {
+		t.Fatalf("Authorization %q survived hiding", r.Header["Authorization"])
 	}
 }
 
