@@ -35,7 +35,13 @@ func Chain(h http.Handler, pols []Policy, perConsumer map[string][]Policy, consu
 		variants[name] = wrap(h, cpost)
 	}
 	authn := &authStep{auths: auths, base: base, variants: variants, consumers: consumers}
-	for _, a := range auths {
+	authn.sameScheme = make([]uint64, len(auths))
+	for i, a := range auths {
+		for j, b := range auths {
+			if j < 64 && scheme(a.Challenge()) == scheme(b.Challenge()) {
+				authn.sameScheme[i] |= 1 << j
+			}
+		}
 		if an, ok := a.(Anonymous); ok && an.AnonymousConsumer() != "" && authn.anonymous == "" {
 			authn.anonymous = an.AnonymousConsumer()
 		}
@@ -70,8 +76,17 @@ func wrap(h http.Handler, pols []Policy) http.Handler {
 	return h
 }
 
+// scheme is the auth scheme a challenge names ("Bearer", "Basic"), case-folded.
+func scheme(challenge string) string {
+	s, _, _ := strings.Cut(challenge, " ")
+	return strings.ToLower(s)
+}
+
 type authStep struct {
-	auths      []Authenticator
+	auths []Authenticator
+	// sameScheme[i] has bit j set when auths[j] challenges with auths[i]'s scheme: the
+	// authenticators that may own a credential auths[i] answered ErrNotMine for.
+	sameScheme []uint64
 	base       http.Handler
 	variants   map[string]http.Handler
 	consumers  *Consumers
@@ -83,20 +98,47 @@ type authStep struct {
 // nothing about which part of a credential was wrong.
 var ErrInvalidCredentials = errors.New("invalid credentials")
 
+// ErrNotMine is returned (wrapped or not) by an authenticator for a credential of its kind that
+// another authenticator of the same scheme in the scope may own: a token from an issuer this jwt
+// policy does not know can be the next jwt policy's. The request then fails only when no
+// authenticator of that scheme accepted a credential, so two jwt policies on one route each take
+// their own issuer's tokens, and a token nobody knows is still a 401, never anonymous.
+var ErrNotMine = errors.New("credential is not this authenticator's")
+
 func (a *authStep) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	info := reqctx.From(r.Context())
 	var id *reqctx.Identity
 	// Every authenticator looks: a present but invalid credential fails the request even when
 	// another one was valid, so a client cannot smuggle a bad token past a good key. The first
 	// valid credential in list order names the identity.
-	for _, au := range a.auths {
+	var notMine, accepted uint64
+	for i, au := range a.auths {
 		got, err := au.Authenticate(r)
 		if err != nil {
+			if errors.Is(err, ErrNotMine) && i < 64 {
+				notMine |= 1 << i
+				continue
+			}
 			a.reject(w, r, au.Challenge(), "INVALID_CREDENTIALS", "invalid credentials")
 			return
 		}
-		if got != nil && id == nil {
-			id = got
+		if got != nil {
+			if i < 64 {
+				accepted |= 1 << i
+			}
+			if id == nil {
+				id = got
+			}
+		}
+	}
+	for i := 0; notMine != 0; i++ {
+		if notMine&(1<<i) == 0 {
+			continue
+		}
+		notMine &^= 1 << i
+		if a.sameScheme[i]&accepted == 0 {
+			a.reject(w, r, a.auths[i].Challenge(), "INVALID_CREDENTIALS", "invalid credentials")
+			return
 		}
 	}
 	anonymous := false

@@ -2,6 +2,7 @@ package policies
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -43,6 +44,31 @@ func (a headerAuth) Authenticate(r *http.Request) (*reqctx.Identity, error) {
 		return nil, errors.New("bad credential")
 	}
 	return &reqctx.Identity{Consumer: a.consumer}, nil
+}
+
+// issuerAuth is a jwt-like authenticator: X-Tok carries "issuer:anything"; a token of another
+// issuer is ErrNotMine, "issuer:bad" is invalid.
+type issuerAuth struct {
+	issuer, anonymous string
+}
+
+func (a issuerAuth) Phase() Phase                   { return PhaseAuthentication }
+func (a issuerAuth) Wrap(http.Handler) http.Handler { panic("not wrapped") }
+func (a issuerAuth) Challenge() string              { return `Bearer realm="` + a.issuer + `"` }
+func (a issuerAuth) AnonymousConsumer() string      { return a.anonymous }
+func (a issuerAuth) Authenticate(r *http.Request) (*reqctx.Identity, error) {
+	tok := r.Header.Get("X-Tok")
+	if tok == "" {
+		return nil, nil
+	}
+	iss, rest, _ := strings.Cut(tok, ":")
+	switch {
+	case iss != a.issuer:
+		return nil, fmt.Errorf("unknown issuer: %w", ErrNotMine)
+	case rest == "bad":
+		return nil, errors.New("expired")
+	}
+	return &reqctx.Identity{Consumer: a.issuer + "-user"}, nil
 }
 
 func serve(h http.Handler, r *http.Request) (*httptest.ResponseRecorder, *reqctx.Info) {
@@ -88,6 +114,8 @@ func TestAuthenticationStep(t *testing.T) {
 	key := headerAuth{header: "X-Key", consumer: "key-app"}
 	jwt := headerAuth{header: "X-Jwt", consumer: "jwt-app"}
 	anonKey := headerAuth{header: "X-Key", consumer: "key-app", anonymous: "guest"}
+	idpA, idpB := issuerAuth{issuer: "idp-a"}, issuerAuth{issuer: "idp-b", anonymous: "guest"}
+	bearerKey := headerAuth{header: "Bearer", consumer: "bearer-key-app"}
 	tests := []struct {
 		name         string
 		auths        []Policy
@@ -102,6 +130,15 @@ func TestAuthenticationStep(t *testing.T) {
 		{"an invalid credential fails even if another would pass", []Policy{key, jwt}, map[string]string{"X-Key": "bad", "X-Jwt": "t"}, 401, "", []string{"X-Key"}},
 		{"anonymous fallback", []Policy{anonKey}, nil, 204, "guest", nil},
 		{"anonymous does not excuse an invalid credential", []Policy{anonKey}, map[string]string{"X-Key": "bad"}, 401, "", nil},
+		// Two jwt policies, one per identity provider: each takes its own issuer's tokens.
+		{"token of the first of two issuers", []Policy{idpA, idpB}, map[string]string{"X-Tok": "idp-a:t"}, 204, "idp-a-user", nil},
+		{"token of the second of two issuers", []Policy{idpA, idpB}, map[string]string{"X-Tok": "idp-b:t"}, 204, "idp-b-user", nil},
+		{"invalid token of the second issuer", []Policy{idpA, idpB}, map[string]string{"X-Tok": "idp-b:bad"}, 401, "", nil},
+		{"token nobody's: 401, not anonymous", []Policy{idpA, idpB}, map[string]string{"X-Tok": "idp-c:t"}, 401, "", []string{"idp-a"}},
+		{"token nobody's alone", []Policy{idpA}, map[string]string{"X-Tok": "idp-c:t"}, 401, "", nil},
+		// Another scheme accepting its own credential does not vouch for an unknown token.
+		{"token nobody's beside a valid key", []Policy{key, idpA}, map[string]string{"X-Key": "k", "X-Tok": "idp-c:t"}, 401, "", nil},
+		{"token nobody's, only another Bearer-scheme authenticator accepted", []Policy{idpA, bearerKey}, map[string]string{"Bearer": "k", "X-Tok": "idp-c:t"}, 204, "bearer-key-app", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -35,7 +35,13 @@ type BasicCredential struct {
 
 // JWTCredential maps a claim value to the consumer.
 type JWTCredential struct {
+	// Key is the value of the jwt policy's consumer claim ("iss" by default) that names this
+	// consumer.
 	Key string `yaml:"key"`
+	// Issuer scopes Key to tokens from that issuer. A jwt policy whose consumer_claim is not
+	// "iss" matches only scoped credentials: a subject is unique only within its issuer, so an
+	// unscoped "sub: alice" would let every identity provider on the route mint alice's tokens.
+	Issuer string `yaml:"issuer"`
 }
 
 // MTLSCredential matches a verified client certificate.

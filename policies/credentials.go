@@ -31,22 +31,32 @@ type credentialIndex struct {
 	basic map[string]basicEntry
 	// dummyHash is compared for unknown usernames; its cost is the highest configured cost.
 	dummyHash []byte
-	jwt       map[string]*Consumer
+	jwt       map[jwtRef]*Consumer
 	// mtlsSubject and mtlsSAN index certificate subject common names and SANs separately: a
 	// subject match wins over a SAN match so a certificate maps to one consumer deterministically.
 	mtlsSubject map[string]*Consumer
 	mtlsSAN     map[string]*Consumer
 }
 
+// jwtRef is a jwt credential's index key; issuer is "" for an unscoped credential.
+type jwtRef struct{ issuer, key string }
+
 type basicEntry struct {
 	consumer *Consumer
 	hash     []byte
+	// pad are dummy hashes of costs hash's cost to the highest configured cost minus one:
+	// comparing against them too makes this user's check cost what the highest cost does
+	// (2^c + 2^c + 2^(c+1) + ... + 2^(max-1) = 2^max rounds), as an unknown user's does.
+	pad [][]byte
 }
+
+// compareHash is bcrypt's comparison; tests replace it to count the work a check does.
+var compareHash = bcrypt.CompareHashAndPassword
 
 func (ci *credentialIndex) build(c *Consumers) error {
 	ci.keys = map[[sha256.Size]byte]*Consumer{}
 	ci.basic = map[string]basicEntry{}
-	ci.jwt = map[string]*Consumer{}
+	ci.jwt = map[jwtRef]*Consumer{}
 	ci.mtlsSubject = map[string]*Consumer{}
 	ci.mtlsSAN = map[string]*Consumer{}
 	ci.dummyHash = []byte(dummyBcryptHash)
@@ -65,13 +75,9 @@ func (ci *credentialIndex) build(c *Consumers) error {
 			maxCost = max(maxCost, cost)
 		}
 		if j := cfg.JWT; j != nil {
-			if j.Key == "" {
-				return fmt.Errorf("consumer %q: jwt.key is empty", name)
+			if err := ci.addJWT(cons, j); err != nil {
+				return err
 			}
-			if other, dup := ci.jwt[j.Key]; dup {
-				return fmt.Errorf("consumer %q: jwt.key %q is also consumer %q's", name, j.Key, other.Name)
-			}
-			ci.jwt[j.Key] = cons
 		}
 		if m := cfg.MTLS; m != nil {
 			if err := ci.addMTLS(cons, m); err != nil {
@@ -79,13 +85,37 @@ func (ci *credentialIndex) build(c *Consumers) error {
 			}
 		}
 	}
-	if maxCost != 0 && maxCost != bcrypt.DefaultCost {
-		// An unknown user must cost what the slowest known user costs, or timing tells them apart.
-		h, err := bcrypt.GenerateFromPassword([]byte(rand.Text()), maxCost)
-		if err != nil {
-			return fmt.Errorf("preparing basic-auth: %w", err)
+	if maxCost == 0 {
+		return nil
+	}
+	// An unknown user must cost what the slowest known user costs, and a known user with a
+	// cheaper hash must be padded to that, or timing tells them apart.
+	dummies := map[int][]byte{bcrypt.DefaultCost: []byte(dummyBcryptHash)}
+	dummy := func(cost int) ([]byte, error) {
+		if h, ok := dummies[cost]; ok {
+			return h, nil
 		}
-		ci.dummyHash = h
+		h, err := bcrypt.GenerateFromPassword([]byte(rand.Text()), cost)
+		if err != nil {
+			return nil, fmt.Errorf("preparing basic-auth: %w", err)
+		}
+		dummies[cost] = h
+		return h, nil
+	}
+	var err error
+	if ci.dummyHash, err = dummy(maxCost); err != nil {
+		return err
+	}
+	for user, e := range ci.basic {
+		cost, _ := bcrypt.Cost(e.hash) // checked by addBasic
+		for k := cost; k < maxCost; k++ {
+			h, err := dummy(k)
+			if err != nil {
+				return err
+			}
+			e.pad = append(e.pad, h)
+		}
+		ci.basic[user] = e
 	}
 	return nil
 }
@@ -176,6 +206,29 @@ func (ci *credentialIndex) addBasic(cons *Consumer, b *BasicCredential) (int, er
 	return cost, nil
 }
 
+func (ci *credentialIndex) addJWT(cons *Consumer, j *JWTCredential) error {
+	if j.Key == "" {
+		return fmt.Errorf("consumer %q: jwt.key is empty", cons.Name)
+	}
+	ref := jwtRef{j.Issuer, j.Key}
+	other, dup := ci.jwt[ref]
+	if !dup {
+		// An unscoped key K and a key K scoped to issuer K both name the consumer of a token
+		// from issuer K under consumer_claim: iss.
+		switch {
+		case j.Issuer == "":
+			other, dup = ci.jwt[jwtRef{j.Key, j.Key}]
+		case j.Issuer == j.Key:
+			other, dup = ci.jwt[jwtRef{"", j.Key}]
+		}
+	}
+	if dup {
+		return fmt.Errorf("consumer %q: jwt.key %q is also consumer %q's", cons.Name, j.Key, other.Name)
+	}
+	ci.jwt[ref] = cons
+	return nil
+}
+
 func (ci *credentialIndex) addMTLS(cons *Consumer, m *MTLSCredential) error {
 	if m.Subject == "" && len(m.SANs) == 0 {
 		return fmt.Errorf("consumer %q: mtls needs a subject or sans", cons.Name)
@@ -230,7 +283,10 @@ func (c *Consumers) ByBasic(username, password string) (*Consumer, bool) {
 	if !known {
 		hash = c.creds.dummyHash
 	}
-	err := bcrypt.CompareHashAndPassword(hash, []byte(password))
+	err := compareHash(hash, []byte(password))
+	for _, p := range e.pad {
+		_ = compareHash(p, []byte(password))
+	}
 	if !known || err != nil {
 		return nil, false
 	}
@@ -241,13 +297,34 @@ func (c *Consumers) ByBasic(username, password string) (*Consumer, bool) {
 func (c *Consumers) HasBasic() bool { return c != nil && len(c.creds.basic) > 0 }
 
 // ByJWTKey returns the consumer whose jwt.key equals v (the value of a jwt policy's consumer
-// claim).
-func (c *Consumers) ByJWTKey(v string) (*Consumer, bool) {
+// claim in a verified token from issuer). A credential scoped to issuer matches; an unscoped one
+// matches only when unscoped is true, which a jwt policy passes only for consumer_claim: iss
+// (where v is the issuer itself, so it cannot name another issuer's consumer).
+func (c *Consumers) ByJWTKey(issuer, v string, unscoped bool) (*Consumer, bool) {
 	if c == nil || v == "" {
 		return nil, false
 	}
-	cons, ok := c.creds.jwt[v]
+	if cons, ok := c.creds.jwt[jwtRef{issuer, v}]; ok {
+		return cons, true
+	}
+	if !unscoped {
+		return nil, false
+	}
+	cons, ok := c.creds.jwt[jwtRef{"", v}]
 	return cons, ok
+}
+
+// HasJWTIssuer reports whether some consumer's jwt credential is scoped to issuer.
+func (c *Consumers) HasJWTIssuer(issuer string) bool {
+	if c == nil {
+		return false
+	}
+	for ref := range c.creds.jwt {
+		if ref.issuer == issuer {
+			return true
+		}
+	}
+	return false
 }
 
 // ByCertificate returns the consumer a client certificate belongs to: by subject common name

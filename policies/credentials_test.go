@@ -104,6 +104,16 @@ func TestCredentialErrors(t *testing.T) {
 			{Name: "a", JWT: &policies.JWTCredential{Key: "acme"}}, {Name: "b", JWT: &policies.JWTCredential{Key: "acme"}},
 		}, `jwt.key "acme" is also consumer "a"'s`, nil},
 		{"empty jwt key", []policies.ConsumerConfig{{Name: "a", JWT: &policies.JWTCredential{}}}, "jwt.key is empty", nil},
+		{"shared scoped jwt key", []policies.ConsumerConfig{
+			{Name: "a", JWT: &policies.JWTCredential{Key: "alice", Issuer: "idp"}}, {Name: "b", JWT: &policies.JWTCredential{Key: "alice", Issuer: "idp"}},
+		}, `jwt.key "alice" is also consumer "a"'s`, nil},
+		// Both would name the consumer of a token from issuer "acme" under consumer_claim: iss.
+		{"unscoped key beside the same key scoped to itself", []policies.ConsumerConfig{
+			{Name: "a", JWT: &policies.JWTCredential{Key: "acme", Issuer: "acme"}}, {Name: "b", JWT: &policies.JWTCredential{Key: "acme"}},
+		}, `jwt.key "acme" is also consumer "a"'s`, nil},
+		{"scoped key beside the same key unscoped", []policies.ConsumerConfig{
+			{Name: "a", JWT: &policies.JWTCredential{Key: "acme"}}, {Name: "b", JWT: &policies.JWTCredential{Key: "acme", Issuer: "acme"}},
+		}, `jwt.key "acme" is also consumer "a"'s`, nil},
 		{"empty mtls", []policies.ConsumerConfig{{Name: "a", MTLS: &policies.MTLSCredential{}}}, "needs a subject or sans", nil},
 		{"shared mtls subject", []policies.ConsumerConfig{
 			{Name: "a", MTLS: &policies.MTLSCredential{Subject: "cn"}}, {Name: "b", MTLS: &policies.MTLSCredential{Subject: "cn"}},
@@ -254,15 +264,43 @@ func TestByCertificate(t *testing.T) {
 }
 
 func TestByJWTKeyAndNilRegistry(t *testing.T) {
-	cs, err := policies.NewConsumers([]policies.ConsumerConfig{{Name: "acme", JWT: &policies.JWTCredential{Key: "acme-issuer"}}})
+	cs, err := policies.NewConsumers([]policies.ConsumerConfig{
+		{Name: "acme", JWT: &policies.JWTCredential{Key: "acme-issuer"}},
+		{Name: "alice-a", JWT: &policies.JWTCredential{Key: "alice", Issuer: "idp-a"}},
+		{Name: "alice-b", JWT: &policies.JWTCredential{Key: "alice", Issuer: "idp-b"}},
+		{Name: "bob", JWT: &policies.JWTCredential{Key: "bob"}},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c, ok := cs.ByJWTKey("acme-issuer"); !ok || c.Name != "acme" {
-		t.Fatalf("ByJWTKey = %v, %v", c, ok)
+	tests := []struct {
+		issuer, value string
+		unscoped      bool
+		want          string // "" for no consumer
+	}{
+		{"acme-issuer", "acme-issuer", true, "acme"},
+		{"idp-a", "alice", false, "alice-a"},
+		{"idp-b", "alice", false, "alice-b"},
+		{"idp-b", "alice", true, "alice-b"},
+		{"idp-c", "alice", false, ""},
+		// An unscoped credential names no subject of any issuer: under consumer_claim: sub an
+		// identity provider could otherwise mint bob's tokens.
+		{"idp-a", "bob", false, ""},
+		{"idp-a", "bob", true, "bob"},
+		{"acme-issuer", "", true, ""},
 	}
-	if _, ok := cs.ByJWTKey(""); ok {
-		t.Fatal("empty jwt key matched")
+	for _, tt := range tests {
+		c, ok := cs.ByJWTKey(tt.issuer, tt.value, tt.unscoped)
+		got := ""
+		if ok {
+			got = c.Name
+		}
+		if got != tt.want {
+			t.Errorf("ByJWTKey(%q, %q, %v) = %q, want %q", tt.issuer, tt.value, tt.unscoped, got, tt.want)
+		}
+	}
+	if !cs.HasJWTIssuer("idp-a") || cs.HasJWTIssuer("acme-issuer") {
+		t.Error("HasJWTIssuer counts only credentials scoped to the issuer")
 	}
 	var none *policies.Consumers
 	if _, ok := none.ByKey("k"); ok {
@@ -271,7 +309,7 @@ func TestByJWTKeyAndNilRegistry(t *testing.T) {
 	if _, ok := none.ByBasic("u", "p"); ok {
 		t.Fatal("nil registry found a user")
 	}
-	if _, ok := none.ByJWTKey("k"); ok {
+	if _, ok := none.ByJWTKey("k", "k", true); ok {
 		t.Fatal("nil registry found a jwt key")
 	}
 	if _, ok := none.ByCertificate(&x509.Certificate{}); ok {

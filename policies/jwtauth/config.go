@@ -118,11 +118,6 @@ func (c *Config) Validate(path string, p *confval.Problems) {
 		seen[iss.Issuer] = true
 		iss.validate(at, p)
 	}
-	if claim := c.ConsumerClaim; claim != "" && claim != "iss" && len(c.Issuers) > 1 {
-		// Consumers are found by the claim's value alone: with several issuers, any account at
-		// one identity provider could name itself after another provider's consumer.
-		p.Addf(confval.Join(path, "consumer_claim"), "consumer_claim %q with %d issuers would let one issuer's tokens name another issuer's consumers; use one jwt policy per issuer (list both on the route), or consumer_claim: iss", claim, len(c.Issuers))
-	}
 	for i, n := range c.RequiredClaims {
 		if n == "" {
 			p.Addf(confval.Index(confval.Join(path, "required_claims"), i), "empty claim name")

@@ -4,6 +4,7 @@ package jwtauth
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/MicahParks/jwkset"
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/time/rate"
@@ -113,7 +115,6 @@ func New(name string, c Config, deps policies.Deps) (policies.Policy, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	j.cancel = cancel
-	var allAlgs []string
 	for i, ic := range c.Issuers {
 		iss, err := buildIssuer(ctx, ic, opts, logger, name)
 		if err != nil {
@@ -121,17 +122,21 @@ func New(name string, c Config, deps policies.Deps) (policies.Policy, error) {
 			return nil, fmt.Errorf("jwt policy %q: issuers[%d]: %w", name, i, err)
 		}
 		j.issuers[ic.Issuer] = iss
-		for _, a := range ic.Algorithms {
-			if !containsString(allAlgs, a) {
-				allAlgs = append(allAlgs, a)
-			}
+		if j.consumerClaim != "iss" && !j.allowUnknown && !deps.Consumers.HasJWTIssuer(ic.Issuer) {
+			// Only credentials scoped to the issuer match another claim (see ByJWTKey), so
+			// every token from it would be refused.
+			cancel()
+			return nil, fmt.Errorf("jwt policy %q: issuers[%d]: no consumer has a jwt credential with issuer %q, and consumer_claim %q matches only those (add issuer: %q to the consumers' jwt, or set allow_unknown_consumers)", name, i, ic.Issuer, j.consumerClaim, ic.Issuer)
 		}
 	}
-	// The issuer is known only once the claims are decoded, so the parser gets the union of all
-	// issuers' algorithms and the per-issuer allow-list is enforced in keyFor, before any key is
-	// chosen; each issuer's claims are then checked by its own jwt.Validator. One parse per token
-	// instead of a peek at "iss" followed by a full parse.
-	j.parser = jwt.NewParser(jwt.WithValidMethods(allAlgs), jwt.WithoutClaimsValidation())
+	// The issuer is known only once the claims are decoded, so the algorithm is checked against
+	// that issuer's allow-list in keyFor, before any key is chosen, and each issuer's claims are
+	// then checked by its own jwt.Validator: one parse per token instead of a peek at "iss"
+	// followed by a full parse. The parser gets no list of valid methods of its own: it would
+	// refuse a token from another jwt policy's issuer for its algorithm before keyFor could say
+	// the token is not this policy's (policies.ErrNotMine). "none" needs a key keyFor never
+	// returns.
+	j.parser = jwt.NewParser(jwt.WithoutClaimsValidation())
 	// A forgotten Close (a test, a failed reload) must not leave refreshers running for ever: the
 	// goroutines reference only ctx, never j, so j becoming unreachable stops them.
 	runtime.AddCleanup(j, func(cancel context.CancelFunc) { cancel() }, cancel)
@@ -222,7 +227,7 @@ var (
 	errTooLarge        = errors.New("token too large")
 	errEmpty           = errors.New("empty token")
 	errDuplicate       = errors.New("more than one bearer token")
-	errUnknownIssuer   = errors.New("unknown issuer")
+	errUnknownIssuer   = fmt.Errorf("unknown issuer (%w)", policies.ErrNotMine)
 	errAlgorithm       = errors.New("algorithm not allowed for issuer")
 	errUnknownKID      = errors.New("unknown key id")
 	errNoKey           = errors.New("no key fits the token's algorithm")
@@ -261,7 +266,7 @@ func (j *JWT) Authenticate(r *http.Request) (*reqctx.Identity, error) {
 	id := &reqctx.Identity{Claims: claims}
 	id.Subject, _ = claims["sub"].(string)
 	key, _ := claims[j.consumerClaim].(string)
-	if cons, ok := j.consumers.ByJWTKey(key); ok {
+	if cons, ok := j.consumers.ByJWTKey(issName, key, j.consumerClaim == "iss"); ok {
 		id.Consumer, id.Groups = cons.Name, cons.Groups
 	} else if !j.allowUnknown {
 		return nil, errUnknownConsumer
@@ -272,13 +277,20 @@ func (j *JWT) Authenticate(r *http.Request) (*reqctx.Identity, error) {
 // token returns the request's token; found is false when it carries none of the configured kinds.
 func (j *JWT) token(r *http.Request) (tok string, found bool, err error) {
 	for _, v := range r.Header["Authorization"] {
-		if len(v) < 7 || !strings.EqualFold(v[:7], "bearer ") {
+		var t string
+		switch {
+		case len(v) >= 7 && strings.EqualFold(v[:7], "bearer "):
+			t = strings.TrimSpace(v[7:])
+		case strings.EqualFold(v, "bearer"):
+			// "Bearer " with its trailing space trimmed by the header parser: a credential of
+			// this scheme that is empty, not another scheme's.
+		default:
 			continue // another scheme, such as Basic, is another authenticator's
 		}
 		if found {
 			return "", true, errDuplicate
 		}
-		tok, found = strings.TrimSpace(v[7:]), true
+		tok, found = t, true
 	}
 	if found {
 		if tok == "" {
@@ -347,20 +359,26 @@ func (kl keyLookup) keyFor(t *jwt.Token) (any, error) {
 		if iss.jwks == nil {
 			return nil, errUnknownKID
 		}
-		key, err := iss.jwks.KeyfuncCtx(kl.ctx)(t)
+		// The storage refreshes the JWKS (rate-limited) when the kid is unknown.
+		jwk, err := iss.jwks.Storage().KeyRead(kl.ctx, kid)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", errUnknownKID, err)
 		}
-		if !fits(alg, key) {
+		key, ok := verifier(alg, jwk)
+		if !ok {
 			return nil, errNoKey
 		}
 		return key, nil
 	}
 	keys := iss.byAlg[alg]
 	if iss.jwks != nil {
-		set, err := iss.jwks.VerificationKeySet(kl.ctx)
-		if err == nil {
-			keys = append(keys[:len(keys):len(keys)], fitting(alg, set.Keys)...)
+		if set, err := iss.jwks.Storage().KeyReadAll(kl.ctx); err == nil {
+			keys = keys[:len(keys):len(keys)]
+			for _, jwk := range set {
+				if key, ok := verifier(alg, jwk); ok {
+					keys = append(keys, key)
+				}
+			}
 		}
 	}
 	if len(keys) == 0 {
@@ -372,21 +390,23 @@ func (kl keyLookup) keyFor(t *jwt.Token) (any, error) {
 	return jwt.VerificationKeySet{Keys: keys}, nil
 }
 
-func fitting(alg string, keys []jwt.VerificationKey) []jwt.VerificationKey {
-	var out []jwt.VerificationKey
-	for _, k := range keys {
-		if fits(alg, k) {
-			out = append(out, k)
-		}
+// verifier returns jwk's public key when it may verify a token signed with alg: a JWK that
+// names another algorithm, or is meant for encryption (use "enc"), may not (RFC 7517 4.2, 4.4),
+// whether the token picked it by kid or not.
+func verifier(alg string, jwk jwkset.JWK) (jwt.VerificationKey, bool) {
+	m := jwk.Marshal()
+	if a := m.ALG.String(); a != "" && a != alg {
+		return nil, false
 	}
-	return out
-}
-
-func containsString(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
+	if m.USE != "" && m.USE != jwkset.UseSig {
+		return nil, false
 	}
-	return false
+	key := jwk.Key()
+	if pk, ok := key.(interface{ Public() crypto.PublicKey }); ok {
+		key = pk.Public()
+	}
+	if !fits(alg, key) {
+		return nil, false
+	}
+	return key, true
 }
