@@ -3,7 +3,7 @@ GO       ?= go
 PKGS     ?= ./...
 BENCHTIME ?= 1s
 
-.PHONY: run build test vet lint test-race generate check-generated bench bench-go bench-load clean
+.PHONY: run build test vet lint test-race bench-smoke generate check-generated bench bench-go bench-load clean
 
 ## run: the gateway on its embedded demo (demo backends, in-memory stores); prints URLs to try
 run:
@@ -14,7 +14,12 @@ build:
 	$(GO) build -trimpath -o bin/portico ./cmd/portico
 
 ## test: everything CI runs: generated code up to date, vet, staticcheck, the race-enabled suite
-test: check-generated vet lint test-race
+test: check-generated vet lint test-race bench-smoke
+
+# bench-smoke runs every benchmark once, so one broken by a change fails the suite instead of
+# `make bench` much later.
+bench-smoke:
+	$(GO) test -run '^$$' -bench . -benchtime 1x $(PKGS)
 
 vet:
 	$(GO) vet $(PKGS)
