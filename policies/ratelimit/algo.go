@@ -67,6 +67,22 @@ func positions(s *spec, now int64, out *[maxWindows]windowPos) {
 	}
 }
 
+// keepUntil is when the counter of window w at position p stops mattering (µs): the window's end
+// for a fixed window; for a sliding window, the end of the next one, through which it is the
+// weighted previous count. A calendar month's successor is not its own length: a February
+// counter is still read at the end of a 31-day March, so end+(end-start) would drop it 3 days
+// early.
+func (s *spec) keepUntil(w window, p *windowPos) int64 {
+	if !s.sliding {
+		return p.end
+	}
+	if w.kind == monthWindow {
+		y, m, _ := time.UnixMicro(p.end).UTC().Date()
+		return time.Date(y, m+1, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
+	}
+	return p.end + windowSizes[w.kind]
+}
+
 func floorDiv(a, b int64) int64 {
 	q := a / b
 	if a%b != 0 && (a < 0) != (b < 0) {

@@ -131,14 +131,9 @@ func (m *memoryStore) take(_ context.Context, key []byte, now int64, pos *[maxWi
 			c[i].cur++
 		}
 	}
-	// The longest window is last; its counter matters until it ends, and for a sliding window
-	// until the next one ends too, since it is then the weighted previous window.
-	p := &pos[len(s.windows)-1]
-	exp := p.end
-	if s.sliding {
-		exp += p.end - p.start
-	}
-	e.expires = max(e.expires, exp)
+	// The longest window is last, and its counter is the one that matters longest.
+	last := len(s.windows) - 1
+	e.expires = max(e.expires, s.keepUntil(s.windows[last], &pos[last]))
 	sh.mu.Unlock()
 	fillWindows(s, now, pos, &c, ok, r)
 	return nil

@@ -299,6 +299,10 @@ func (l *Limiter) storeFailed(err error) {
 func (l *Limiter) appendKey(b []byte, r *http.Request) []byte {
 	info := reqctx.From(r.Context())
 	var kind, id string
+	// scope and issuer, with scoped, are the consumer and the token issuer a credential's
+	// subject belongs to.
+	var scope, issuer string
+	scoped := false
 	switch l.by {
 	case ByConsumer:
 		kind, id = "consumer:", consumer(info, r)
@@ -306,6 +310,10 @@ func (l *Limiter) appendKey(b []byte, r *http.Request) []byte {
 		kind, id = "credential:", credential(info, r)
 		if id == "" {
 			kind, id = "consumer:", consumer(info, r)
+		} else {
+			scope, scoped = info.Identity.Consumer, true
+			// With allow_unknown_consumers, tokens of several issuers have no consumer.
+			issuer, _ = info.Identity.Claims["iss"].(string)
 		}
 	case ByRoute:
 		if info != nil {
@@ -320,12 +328,24 @@ func (l *Limiter) appendKey(b []byte, r *http.Request) []byte {
 		kind, id = "ip:", clientIP(info, r)
 	}
 	b = append(b, kind...)
-	if len(id) > maxIdentifierLen {
-		sum := sha256.Sum256([]byte(id))
-		b = append(b, "sha256:"...)
+	start := len(b)
+	if scoped {
+		// A subject is unique only within what vouched for it (an issuer, a CA, a user list),
+		// and two consumers' tokens may both say sub=1: the consumer is part of the identifier,
+		// its length first so that no other (consumer, subject) pair spells the same bytes; so is
+		// a token's issuer.
+		b = strconv.AppendInt(b, int64(len(scope)), 10)
+		b = append(b, ':')
+		b = append(b, scope...)
+		b = strconv.AppendInt(b, int64(len(issuer)), 10)
+		b = append(b, '@')
+		b = append(b, issuer...)
+	}
+	b = append(b, id...)
+	if len(b)-start > maxIdentifierLen {
+		sum := sha256.Sum256(b[start:])
+		b = append(b[:start], "sha256:"...)
 		b = hex.AppendEncode(b, sum[:])
-	} else {
-		b = append(b, id...)
 	}
 	if l.perRoute && info != nil && info.Route != "" {
 		b = append(b, "|route:"...)
@@ -345,7 +365,8 @@ func consumer(info *reqctx.Info, r *http.Request) string {
 }
 
 // credential is the authenticated subject (the JWT sub, certificate subject or user name), which
-// tells apart several credentials of one consumer.
+// tells apart several credentials of one consumer. appendKey pairs it with the consumer, since
+// a subject alone does not tell apart two consumers' credentials.
 func credential(info *reqctx.Info, r *http.Request) string {
 	if info == nil || info.Identity == nil || info.Identity.Anonymous || r.Header.Get("X-Anonymous-Consumer") == "true" {
 		return ""

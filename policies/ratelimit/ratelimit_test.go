@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portico-gw/portico/internal/reqctx"
 	"github.com/portico-gw/portico/policies"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -169,6 +170,92 @@ func TestMonthWindow(t *testing.T) {
 			if got := w.Header().Get("X-RateLimit-Remaining-Month"); got != "1" {
 				t.Fatalf("X-RateLimit-Remaining-Month = %s", got)
 			}
+		})
+	}
+}
+
+// TestCounterLifetime: a window's counter is kept until its window ends, and a sliding window's
+// until the next window ends, through which it is the weighted previous count; not a moment
+// less (the estimate would forget requests) nor much more (memory and Redis keys). A calendar
+// month's successor has its own length: a February counter is read until April.
+func TestCounterLifetime(t *testing.T) {
+	tests := []struct {
+		name   string
+		cfg    Config
+		now    string
+		expire map[string]string // per configured window, when its counter may go
+	}{
+		{name: "fixed minute", cfg: Config{Strategy: FixedWindow, Limits: Limits{Minute: 5}},
+			now: "2030-01-07T10:00:15Z", expire: map[string]string{"minute": "2030-01-07T10:01:00Z"}},
+		{name: "fixed month", cfg: Config{Strategy: FixedWindow, Limits: Limits{Month: 5}},
+			now: "2030-02-10T00:00:00Z", expire: map[string]string{"month": "2030-03-01T00:00:00Z"}},
+		{name: "sliding second", cfg: Config{Strategy: SlidingWindow, Limits: Limits{Second: 5}},
+			now: "2030-01-07T10:00:15.25Z", expire: map[string]string{"second": "2030-01-07T10:00:17Z"}},
+		{name: "sliding minute", cfg: Config{Strategy: SlidingWindow, Limits: Limits{Minute: 5}},
+			now: "2030-01-07T10:00:15Z", expire: map[string]string{"minute": "2030-01-07T10:02:00Z"}},
+		{name: "sliding hour", cfg: Config{Strategy: SlidingWindow, Limits: Limits{Hour: 5}},
+			now: "2030-01-07T10:00:15Z", expire: map[string]string{"hour": "2030-01-07T12:00:00Z"}},
+		{name: "sliding day", cfg: Config{Strategy: SlidingWindow, Limits: Limits{Day: 5}},
+			now: "2030-01-07T10:00:15Z", expire: map[string]string{"day": "2030-01-09T00:00:00Z"}},
+		{name: "sliding month: February, then a longer March", cfg: Config{Strategy: SlidingWindow, Limits: Limits{Month: 5}},
+			now: "2030-02-10T00:00:00Z", expire: map[string]string{"month": "2030-04-01T00:00:00Z"}},
+		{name: "sliding month: leap February", cfg: Config{Strategy: SlidingWindow, Limits: Limits{Month: 5}},
+			now: "2032-02-29T23:59:59Z", expire: map[string]string{"month": "2032-04-01T00:00:00Z"}},
+		{name: "sliding month: January, then a shorter February", cfg: Config{Strategy: SlidingWindow, Limits: Limits{Month: 5}},
+			now: "2030-01-31T12:00:00Z", expire: map[string]string{"month": "2030-03-01T00:00:00Z"}},
+		{name: "sliding month: December, then January of the next year", cfg: Config{Strategy: SlidingWindow, Limits: Limits{Month: 5}},
+			now: "2030-12-01T00:00:00Z", expire: map[string]string{"month": "2031-02-01T00:00:00Z"}},
+		{name: "sliding minute and month", cfg: Config{Strategy: SlidingWindow, Limits: Limits{Minute: 5, Month: 50}},
+			now: "2030-02-28T23:59:30Z", expire: map[string]string{"minute": "2030-03-01T00:01:00Z", "month": "2030-04-01T00:00:00Z"}},
+	}
+	q := req{consumer: "alice"}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Run("memory", func(t *testing.T) {
+				clk := newClock(at(tc.now))
+				l := build(t, stores[0], tc.cfg, clk)
+				if got := q.send(l.Wrap(&backend{})).Code; got != 200 {
+					t.Fatalf("status %d", got)
+				}
+				// One entry holds every window's counter; it goes with the last of them.
+				var last time.Time
+				for _, e := range tc.expire {
+					if e := at(e); e.After(last) {
+						last = e
+					}
+				}
+				m := l.store.(*memoryRef).memoryStore
+				m.sweep(last.UnixMicro() - 1)
+				if m.len() != 1 {
+					t.Fatalf("swept at %v, before %v", last.Add(-time.Microsecond), last)
+				}
+				m.sweep(last.UnixMicro())
+				if m.len() != 0 {
+					t.Fatalf("kept past %v", last)
+				}
+			})
+			t.Run("redis", func(t *testing.T) {
+				rc := sharedRedis(t)
+				name := uniqueName(t, rc)
+				clk := newClock(at(tc.now))
+				l := buildWith(t, name, tc.cfg, policies.Deps{Redis: rc}, clk)
+				if got := q.send(l.Wrap(&backend{})).Code; got != 200 {
+					t.Fatalf("status %d", got)
+				}
+				for win, e := range tc.expire {
+					keys, err := rc.Keys(t.Context(), "portico:rl:"+name+":"+win+":*").Result()
+					if err != nil || len(keys) != 1 {
+						t.Fatalf("%s keys %v (%v), want one", win, keys, err)
+					}
+					// The script sets the TTL from the gateway's clock; Redis counts it down in
+					// real time, which has barely moved.
+					want := at(e).Sub(at(tc.now)) + keyGraceMS*time.Millisecond
+					ttl, err := rc.PTTL(t.Context(), keys[0]).Result()
+					if err != nil || ttl > want || ttl < want-time.Second {
+						t.Errorf("%s: TTL %v (%v), want %v (until %s, plus %dms grace)", keys[0], ttl, err, want, e, keyGraceMS)
+					}
+				}
+			})
 		})
 	}
 }
@@ -348,9 +435,18 @@ func TestBy(t *testing.T) {
 		{
 			name:      "credential",
 			by:        ByCredential,
-			first:     req{consumer: "acme", subject: "key-1"},
-			same:      []req{{consumer: "other", subject: "key-1"}},
+			first:     req{consumer: "acme", subject: "key-1", ip: "10.0.0.1"},
+			same:      []req{{consumer: "acme", subject: "key-1", ip: "10.0.0.2"}},
 			different: []req{{consumer: "acme", subject: "key-2"}, {consumer: "acme"}},
+		},
+		{
+			// Subjects are unique per issuer, CA or user list, not across consumers: two
+			// consumers' tokens may both say sub=1.
+			name:      "credential: one subject of two consumers",
+			by:        ByCredential,
+			first:     req{consumer: "acme", subject: "1"},
+			same:      []req{{consumer: "acme", subject: "1", ip: "10.0.0.9"}},
+			different: []req{{consumer: "globex", subject: "1"}, {consumer: "acme1", subject: ""}, {consumer: "acm", subject: "e1"}},
 		},
 		{
 			name:      "credential falls back to consumer",
@@ -424,6 +520,59 @@ func TestBy(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+// TestCredentialKeyUnambiguous: by credential, no two different (consumer, subject) pairs share
+// a key, however their bytes line up, and the same pair always has the same one.
+func TestCredentialKeyUnambiguous(t *testing.T) {
+	l := build(t, stores[0], Config{Limits: Limits{Minute: 1}, By: ByCredential}, newClock(at(start)))
+	long := strings.Repeat("s", 200)
+	pairs := []struct{ consumer, subject, issuer string }{
+		{"acme", "1", ""},
+		// allow_unknown_consumers: two issuers' tokens with one subject and no consumer.
+		{"", "1", "idp-a"},
+		{"", "1", "idp-b"},
+		{"", "5@idp-a1", ""},
+		{"", "0@1", "idp-a"},
+		{"globex", "1", ""},
+		{"ab", "c", ""},
+		{"a", "bc", ""},
+		{"", "abc", ""}, // a JWT whose consumer is unknown (allow_unknown_consumer)
+		{"abc", "", ""}, // no subject: counted by consumer
+		{"", "1:a", ""},
+		{"1:a", "", ""},
+		{"1", ":a", ""},
+		{"3", "abc", ""},
+		{"", "3:abc", ""},
+		{"4:abcd", "", ""},
+		{"a", long, ""},
+		{"b", long, ""},
+		{"a" + long, "", ""},
+		{"", "1:a" + long, ""},
+	}
+	keyOf := func(consumer, subject, issuer string) string {
+		r := httptestRequest(nil)
+		id := &reqctx.Identity{Consumer: consumer, Subject: subject}
+		if issuer != "" {
+			id.Claims = map[string]any{"iss": issuer, "sub": subject}
+		}
+		reqctx.From(r.Context()).Identity = id
+		return string(l.appendKey(nil, r))
+	}
+	seen := map[string]int{}
+	for i, p := range pairs {
+		key := keyOf(p.consumer, p.subject, p.issuer)
+		if j, dup := seen[key]; dup {
+			t.Errorf("(%q, %q, %q) and (%q, %q, %q) share the key %q", p.consumer, p.subject, p.issuer, pairs[j].consumer, pairs[j].subject, pairs[j].issuer, key)
+		}
+		seen[key] = i
+		if again := keyOf(p.consumer, p.subject, p.issuer); again != key {
+			t.Errorf("(%q, %q): key %q, then %q", p.consumer, p.subject, key, again)
+		}
+		if len(key) > len("credential:")+maxIdentifierLen {
+			t.Errorf("(%q, %q): key of %d bytes is not bounded", p.consumer, p.subject, len(key))
+		}
 	}
 }
 

@@ -124,10 +124,7 @@ func (st *redisStore) take(ctx context.Context, key []byte, now int64, pos *[max
 		p := &pos[i]
 		pre := st.prefixes[w.kind] + string(key) + "}:"
 		keys = append(keys, pre+strconv.FormatInt(p.idx, 10), pre+strconv.FormatInt(p.idx-1, 10))
-		ttl := (p.end-now)/1000 + keyGraceMS
-		if s.sliding {
-			ttl += (p.end - p.start) / 1000
-		}
+		ttl := (s.keepUntil(w, p)-now)/1000 + keyGraceMS
 		args = append(args, w.limit, p.weight, ttl)
 	}
 	reply, err := st.run(ctx, windowScript, keys, args...)
