@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -13,6 +14,7 @@ import (
 	"github.com/eko/gocache/lib/v4/store"
 	redisstore "github.com/eko/gocache/store/redis/v4"
 	ristrettostore "github.com/eko/gocache/store/ristretto/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -25,16 +27,28 @@ const DefaultAPQMemoryBytes = 32 << 20
 // DefaultAPQPrefix starts every APQ key, so APQ documents share a Redis with other data safely.
 const DefaultAPQPrefix = "portico:apq:"
 
+// APQStoreTimeout bounds one lookup or registration in the store, like the cache policy's
+// redis_timeout: a stalled Redis costs a GraphQL request at most this, then counts as a miss.
+const APQStoreTimeout = 250 * time.Millisecond
+
+// apqErrorLogEvery bounds the log to one line per interval while the store is down.
+const apqErrorLogEvery = 10 * time.Second
+
 // APQCache stores automatic persisted queries (sha256 → document text) in a gocache store. It
 // implements gqlgen's graphql.Cache[string]. A failing store (Redis down) never fails a request:
 // a lookup becomes a miss, so clients fall back to sending the full query, and a failed write only
-// costs the next request its hash shortcut. Both are logged.
+// costs the next request its hash shortcut. Both are counted and logged (a line per 10s at most).
 type APQCache struct {
-	cache  *cache.Cache[string]
-	ttl    time.Duration
-	prefix string
-	log    *slog.Logger
-	close  func()
+	cache   *cache.Cache[string]
+	ttl     time.Duration
+	timeout time.Duration
+	prefix  string
+	log     *slog.Logger
+	errs    prometheus.Counter // nil: not counted
+	// lastLog and suppressed are shared by the copies With* make, which serve one store.
+	lastLog    *atomic.Int64
+	suppressed *atomic.Int64
+	close      func()
 }
 
 var _ graphql.Cache[string] = (*APQCache)(nil)
@@ -49,7 +63,8 @@ func NewAPQCache(s store.StoreInterface, ttl time.Duration) (*APQCache, error) {
 	if ttl == 0 {
 		ttl = DefaultAPQTTL
 	}
-	c := &APQCache{ttl: ttl, prefix: DefaultAPQPrefix, log: slog.Default(), close: func() {}}
+	c := &APQCache{ttl: ttl, timeout: APQStoreTimeout, prefix: DefaultAPQPrefix, log: slog.Default(),
+		lastLog: new(atomic.Int64), suppressed: new(atomic.Int64), close: func() {}}
 	if s == nil {
 		rc, err := ristretto.NewCache(&ristretto.Config{
 			NumCounters: 100_000, // ten times the documents expected at ~3 KiB each
@@ -94,12 +109,21 @@ func (c *APQCache) WithLogger(log *slog.Logger) *APQCache {
 	return &cp
 }
 
+// WithStoreErrors returns a copy of c that counts store failures in errs.
+func (c *APQCache) WithStoreErrors(errs prometheus.Counter) *APQCache {
+	cp := *c
+	cp.errs = errs
+	return &cp
+}
+
 // Get returns the document registered under hash.
 func (c *APQCache) Get(ctx context.Context, hash string) (string, bool) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
 	v, err := c.cache.Get(ctx, c.prefix+hash)
 	if err != nil {
 		if !errors.Is(err, store.NotFound{}) {
-			c.log.WarnContext(ctx, "apq cache lookup failed; treating as a miss", "error", err)
+			c.storeFailed(ctx, "apq cache lookup failed; treating as a miss", err)
 		}
 		return "", false
 	}
@@ -108,10 +132,25 @@ func (c *APQCache) Get(ctx context.Context, hash string) (string, bool) {
 
 // Add registers query under hash; the APQ extension has already checked that they match.
 func (c *APQCache) Add(ctx context.Context, hash, query string) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
 	err := c.cache.Set(ctx, c.prefix+hash, query, store.WithExpiration(c.ttl), store.WithCost(int64(len(query))))
 	if err != nil {
-		c.log.WarnContext(ctx, "apq cache write failed", "error", err)
+		c.storeFailed(ctx, "apq cache write failed", err)
 	}
+}
+
+func (c *APQCache) storeFailed(ctx context.Context, msg string, err error) {
+	if c.errs != nil {
+		c.errs.Inc()
+	}
+	now := time.Now().UnixNano()
+	last := c.lastLog.Load()
+	if now-last < int64(apqErrorLogEvery) || !c.lastLog.CompareAndSwap(last, now) {
+		c.suppressed.Add(1)
+		return
+	}
+	c.log.WarnContext(ctx, msg, "error", err, "failures_not_logged", c.suppressed.Swap(0))
 }
 
 // Close releases an in-memory cache's goroutines; for a Redis cache it does nothing (the client

@@ -39,7 +39,9 @@ type Gateway struct {
 	metrics *edgeMetrics
 	upm     *upstreams.Metrics
 	routem  *routes.Metrics
-	reloads *prometheus.CounterVec
+	// apqStoreErrors counts the shared APQ store's failures; the store outlives snapshots.
+	apqStoreErrors prometheus.Counter
+	reloads        *prometheus.CounterVec
 
 	current atomic.Pointer[Snapshot]
 	ready   atomic.Bool
@@ -110,7 +112,11 @@ func New(f *config.File, opts Options) (*Gateway, error) {
 		}, []string{"result"}),
 		outputs: map[string]io.Writer{"stdout": opts.Stdout, "": opts.Stdout, "stderr": os.Stderr},
 	}
-	reg.MustRegister(g.reloads)
+	g.apqStoreErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "portico_apq_store_errors_total",
+		Help: "Persisted-query store (Redis) failures; lookups counted as misses, registrations lost.",
+	})
+	reg.MustRegister(g.reloads, g.apqStoreErrors)
 	g.cutSessions, g.cut = context.WithCancel(context.Background())
 	if err := g.Apply(f); err != nil {
 		g.cut()

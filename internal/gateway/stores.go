@@ -37,14 +37,10 @@ func (g *Gateway) storesFor(f *config.File) (*stores, error) {
 		st.apq = apq
 		return st, nil
 	}
-	opts, err := redis.ParseURL(f.Store.Redis)
+	opts, err := redisOptions(f.Store.Redis)
 	if err != nil {
-		return nil, fmt.Errorf("store.redis: %w", err)
+		return nil, err
 	}
-	// Short timeouts: a slow Redis must degrade (fail open, cache bypass), not stall requests.
-	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = time.Second, 200*time.Millisecond, 200*time.Millisecond
-	// Let each policy's own store timeout (a context deadline) bound its Redis calls.
-	opts.ContextTimeoutEnabled = true
 	st.redis = redis.NewClient(opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -57,8 +53,28 @@ func (g *Gateway) storesFor(f *config.File) (*stores, error) {
 		_ = st.redis.Close()
 		return nil, fmt.Errorf("creating APQ cache on redis: %w", err)
 	}
-	st.apq = apq
+	st.apq = apq.WithLogger(g.logger).WithStoreErrors(g.apqStoreErrors)
 	return st, nil
+}
+
+// redisOptions are the shared client's options for a store.redis URL.
+func redisOptions(url string) (*redis.Options, error) {
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("store.redis: %w", err)
+	}
+	// A slow Redis must degrade (fail open, cache bypass), not stall requests. Every caller bounds
+	// its calls with a context deadline of its own (rate-limit store_timeout, cache
+	// redis_timeout, the APQ store's 250ms), which ContextTimeoutEnabled applies to the socket.
+	// The client's timeouts are only a backstop: go-redis takes the earlier of the two, so a short
+	// one here would silently cut a store_timeout configured longer.
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = time.Second, 5*time.Second, 5*time.Second
+	opts.ContextTimeoutEnabled = true
+	// No retries: within a deadline of milliseconds a retry only delays the verdict (fail open,
+	// bypass) that the caller will reach anyway, and a refused dial retried 5 times with 100ms
+	// pauses costs every request half a second while Redis is down.
+	opts.MaxRetries, opts.DialerRetries = -1, 1
+	return opts, nil
 }
 
 // adoptStores makes st current; stores it replaces are closed once requests that may still use
