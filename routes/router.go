@@ -50,6 +50,8 @@ type route struct {
 	headers []headerCond
 	seq     int
 	h       http.Handler
+	// listsOptions: the route names OPTIONS among its methods, so it answers preflights itself.
+	listsOptions bool
 }
 
 type hostPattern struct {
@@ -95,6 +97,7 @@ func (r *Router) Handle(name string, m MatchConfig, h http.Handler) error {
 			rt.methods = append(rt.methods, meth)
 		}
 	}
+	rt.listsOptions = slices.Contains(rt.methods, http.MethodOptions)
 	if slices.Contains(rt.methods, http.MethodGet) && !slices.Contains(rt.methods, http.MethodHead) {
 		// RFC 9110 9.1: a server that answers GET answers HEAD (net/http's ServeMux and nginx's
 		// limit_except GET do the same).
@@ -260,6 +263,17 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	rt, pathMatched := r.match(req)
+	if m := preflightMethod(req); m != "" && (rt == nil || !rt.listsOptions) {
+		// A CORS preflight asks about the method that will follow, on a route that may list only
+		// that method (methods: [GET, POST]); matched as OPTIONS it got 405 before the route's
+		// cors policy could answer, and every cross-origin POST failed. A route that lists
+		// OPTIONS itself keeps its preflights.
+		as := *req
+		as.Method = m
+		if prt, _ := r.match(&as); prt != nil {
+			rt = prt
+		}
+	}
 	if rt == nil {
 		if pathMatched {
 			allow := strings.Join(r.allowed(req), ", ")
@@ -278,6 +292,24 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		info.Route = rt.name
 	}
 	rt.h.ServeHTTP(w, req)
+}
+
+// preflightMethod is the method a CORS preflight asks about (RFC 9110 token), or "" when req is
+// not one: OPTIONS with Origin and Access-Control-Request-Method.
+func preflightMethod(req *http.Request) string {
+	if req.Method != http.MethodOptions || req.Header.Get("Origin") == "" {
+		return ""
+	}
+	m := req.Header.Get("Access-Control-Request-Method")
+	if m == "" || m == http.MethodOptions || m == http.MethodConnect {
+		return ""
+	}
+	for i := 0; i < len(m); i++ {
+		if c := m[i]; c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return ""
+		}
+	}
+	return m
 }
 
 // Close retires the router: mirrors stop taking new work, and in-flight shadow calls get a short

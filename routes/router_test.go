@@ -144,6 +144,53 @@ func TestMethodMismatchFallsThrough(t *testing.T) {
 	}
 }
 
+// A CORS preflight is routed by the method it asks about, so the route that will take the POST
+// (and its cors policy) answers it: matched as OPTIONS it was a 405 on every route with a
+// methods list, or went to a shorter catch-all with another cors policy.
+func TestPreflightRoutedByRequestedMethod(t *testing.T) {
+	r := mustRouter(t, []routeDecl{
+		{"orders", MatchConfig{PathPrefix: "/orders", Methods: []string{"GET", "POST"}}},
+		{"own-options", MatchConfig{PathPrefix: "/legacy", Methods: []string{"POST", "OPTIONS"}}},
+		{"legacy-get", MatchConfig{PathPrefix: "/legacy/items", Methods: []string{"GET"}}},
+		{"api-orders", MatchConfig{PathPrefix: "/api/orders", Methods: []string{"POST"}}},
+		{"api", MatchConfig{PathPrefix: "/api"}},
+	})
+	tests := []struct {
+		name, path, acrm string
+		origin           bool
+		want             string // route, or "405"
+	}{
+		{"preflight for POST", "/orders/1", "POST", true, "orders"},
+		{"preflight for a method the route lacks", "/orders/1", "DELETE", true, "405"},
+		{"OPTIONS without Origin is no preflight", "/orders/1", "POST", false, "405"},
+		{"OPTIONS without a requested method is no preflight", "/orders/1", "", true, "405"},
+		{"a route listing OPTIONS keeps its preflights", "/legacy/items/1", "GET", true, "own-options"},
+		{"the longer route that takes the method, not the catch-all", "/api/orders/1", "POST", true, "api-orders"},
+		{"requested method no route takes: the OPTIONS match stands", "/api/orders/1", "PATCH", true, "api"},
+		{"a requested method that is no token", "/orders/1", "PO ST", true, "405"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodOptions, tc.path, nil)
+			if tc.origin {
+				req.Header.Set("Origin", "https://app.example.com")
+			}
+			if tc.acrm != "" {
+				req.Header.Set("Access-Control-Request-Method", tc.acrm)
+			}
+			rec := httptest.NewRecorder()
+			r.ServeHTTP(rec, req)
+			got := rec.Header().Get("X-Route")
+			if rec.Code == http.StatusMethodNotAllowed {
+				got = "405"
+			}
+			if got != tc.want {
+				t.Errorf("got %q (status %d), want %q", got, rec.Code, tc.want)
+			}
+		})
+	}
+}
+
 func assertError(t *testing.T, rec *httptest.ResponseRecorder, status int, code string) {
 	t.Helper()
 	if rec.Code != status {
