@@ -13,11 +13,11 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/portico-gw/portico/internal/apierror"
 	"github.com/portico-gw/portico/internal/confval"
@@ -62,7 +62,7 @@ type Policy struct {
 	respect      bool
 
 	store   entryStore
-	group   singleflight.Group
+	flights flights
 	now     func() time.Time
 	metrics *metrics
 }
@@ -267,15 +267,13 @@ func (p *Policy) serveEntry(w http.ResponseWriter, r *http.Request, e *entry, st
 	if e.status == http.StatusOK && notModified(r, e.header) {
 		for _, k := range notModifiedHeaders {
 			if v, ok := e.header[k]; ok {
-				h[k] = v
+				setHeader(h, k, v)
 			}
 		}
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	for k, v := range e.header {
-		h[k] = v
-	}
+	copyHeader(h, e.header)
 	h["Content-Length"] = e.contentLength
 	w.WriteHeader(e.status)
 	if r.Method != http.MethodHead {
@@ -286,59 +284,87 @@ func (p *Policy) serveEntry(w http.ResponseWriter, r *http.Request, e *entry, st
 // outcome is what one coalesced upstream call produced for the requests waiting on it.
 type outcome struct {
 	e        *entry // the stored response, shareable; nil otherwise
-	personal bool   // a complete answer that must not be shared (private, Set-Cookie, too big…)
-	panicked any    // a panic in the handler, re-raised on the leader's goroutine
+	personal bool   // an answer that must not be shared (private, Set-Cookie, too big…)
 }
 
-// Claim states of one caller's singleflight function: whoever moves it first from pending
-// decides whether the function may write to that caller's ResponseWriter.
-const (
-	claimPending int32 = iota
-	claimLeading
-	claimAbandoned
-)
+// flights coalesces concurrent misses on one key into one upstream call. It is singleflight
+// with one difference that matters: the leader releases the waiting requests as soon as it
+// knows the outcome (at the upstream's header when the answer may not be shared, at the byte
+// that overflows max_body_bytes), not when its own response ends, so that a long personal
+// answer (an event stream, a large download) does not hold every other client.
+type flights struct {
+	mu sync.Mutex
+	m  map[string]*flight
+}
 
-// fetch makes one upstream call per key however many clients miss at once. The caller whose
-// function singleflight runs is the leader: its response streams to its own client while being
-// captured; the others wait (bounded by their context) and get a copy when it is shareable,
-// or call the upstream themselves when it is not.
+// flight is one upstream call that requests missing on the same key wait for.
+type flight struct {
+	g        *flights
+	key      string
+	done     chan struct{} // closed by release, after out is set
+	out      outcome
+	released bool // guarded by g.mu
+}
+
+// join returns the key's flight in progress, or starts one that the caller leads.
+func (g *flights) join(key string) (f *flight, leader bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if f := g.m[key]; f != nil {
+		return f, false
+	}
+	if g.m == nil {
+		g.m = make(map[string]*flight)
+	}
+	f = &flight{g: g, key: key, done: make(chan struct{})}
+	g.m[key] = f
+	return f, true
+}
+
+// release hands out to the waiting requests and frees the key for a new flight; only the first
+// call counts. A zero outcome (the call failed, panicked, or its client left) sends the waiting
+// requests to coalesce again behind a new leader.
+func (f *flight) release(out outcome) {
+	f.g.mu.Lock()
+	defer f.g.mu.Unlock()
+	if f.released {
+		return
+	}
+	f.released = true
+	f.out = out
+	if f.g.m[f.key] == f {
+		delete(f.g.m, f.key)
+	}
+	close(f.done)
+}
+
+// fetch makes one upstream call per key however many clients miss at once. The first caller
+// leads: its response streams to its own client, on its own goroutine, while being captured;
+// the others wait (bounded by their context) and get a copy when it is shareable, or call the
+// upstream themselves as soon as the leader knows it is not.
 func (p *Policy) fetch(w http.ResponseWriter, r *http.Request, next http.Handler, key, method string, refresh bool) {
 	label, counter := statusMiss, p.metrics.miss
 	if refresh {
 		label, counter = statusRefresh, p.metrics.refresh
 	}
 	for attempt := 0; attempt < 2; attempt++ {
-		var claim atomic.Int32
-		ch := p.group.DoChan(key, func() (any, error) {
-			if !claim.CompareAndSwap(claimPending, claimLeading) {
-				return outcome{}, nil // our client left before we started: nothing written
-			}
-			return p.lead(w, r, next, key, method, label, refresh), nil
-		})
-		var res singleflight.Result
-		select {
-		case res = <-ch:
-		case <-r.Context().Done():
-			if claim.CompareAndSwap(claimPending, claimAbandoned) {
-				apierror.Write(w, r, r.Context().Err())
-				return
-			}
-			// Our function owns w and sees the same cancelled context: wait for it to stop.
-			res = <-ch
+		f, leader := p.flights.join(key)
+		if leader {
+			p.lead(w, r, next, f, key, method, label, refresh)
+			return
 		}
-		out := res.Val.(outcome)
-		if claim.Load() == claimLeading {
-			if out.panicked != nil {
-				panic(out.panicked)
-			}
+		select {
+		case <-f.done:
+		case <-r.Context().Done():
+			apierror.Write(w, r, r.Context().Err())
 			return
 		}
 		switch {
-		case out.e != nil:
+		case f.out.e != nil:
 			counter.Inc()
-			p.serveEntry(w, r, out.e, label)
+			p.serveEntry(w, r, f.out.e, label)
 			return
-		case out.personal:
+		case f.out.personal:
 			p.bypass(w, r, next)
 			return
 		}
@@ -348,42 +374,47 @@ func (p *Policy) fetch(w http.ResponseWriter, r *http.Request, next http.Handler
 }
 
 // lead runs the upstream call for a key on behalf of all waiting clients, teeing the answer to
-// its own client. It runs on singleflight's goroutine while the leader's handler waits.
-func (p *Policy) lead(w http.ResponseWriter, r *http.Request, next http.Handler, key, method, label string, refresh bool) (out outcome) {
+// its own client, and releases the waiting clients once the outcome is known. A panic in next
+// reaches the leader's caller (net/http, or the edge) unchanged.
+func (p *Policy) lead(w http.ResponseWriter, r *http.Request, next http.Handler, f *flight, key, method, label string, refresh bool) {
+	// Whatever happens, a panic included, nobody waits on a flight that has ended; a release
+	// that came first (the tee's, or the stored entry's) wins.
+	defer f.release(outcome{})
 	if !refresh {
 		// A call that just finished may have stored the entry between our lookup and our turn
 		// as leader; serving it saves a second upstream call.
 		if e, err := p.store.get(r.Context(), key); err == nil && e != nil {
+			f.release(outcome{e: e})
 			p.metrics.hit.Inc()
 			p.serveEntry(w, r, e, statusHit)
-			return outcome{e: e}
+			return
 		}
 	}
+	// The upstream call has a context of its own, so the tee can stop a download nobody reads
+	// without touching the client's request.
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
 	t := &tee{p: p, w: w, client: r, header: make(http.Header), label: label,
-		clientBody: r.Method != http.MethodHead}
-	defer func() {
-		if v := recover(); v != nil {
-			out = outcome{panicked: v}
-		}
-	}()
-	up := r.Clone(r.Context())
+		clientBody: r.Method != http.MethodHead, flight: f, cancel: cancel}
+	up := r.Clone(ctx)
 	up.Method = method
 	// The cache answers conditionals itself; the upstream must send the full response to store.
 	up.Header.Del("If-None-Match")
 	up.Header.Del("If-Modified-Since")
-	next.ServeHTTP(t, up)
+	t.serve(next, up)
 	t.finish()
 	if r.Context().Err() != nil {
-		return outcome{} // the leader's client left mid-call: the answer may be cut short
+		return // the leader's client left mid-call: the answer may be cut short
 	}
 	if !t.storable {
-		return outcome{personal: true}
+		f.release(outcome{personal: true}) // the tee has done so already when it found out
+		return
 	}
 	e := newEntry(t.status, storableHeader(t.header), t.buf, t.stored)
 	if err := p.store.set(context.WithoutCancel(r.Context()), key, e, t.ttl); err != nil && !errors.Is(err, errNotStored) {
 		p.storeFailed(err)
 	}
-	return outcome{e: e}
+	f.release(outcome{e: e})
 }
 
 type metrics struct {

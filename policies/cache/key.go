@@ -25,7 +25,8 @@ var keyScratchPool = sync.Pool{New: func() any { return &keyScratch{buf: make([]
 func keyPrefix(policy, route string) string { return policy + ":" + route + ":" }
 
 // key computes "<policy>:<route>:<sha256 hex>" over the policy, route, identity (unless
-// public), method, host, path, sorted query (or its allow-listed part) and vary header values.
+// public), method, host, the scheme and forwarding fields the upstream is told, path, sorted
+// query (or its allow-listed part) and vary header values.
 // Fields are length-prefixed so that no two different requests hash the same input.
 func (p *Policy) key(r *http.Request, info *reqctx.Info, method string) string {
 	s := keyScratchPool.Get().(*keyScratch)
@@ -41,18 +42,12 @@ func (p *Policy) key(r *http.Request, info *reqctx.Info, method string) string {
 	}
 	b = appendField(b, method)
 	b = appendField(b, strings.ToLower(r.Host))
+	b = appendForwarding(b, r)
 	b = appendField(b, r.URL.EscapedPath())
 	s.pairs = p.queryPairs(s.pairs[:0], r.URL.RawQuery)
-	b = binary.AppendUvarint(b, uint64(len(s.pairs)))
-	for _, q := range s.pairs {
-		b = appendField(b, q)
-	}
+	b = appendValues(b, s.pairs)
 	for _, h := range p.varyHeaders {
-		vs := r.Header[h]
-		b = binary.AppendUvarint(b, uint64(len(vs)))
-		for _, v := range vs {
-			b = appendField(b, v)
-		}
+		b = appendValues(b, r.Header[h])
 	}
 	sum := sha256.Sum256(b)
 	s.buf = b
@@ -72,19 +67,119 @@ func (p *Policy) key(r *http.Request, info *reqctx.Info, method string) string {
 }
 
 // appendIdentity adds exactly the identity Portico forwards upstream (X-Consumer-Name,
-// X-Authenticated-Subject, X-Consumer-Groups), so two requests that share a key cannot have
-// looked different to the upstream.
+// X-Authenticated-Subject, X-Consumer-Groups, X-Anonymous-Consumer; see
+// reqctx.SetUpstreamHeaders), so two requests that share a key cannot have looked different to
+// the upstream. The resolver cache's backendKey uses it too.
 func appendIdentity(b []byte, info *reqctx.Info) []byte {
 	if info == nil || info.Identity == nil {
 		return append(b, 0)
 	}
 	id := info.Identity
-	b = append(b, 1)
+	// The anonymous fallback consumer may also be a real consumer with the same name and
+	// groups; only X-Anonymous-Consumer tells the upstream the two apart.
+	if id.Anonymous {
+		b = append(b, 2)
+	} else {
+		b = append(b, 1)
+	}
 	b = appendField(b, id.Consumer)
 	b = appendField(b, id.Subject)
 	b = binary.AppendUvarint(b, uint64(len(id.Groups)))
 	for _, g := range id.Groups {
 		b = appendField(b, g)
+	}
+	return b
+}
+
+// appendForwarding adds what the forwarder (routes/proxy.go, rewriter.apply and forwarded)
+// tells the upstream about the original request besides r.Host, so that an answer built from
+// it (an http→https redirect, absolute links) is never replayed to a request that told the
+// upstream something else:
+//   - the scheme of this hop, from r.TLS: it is Forwarded's proto=, and X-Forwarded-Proto when
+//     no trusted proxy sent one;
+//   - X-Forwarded-Host, X-Forwarded-Proto and X-Forwarded-Port as a trusted proxy sent them (the
+//     edge drops them from anyone else; the forwarder passes them on unchanged);
+//   - the host= and proto= parameters of a trusted proxy's Forwarded elements, which the
+//     forwarder extends.
+//
+// The client addresses (X-Forwarded-For, X-Real-Ip, Forwarded for=) are left out: they differ
+// per client, and keying them would leave nothing to share.
+func appendForwarding(b []byte, r *http.Request) []byte {
+	if r.TLS != nil {
+		b = append(b, 's')
+	} else {
+		b = append(b, 'p')
+	}
+	b = appendValues(b, r.Header["X-Forwarded-Host"])
+	b = appendValues(b, r.Header["X-Forwarded-Proto"])
+	b = appendValues(b, r.Header["X-Forwarded-Port"])
+	for _, line := range r.Header["Forwarded"] {
+		b = appendForwardedLine(b, line)
+	}
+	return append(b, fwdEnd)
+}
+
+// Tags of the Forwarded projection appendForwardedLine writes: a tag byte, then for host and
+// proto a length-prefixed value, so that no two projections encode alike.
+const (
+	fwdEnd byte = iota
+	fwdElement
+	fwdHost
+	fwdProto
+)
+
+// appendForwardedLine adds the host= and proto= parameters of one Forwarded field line (RFC
+// 7239: elements separated by ',', pairs by ';', values tokens or quoted strings), raw and in
+// order, with a mark at each element. It allocates nothing.
+func appendForwardedLine(b []byte, line string) []byte {
+	b = append(b, fwdElement)
+	for i := 0; i < len(line); {
+		switch c := line[i]; c {
+		case ',':
+			b = append(b, fwdElement)
+			i++
+			continue
+		case ';', ' ', '\t':
+			i++
+			continue
+		}
+		start := i
+		for i < len(line) && line[i] != '=' && line[i] != ';' && line[i] != ',' {
+			i++
+		}
+		name := strings.TrimSpace(line[start:i])
+		if i >= len(line) || line[i] != '=' {
+			continue // a malformed pair without a value
+		}
+		i++
+		vstart := i
+		if i < len(line) && line[i] == '"' {
+			for i++; i < len(line) && line[i] != '"'; i++ {
+				if line[i] == '\\' {
+					i++
+				}
+			}
+			i = min(i+1, len(line))
+		} else {
+			for i < len(line) && line[i] != ';' && line[i] != ',' {
+				i++
+			}
+		}
+		switch {
+		case strings.EqualFold(name, "host"):
+			b = appendField(append(b, fwdHost), line[vstart:i])
+		case strings.EqualFold(name, "proto"):
+			b = appendField(append(b, fwdProto), line[vstart:i])
+		}
+	}
+	return b
+}
+
+// appendValues adds a header's values (or any list) with their count.
+func appendValues(b []byte, vs []string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(vs)))
+	for _, v := range vs {
+		b = appendField(b, v)
 	}
 	return b
 }

@@ -1,8 +1,11 @@
 package cache
 
 import (
+	"context"
+	"errors"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,8 +22,12 @@ type tee struct {
 	header     http.Header
 	label      string // X-Cache-Status when the answer is storable: Miss or Refresh
 	clientBody bool   // false for a HEAD client and for a 304 answer
+	flight     *flight
+	// cancel ends the upstream call's context, once nobody needs the rest of its body.
+	cancel context.CancelCauseFunc
 
 	wroteHeader bool
+	cut         bool // the tee stopped the upstream call: nobody reads the rest of the body
 	status      int
 	storable    bool
 	ttl         time.Duration
@@ -50,11 +57,15 @@ func (t *tee) WriteHeader(code int) {
 	} else {
 		out[headerStatus] = statusValues[statusBypass]
 		t.p.metrics.bypass.Inc()
+		t.notShared()
 	}
-	if code == http.StatusOK && notModified(t.client, t.header) {
+	// Only an answer the cache could have served is answered as the cache would: a personal one
+	// goes through whole, since the upstream never saw the conditional and its Set-Cookie and
+	// other fields belong to this client (a 304 carries only the validators).
+	if t.storable && code == http.StatusOK && notModified(t.client, t.header) {
 		for _, k := range notModifiedHeaders {
 			if v, ok := t.header[k]; ok {
-				out[k] = v
+				setHeader(out, k, v)
 			}
 		}
 		t.clientBody = false
@@ -65,6 +76,10 @@ func (t *tee) WriteHeader(code int) {
 	t.w.WriteHeader(code)
 }
 
+// errBodyNotNeeded is what Write returns, and the upstream call's context is cancelled with,
+// once neither the client nor the store wants the rest of the body.
+var errBodyNotNeeded = errors.New("cache: the rest of the upstream answer is not needed")
+
 func (t *tee) Write(b []byte) (int, error) {
 	if !t.wroteHeader {
 		t.WriteHeader(http.StatusOK)
@@ -73,14 +88,47 @@ func (t *tee) Write(b []byte) (int, error) {
 		if int64(len(t.buf)+len(b)) > t.p.maxBody {
 			// Too big to keep: the rest streams through and nothing is stored.
 			t.storable, t.buf = false, nil
+			t.notShared()
 		} else {
 			t.buf = append(t.buf, b...)
 		}
+	}
+	if t.cut {
+		return 0, errBodyNotNeeded
 	}
 	if !t.clientBody {
 		return len(b), nil
 	}
 	return t.w.Write(b)
+}
+
+// notShared is called once the answer is known not storable: the waiting requests go to the
+// upstream themselves, and when the client takes no body either (HEAD, or a 304 already sent)
+// the upstream call stops. A HEAD miss is fetched as GET so that the entry serves both; without
+// this every HEAD of a large or personal resource would download its whole body.
+func (t *tee) notShared() {
+	if t.flight != nil {
+		t.flight.release(outcome{personal: true})
+	}
+	if !t.clientBody && t.cancel != nil {
+		t.cut = true
+		t.cancel(errBodyNotNeeded)
+	}
+}
+
+// serve runs next with t as its writer. When the tee cut the upstream call, a proxy that finds
+// its copy failing aborts with http.ErrAbortHandler, since for it the answer is truncated; for
+// the client it is complete (a HEAD's headers, or a 304), so that abort ends here.
+func (t *tee) serve(next http.Handler, up *http.Request) {
+	defer func() {
+		if !t.cut {
+			return
+		}
+		if v := recover(); v != nil && v != http.ErrAbortHandler {
+			panic(v)
+		}
+	}()
+	next.ServeHTTP(t, up)
 }
 
 // Flush keeps streaming answers (SSE, chunked) flowing to the leader's client.
@@ -180,8 +228,57 @@ func (p *Policy) countFetch(label string) {
 	}
 }
 
+// copyHeader sets src's fields on dst, the client's writer, merging Vary (see setHeader).
 func copyHeader(dst, src http.Header) {
 	for k, v := range src {
-		dst[k] = v
+		setHeader(dst, k, v)
 	}
+}
+
+// setHeader sets a field from the upstream's answer on dst, the client's writer. Vary is merged,
+// not replaced: an outer policy may have set its own (cors sets Vary: Origin before the chain
+// runs), and the answer varies on both, as the forwarder appends them.
+func setHeader(dst http.Header, k string, v []string) {
+	if k == "Vary" {
+		dst[k] = mergeVary(dst[k], v)
+		return
+	}
+	dst[k] = v
+}
+
+// mergeVary returns the Vary lines of outer followed by the field names of inner that outer does
+// not name already (case-insensitively, as field names compare). Neither slice is written to:
+// inner may be a stored entry's, shared by every hit.
+func mergeVary(outer, inner []string) []string {
+	if len(outer) == 0 {
+		return inner
+	}
+	var add []string
+	for _, line := range inner {
+		for name := range strings.SplitSeq(line, ",") {
+			name = strings.TrimSpace(name)
+			if name == "" || varyNames(outer, name) || slices.ContainsFunc(add, func(a string) bool { return strings.EqualFold(a, name) }) {
+				continue
+			}
+			add = append(add, name)
+		}
+	}
+	if len(add) == 0 {
+		return outer
+	}
+	merged := make([]string, len(outer), len(outer)+1)
+	copy(merged, outer)
+	return append(merged, strings.Join(add, ", "))
+}
+
+// varyNames reports whether the Vary lines name the field name.
+func varyNames(lines []string, name string) bool {
+	for _, line := range lines {
+		for n := range strings.SplitSeq(line, ",") {
+			if strings.EqualFold(strings.TrimSpace(n), name) {
+				return true
+			}
+		}
+	}
+	return false
 }
