@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -432,5 +434,44 @@ func TestFollowersRetryAfterTheLeaderPanics(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("follower still waiting on a leader that panicked")
+	}
+}
+
+// An interim answer's fields (103 Early Hints' Link) go to the client with the 103 only: net/http
+// keeps the header map it sent them from, so without restoring it they stayed on the final answer
+// as well, the forwarder's own earlyHints handling notwithstanding.
+func TestEarlyHintFieldsStayOnTheInterimAnswer(t *testing.T) {
+	p := newPolicy(t, Config{}, policies.Deps{Logger: quietLogger})
+	h := p.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</app.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"ok":true}`)
+	}))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(reqctx.With(r.Context(), &reqctx.Info{ID: "r", Route: "hints"})))
+	}))
+	t.Cleanup(srv.Close)
+	var hints int
+	req, _ := http.NewRequest("GET", srv.URL+"/page", nil)
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+			if code == http.StatusEarlyHints && h.Get("Link") != "" {
+				hints++
+			}
+			return nil
+		},
+	}))
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if hints != 1 {
+		t.Fatalf("%d early hints with Link, want 1", hints)
+	}
+	if link := resp.Header.Get("Link"); link != "" {
+		t.Fatalf("the final %d answer carries the 103's Link %q", resp.StatusCode, link)
 	}
 }

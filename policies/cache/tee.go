@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"errors"
+	"maps"
 	"mime"
 	"net/http"
 	"slices"
@@ -42,9 +43,15 @@ func (t *tee) WriteHeader(code int) {
 		return
 	}
 	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
-		// Interim answers (103 Early Hints) go straight through.
-		copyHeader(t.w.Header(), t.header)
+		// Interim answers (103 Early Hints) go straight through. net/http sends a 1xx from the
+		// header map and keeps it, so the map is put back: the hints' fields must not stay on
+		// the final answer.
+		h := t.w.Header()
+		saved := h.Clone()
+		copyHeader(h, t.header)
 		t.w.WriteHeader(code)
+		clear(h)
+		maps.Copy(h, saved)
 		return
 	}
 	t.wroteHeader = true
