@@ -160,6 +160,12 @@ type opSet struct {
 	append  []namedValue
 	// dynamic is set when some value has a variable, so values are rendered per request.
 	dynamic bool
+	// spellings are, for header sets, the removed names and rename sources as backends that read
+	// underscores as dashes see them; other spellings of these are dropped too.
+	spellings []spelling
+	// underscoreNames is set when a configured spelling has an underscore, so that even keys
+	// without one (X-Foo for a configured X_Foo) must be checked.
+	underscoreNames bool
 }
 
 type namedValue struct {
@@ -232,6 +238,16 @@ func (o Operations) compile(path string, header, response bool, p *confval.Probl
 	s.replace = values("replace", o.Replace)
 	s.add = values("add", o.Add)
 	s.append = values("append", o.Append)
+	if header {
+		for _, n := range s.remove {
+			s.spellings = append(s.spellings, spelling{norm: headerSpelling(n)})
+			s.underscoreNames = s.underscoreNames || strings.IndexByte(n, '_') >= 0
+		}
+		for _, rn := range s.rename {
+			s.spellings = append(s.spellings, spelling{norm: headerSpelling(rn[0]), keep: rn[0]})
+			s.underscoreNames = s.underscoreNames || strings.IndexByte(rn[0], '_') >= 0
+		}
+	}
 	return s
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net/http"
 	"strings"
 )
 
@@ -28,8 +29,17 @@ func (s *opSet) render(e *env) []string {
 // if present) → add (only if absent) → append (always). vals is render's result, nil when every
 // value is static.
 func (s *opSet) apply(m map[string][]string, vals []string) {
+	applyOps(s, m, vals, func(v string) string { return v })
+}
+
+// applyOps is apply for any value type: query editing keeps, beside each value, the bytes the
+// client sent (see queryPairs). value makes a V from a rendered template value.
+func applyOps[V any](s *opSet, m map[string][]V, vals []string, value func(string) V) {
 	for _, n := range s.remove {
 		delete(m, n)
+	}
+	if len(s.spellings) > 0 {
+		dropOtherSpellings(s, m)
 	}
 	for _, rn := range s.rename {
 		if v, ok := m[rn[0]]; ok {
@@ -38,29 +48,64 @@ func (s *opSet) apply(m map[string][]string, vals []string) {
 		}
 	}
 	k := 0
-	value := func(nv *namedValue) string {
+	next := func(nv *namedValue) V {
 		if vals == nil {
-			return nv.value.lit
+			return value(nv.value.lit)
 		}
 		v := vals[k]
 		k++
-		return v
+		return value(v)
 	}
 	for i := range s.replace {
-		v := value(&s.replace[i])
+		v := next(&s.replace[i])
 		if _, ok := m[s.replace[i].name]; ok {
-			m[s.replace[i].name] = []string{v}
+			m[s.replace[i].name] = []V{v}
 		}
 	}
 	for i := range s.add {
-		v := value(&s.add[i])
+		v := next(&s.add[i])
 		if _, ok := m[s.add[i].name]; !ok {
-			m[s.add[i].name] = []string{v}
+			m[s.add[i].name] = []V{v}
 		}
 	}
 	for i := range s.append {
-		v := value(&s.append[i])
+		v := next(&s.append[i])
 		m[s.append[i].name] = append(m[s.append[i].name], v)
+	}
+}
+
+// spelling is a header name some backends cannot tell from others: PHP, WSGI (CGI) and Rack turn
+// both X-Internal-Admin and X_Internal_Admin into HTTP_X_INTERNAL_ADMIN. norm is the name with
+// underscores read as dashes, canonicalized; keep is the one exact key to leave alone (a rename
+// source, moved afterwards), "" for a removed name.
+type spelling struct {
+	norm, keep string
+}
+
+// headerSpelling is the name PHP, WSGI and Rack would read k as, in canonical form.
+func headerSpelling(k string) string {
+	if strings.IndexByte(k, '_') < 0 {
+		return http.CanonicalHeaderKey(k)
+	}
+	return http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))
+}
+
+// dropOtherSpellings deletes every key that a backend would read as a removed header or a rename
+// source, so that a client cannot send a removed header as X_Internal_Admin. Without underscores
+// on either side only exact names can match (done by the caller), so the common case is one pass
+// over the keys with no allocation. Only header sets have spellings: query names are exact.
+func dropOtherSpellings[V any](s *opSet, m map[string][]V) {
+	for k := range m {
+		if !s.underscoreNames && strings.IndexByte(k, '_') < 0 {
+			continue
+		}
+		norm := headerSpelling(k)
+		for _, sp := range s.spellings {
+			if norm == sp.norm && k != sp.keep {
+				delete(m, k)
+				break
+			}
+		}
 	}
 }
 

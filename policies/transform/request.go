@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/portico-gw/portico/internal/apierror"
 	"github.com/portico-gw/portico/internal/confval"
 	"github.com/portico-gw/portico/internal/reqctx"
 	"github.com/portico-gw/portico/policies"
@@ -40,16 +41,28 @@ func (t *Request) Phase() policies.Phase { return policies.PhaseRequestTransform
 // Wrap returns next behind the transform.
 func (t *Request) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		t.apply(r)
+		if err := t.apply(r); err != nil {
+			apierror.Write(w, r, err)
+			return
+		}
 		next.ServeHTTP(w, r)
 	})
 }
 
-// apply edits r in Kong's part order: headers, then body, then query.
-func (t *Request) apply(r *http.Request) {
+// apply edits r in Kong's part order: headers, then body, then query. The query is worked out
+// first (it depends on nothing the other edits change), so a query that cannot be edited safely
+// is refused before anything is read or changed.
+func (t *Request) apply(r *http.Request) error {
 	e := env{r: r, info: reqctx.From(r.Context())}
 	// Every value is rendered before anything changes, so templates see the request as it came.
 	hv, qv := t.headers.render(&e), t.query.render(&e)
+	var rawQuery string
+	if !t.query.empty() {
+		var err error
+		if rawQuery, err = editQuery(&t.query, r.URL.RawQuery, qv); err != nil {
+			return err
+		}
+	}
 	if !t.headers.empty() {
 		t.headers.apply(r.Header, hv)
 	}
@@ -57,12 +70,11 @@ func (t *Request) apply(r *http.Request) {
 		t.editBody(r, &e)
 	}
 	if !t.query.empty() {
-		q := r.URL.Query()
-		t.query.apply(q, qv)
 		u := *r.URL
-		u.RawQuery = q.Encode()
+		u.RawQuery = rawQuery
 		r.URL = &u
 	}
+	return nil
 }
 
 func (t *Request) editBody(r *http.Request, e *env) {

@@ -125,6 +125,58 @@ type env struct {
 	r     *http.Request
 	info  *reqctx.Info
 	start time.Time
+	// hdr, when set, is read instead of r.Header: the headers a response transform's templates
+	// use, copied when the policy received the request, since inner policies (request-transform)
+	// edit r.Header in place before the answer is rendered.
+	hdr http.Header
+}
+
+// header is the first value of the request header name (canonical), as the policy received it.
+func (e *env) header(name string) string {
+	h := e.r.Header
+	if e.hdr != nil {
+		h = e.hdr
+	}
+	if v := h[name]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// headerNames appends the canonical request headers ts read (X-Request-ID for $(request_id),
+// its fallback without Info), without duplicates.
+func headerNames(names []string, ts ...*template) []string {
+	add := func(n string) []string {
+		for _, have := range names {
+			if have == n {
+				return names
+			}
+		}
+		return append(names, n)
+	}
+	for _, t := range ts {
+		for _, s := range t.segs {
+			switch s.kind {
+			case varHeader:
+				names = add(s.text)
+			case varRequestID:
+				names = add(reqctx.RequestIDKey)
+			}
+		}
+	}
+	return names
+}
+
+// snapshotHeaders copies the first value of each of names from h: the only values templates
+// read, so the copy stays small whatever the request carries.
+func snapshotHeaders(h http.Header, names []string) http.Header {
+	s := make(http.Header, len(names))
+	for _, n := range names {
+		if v := h[n]; len(v) > 0 {
+			s[n] = []string{v[0]}
+		}
+	}
+	return s
 }
 
 func (t *template) render(e *env) string {
@@ -169,17 +221,14 @@ func (e *env) value(s segment) string {
 		if e.info != nil && e.info.ID != "" {
 			return e.info.ID
 		}
-		return e.r.Header.Get(reqctx.HeaderRequestID)
+		return e.header(reqctx.RequestIDKey)
 	case varRoute:
 		if e.info != nil {
 			return e.info.Route
 		}
 		return ""
 	case varHeader:
-		if v := e.r.Header[s.text]; len(v) > 0 {
-			return v[0]
-		}
-		return ""
+		return e.header(s.text)
 	}
 	return s.text
 }
