@@ -2,6 +2,8 @@ package bff
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +18,7 @@ import (
 	ristrettostore "github.com/eko/gocache/store/ristretto/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 )
 
 // DefaultAPQTTL is how long a registered persisted query is kept after its last registration.
@@ -156,3 +159,93 @@ func (c *APQCache) storeFailed(ctx context.Context, msg string, err error) {
 // Close releases an in-memory cache's goroutines; for a Redis cache it does nothing (the client
 // belongs to the caller).
 func (c *APQCache) Close() { c.close() }
+
+// automaticPersistedQueries is Apollo's APQ protocol over a graphql.Cache: a request with only
+// extensions.persistedQuery.sha256Hash runs the document registered under that hash, or answers
+// PERSISTED_QUERY_NOT_FOUND so the client sends the text with the hash.
+//
+// It replaces gqlgen's extension.AutomaticPersistedQuery, which registers the text as soon as its
+// hash matches, before anything parses it: any client could fill the shared store (Redis, across
+// replicas and BFFs) with arbitrary text, refused documents included. Here the parameter mutator
+// only notes the pending registration on the operation context, and apqRegistration, the last
+// operation context mutator, registers it once the document has parsed, validated and passed
+// every limit.
+type automaticPersistedQueries struct {
+	cache graphql.Cache[string]
+	// docs are the BFF's stored operations, which storedDocuments resolves by hash before this
+	// runs; their hashes are never registered.
+	docs *documentSet
+}
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationParameterMutator
+} = automaticPersistedQueries{}
+
+// apqPendingKey names the pending registration in the operation's stats.
+const apqPendingKey = "PorticoAPQPending"
+
+// apqPending is a hash and the text it was checked against, to register if the operation passes.
+type apqPending struct{ hash, query string }
+
+// ExtensionName names the extension in gqlgen's stats.
+func (automaticPersistedQueries) ExtensionName() string { return "PorticoAutomaticPersistedQueries" }
+
+// Validate requires a cache.
+func (a automaticPersistedQueries) Validate(graphql.ExecutableSchema) error {
+	if a.cache == nil {
+		return errors.New("automatic persisted queries need a cache")
+	}
+	return nil
+}
+
+// MutateOperationParameters looks a hash up, or checks a hash sent with its text and notes the
+// text for apqRegistration.
+func (a automaticPersistedQueries) MutateOperationParameters(ctx context.Context, params *graphql.RawParams) *gqlerror.Error {
+	hash, present, err := persistedQueryHash(params)
+	if err != nil || !present {
+		return err
+	}
+	if params.Query == "" {
+		q, ok := a.cache.Get(ctx, hash)
+		if !ok {
+			// Apollo's clients match on this message as well as on the code.
+			return codedError(codePersistedQueryNotFound, "PersistedQueryNotFound")
+		}
+		params.Query = q
+		return nil
+	}
+	sum := sha256.Sum256([]byte(params.Query))
+	if hex.EncodeToString(sum[:]) != hash {
+		return codedError(codeBadRequest, "provided APQ hash does not match query")
+	}
+	if a.docs.byHash[hash] == nil && graphql.HasOperationContext(ctx) {
+		graphql.GetOperationContext(ctx).Stats.SetExtension(apqPendingKey, &apqPending{hash: hash, query: params.Query})
+	}
+	return nil
+}
+
+// apqRegistration registers the text a request sent with its persisted-query hash. It must be the
+// last operation context mutator: gqlgen runs those only for a document that parsed and validated
+// (variables included), and in the order they were added, so reaching it means every limit
+// before it (introspection, depth, complexity) accepted the operation.
+type apqRegistration struct{ cache graphql.Cache[string] }
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationContextMutator
+} = apqRegistration{}
+
+// ExtensionName names the extension in gqlgen's stats.
+func (apqRegistration) ExtensionName() string { return "PorticoAPQRegistration" }
+
+// Validate accepts any schema.
+func (apqRegistration) Validate(graphql.ExecutableSchema) error { return nil }
+
+// MutateOperationContext registers the pending document, if any.
+func (r apqRegistration) MutateOperationContext(ctx context.Context, opCtx *graphql.OperationContext) *gqlerror.Error {
+	if p, ok := opCtx.Stats.GetExtension(apqPendingKey).(*apqPending); ok && p.query == opCtx.RawQuery {
+		r.cache.Add(ctx, p.hash, p.query)
+	}
+	return nil
+}

@@ -7,6 +7,7 @@ package bff_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -253,4 +254,111 @@ func mustJSONBytes(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestBadInputGETMutationThatFailsValidationIs405: a GET naming a mutation answers 405 even when
+// the mutation does not validate. gqlgen leaves the operation context without an operation when
+// validation fails, so the transport finds the operation in the parsed document itself.
+func TestBadInputGETMutationThatFailsValidationIs405(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	for name, doc := range map[string]string{
+		"unknown field":         `mutation { nope }`,
+		"unknown sub-field":     `mutation { placeOrder(input: {items: []}) { id nope } }`,
+		"wrong argument type":   `mutation { markNotificationsRead(ids: true) }`,
+		"named, with a sibling": `query Q { me { id } } mutation M { nope }`,
+	} {
+		for _, accept := range []string{"application/json", "application/graphql-response+json"} {
+			t.Run(name+"/"+accept, func(t *testing.T) {
+				path := "/web/graphql?query=" + url.QueryEscape(doc)
+				if strings.Contains(doc, "mutation M") {
+					path += "&operationName=M"
+				}
+				a := e.do(t, http.MethodGet, path, nil, "Accept", accept)
+				if a.status != http.StatusMethodNotAllowed || a.header.Get("Allow") != "POST" {
+					t.Errorf("GET of a mutation answered %d (Allow %q) %s; want 405 with Allow: POST", a.status, a.header.Get("Allow"), a.body)
+				}
+			})
+		}
+	}
+}
+
+// TestBadInputIntegralFloatVariablesAreInts: JSON encoders write integers as 5.0, 5e0 or 50e-1;
+// the spec's Int input coercion takes them as the integer they are, over GraphQL and REST. gqlgen
+// coerces variables (and would refuse them) before strictVariables sees them, so they are
+// rewritten as integers first.
+func TestBadInputIntegralFloatVariablesAreInts(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	const orders = `query($n: Int) { orders(first: $n) { edges { node { id } } } }`
+	for _, vars := range []string{`{"n": 5.0}`, `{"n": 5e0}`, `{"n": 50e-1}`} {
+		t.Run("GraphQL "+vars, func(t *testing.T) {
+			a := e.do(t, http.MethodPost, "/web/graphql", mustJSONBytes(t, map[string]any{"query": orders, "variables": json.RawMessage(vars)}))
+			r := a.graphql(t)
+			if a.status != http.StatusOK || len(r.Errors) > 0 || strings.Count(string(r.Data), `"id"`) != 5 {
+				t.Errorf("answer %d %s; want the 5 orders that $n = 5 asks for", a.status, a.body)
+			}
+		})
+	}
+	t.Run("REST body quantity 2.0", func(t *testing.T) {
+		a := e.do(t, http.MethodPost, "/web/orders", []byte(`{"input": {"items": [{"sku": "SKU-1", "quantity": 2.0, "unitPriceCents": 150}]}}`))
+		if a.status != http.StatusOK || !strings.Contains(string(a.body), `"quantity":2`) {
+			t.Errorf("answer %d %s; want the order placed with quantity 2", a.status, a.body)
+		}
+	})
+}
+
+// TestBadInputIntrospectionAliasesAreBounded: introspection fields count toward max_complexity
+// like any other, so aliasing __schema hundreds of times cannot make a small document answer
+// megabytes.
+func TestBadInputIntrospectionAliasesAreBounded(t *testing.T) {
+	e := newEnv(t, envOptions{}) // web: introspection on, max_complexity 1500
+	const one = `__schema{types{name description fields{name description}}}`
+	var doc strings.Builder
+	doc.WriteString("{")
+	for i := range 320 {
+		fmt.Fprintf(&doc, " a%d:%s", i, one)
+	}
+	doc.WriteString("}")
+	a := e.post(t, "web", map[string]any{"query": doc.String()})
+	if a.status == http.StatusOK && len(a.body) > 1<<20 {
+		t.Errorf("a %d-byte document answered %d bytes: 320 copies of the schema passed max_complexity 1500", doc.Len(), len(a.body))
+	}
+}
+
+// TestBadInputErrorsDoNotEchoLongClientStrings: an error names what the client sent in at most a
+// few dozen characters, so a large request cannot come back as a large error.
+func TestBadInputErrorsDoNotEchoLongClientStrings(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	big := strings.Repeat("A", 100_000)
+	for name, body := range map[string]string{
+		"documentId":                   `{"documentId":"` + big + `"}`,
+		"operationName alone":          `{"operationName":"` + big + `"}`,
+		"operationName beside a query": `{"query":"{ me { id } }","operationName":"` + big + `"}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			a := e.do(t, http.MethodPost, "/web/graphql", []byte(body))
+			if len(a.body) > 4096 {
+				t.Errorf("a %d-byte request answered a %d-byte error that quotes it back", len(body), len(a.body))
+			}
+		})
+	}
+	t.Run("operationName that is not a name", func(t *testing.T) {
+		a := e.do(t, http.MethodPost, "/web/graphql", []byte(`{"query":"{ me { id } }","operationName":"<script> `+big+`"}`))
+		if r := a.graphql(t); a.status != http.StatusBadRequest || len(r.Errors) != 1 || r.Errors[0].code() != "BAD_REQUEST" ||
+			strings.Contains(r.Errors[0].Message, "script") {
+			t.Errorf("answer %d %.300s; want 400 BAD_REQUEST with a fixed message", a.status, a.body)
+		}
+	})
+	t.Run("operationName the document lacks", func(t *testing.T) {
+		a := e.do(t, http.MethodPost, "/web/graphql", []byte(`{"query":"query Q { me { id } }","operationName":"`+big+`"}`))
+		if r := a.graphql(t); len(r.Errors) != 1 || r.Errors[0].Message != `the document has no operation named "`+big[:32]+`…"` {
+			t.Errorf("answer %d %.300s; want the name cut to 32 characters", a.status, a.body)
+		}
+	})
+	t.Run("persistedQuery.version", func(t *testing.T) {
+		a := e.do(t, http.MethodPost, "/web/graphql",
+			[]byte(`{"query":"{ me { id } }","extensions":{"persistedQuery":{"version":{"x":[1,2,3]},"sha256Hash":"ab"}}}`))
+		if strings.Contains(string(a.body), "map[") {
+			t.Errorf("the error prints the client's JSON as a Go value: %s", a.body)
+		}
+	})
 }

@@ -8,9 +8,9 @@ import (
 )
 
 // operationComplexity is gqlgen's complexity.Calculate (same costs, same interface rule, same
-// saturating sums) with each fragment scored once. gqlgen walks a fragment again at every spread,
-// so a 2 KB document whose fragments each spread the next one twice takes 2^40 steps: a request
-// that never finishes. A fragment's cost does not depend on where it is spread (its fields'
+// saturating sums) with each fragment scored once, and introspection scored too (see
+// introspectionCosts). gqlgen walks a fragment again at every spread, so a 2 KB document whose
+// fragments each spread the next one twice takes 2^40 steps: a request that never finishes. A fragment's cost does not depend on where it is spread (its fields'
 // parent types come from its type condition, the variables are the operation's), so remembering
 // it changes no score.
 func operationComplexity(ctx context.Context, es graphql.ExecutableSchema, op *ast.OperationDefinition, vars map[string]any) int {
@@ -32,9 +32,6 @@ func (w complexityWalk) selectionSet(set ast.SelectionSet) int {
 		switch s := sel.(type) {
 		case *ast.Field:
 			def := w.schema.Types[s.Definition.Type.Name()]
-			if def.Name == "__Schema" {
-				continue
-			}
 			child := 0
 			switch def.Kind {
 			case ast.Object, ast.Interface, ast.Union:
@@ -42,7 +39,9 @@ func (w complexityWalk) selectionSet(set ast.SelectionSet) int {
 			}
 			args := s.ArgumentMap(w.vars)
 			cost := 0
-			if s.ObjectDefinition.Kind == ast.Interface {
+			if weight, ok := introspectionCosts[s.Name]; ok {
+				cost = costAdd(weight, child)
+			} else if s.ObjectDefinition.Kind == ast.Interface {
 				// An interface field costs what its most expensive implementation does.
 				for _, t := range w.schema.GetPossibleTypes(s.ObjectDefinition) {
 					cost = max(cost, w.field(t, def.Kind, s.Name, child, args))
@@ -65,6 +64,16 @@ func (w complexityWalk) selectionSet(set ast.SelectionSet) int {
 	}
 	return total
 }
+
+// introspectionCosts weigh the introspection meta-fields, which the executable schema has no
+// cost for, by what they answer: __schema the whole schema, __type one type. Each costs its
+// weight plus its selection's score, so aliases of them add up like aliases of any field (gqlgen
+// leaves __schema out of the score, so 320 aliased copies of the schema fitted in 1500), while
+// GraphiQL's introspection query scores 307 and fits DefaultMaxComplexity
+// (TestGraphiQLIntrospectionFitsTheDefaultLimits). Depth still leaves introspection out:
+// gqlparser's MaxIntrospectionDepth rule bounds its nesting, and TypeRef's ofType chain is deeper
+// than a client's max_depth.
+var introspectionCosts = map[string]int{"__schema": 100, "__type": 10}
 
 func (w complexityWalk) field(def *ast.Definition, kind ast.DefinitionKind, name string, child int, args map[string]any) int {
 	if cost, ok := w.es.Complexity(w.ctx, def.Name, name, child, args); ok && cost >= 1 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -164,11 +165,15 @@ func (storedDocuments) Validate(graphql.ExecutableSchema) error { return nil }
 
 // MutateOperationParameters fills params.Query from the stored document the request names.
 func (s storedDocuments) MutateOperationParameters(ctx context.Context, params *graphql.RawParams) *gqlerror.Error {
+	if params.OperationName != "" && !isGraphQLName(params.OperationName) {
+		// Nothing can be named by it; refused here, it is never quoted back in an error.
+		return codedError(codeBadRequest, "operationName must be a GraphQL name (letters, digits and _, not starting with a digit)")
+	}
 	if id := documentIDFrom(ctx); id != "" {
 		d := s.docs.byHash[strings.TrimPrefix(id, "sha256:")]
 		switch {
 		case d == nil:
-			return codedError(codePersistedQueryNotFound, "no stored document has id %q", id)
+			return codedError(codePersistedQueryNotFound, "no stored document has id %s", quoteClient(id))
 		case params.Query != "" && params.Query != d.text:
 			return codedError(codeBadRequest, "documentId and query name different documents; send one of them")
 		}
@@ -206,7 +211,7 @@ func (s storedDocuments) MutateOperationParameters(ctx context.Context, params *
 	if params.Query == "" && params.OperationName != "" {
 		op, d := s.docs.operation(params.OperationName)
 		if op == nil {
-			return codedError(codePersistedQueryNotFound, "no stored operation is named %q", params.OperationName)
+			return codedError(codePersistedQueryNotFound, "no stored operation is named %s", quoteClient(params.OperationName))
 		}
 		params.Query = d.text
 		return nil
@@ -237,10 +242,29 @@ func persistedQueryHash(params *graphql.RawParams) (hash string, present bool, e
 	if hash == "" {
 		return "", true, codedError(codeBadRequest, "extensions.persistedQuery.sha256Hash is missing")
 	}
-	if v := fmt.Sprint(pq["version"]); v != "1" {
-		return "", true, codedError(codeBadRequest, "unsupported persisted query version %s (supported: 1)", v)
+	if !isVersionOne(pq["version"]) {
+		// The value is not printed: it may be any JSON, of any size.
+		return "", true, codedError(codeBadRequest, "unsupported persisted query version (supported: 1)")
 	}
 	return hash, true, nil
+}
+
+// isVersionOne reports whether a persistedQuery.version is 1: a JSON number, as Apollo's clients
+// send it, or the string "1", which Portico has always accepted.
+func isVersionOne(v any) bool {
+	switch x := v.(type) {
+	case json.Number:
+		return x == "1"
+	case float64:
+		return x == 1
+	case int:
+		return x == 1
+	case int64:
+		return x == 1
+	case string:
+		return x == "1"
+	}
+	return false
 }
 
 // codedError is a request error with extensions.code set, which decides its HTTP status.

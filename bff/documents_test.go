@@ -211,3 +211,33 @@ func TestAPQDocumentRespectsEachBFFsSizeLimit(t *testing.T) {
 		t.Fatalf("small BFF ran a %d-byte document registered on web by hash: status %d, body %s (want PERSISTED_QUERY_NOT_FOUND)", len(q), a.status, a.body)
 	}
 }
+
+// TestAPQRegistersOnlyDocumentsThatRun: a hash sent with its text is registered only once the
+// document has parsed, validated and passed every limit. Otherwise any client could fill the
+// shared cache (Redis, across replicas) with text that never runs anywhere.
+func TestAPQRegistersOnlyDocumentsThatRun(t *testing.T) {
+	apq, err := bff.NewAPQCache(nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(apq.Close)
+	web := webConfig()
+	web.GraphQL.Introspection = nil
+	e := newEnv(t, envOptions{web: &web, apq: apq})
+	for name, text := range map[string]string{
+		"not GraphQL":          strings.Repeat("x", 4000),
+		"fails validation":     `{ nope }`,
+		"over the depth limit": `{ me { orders { edges { node { user { orders { edges { node { id } } } } } } } } }`,
+		"introspection is off": `{ __schema { types { name } } }`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			a := e.post(t, "web", map[string]any{"query": text, "extensions": persisted(sha(text))})
+			if a.status == http.StatusOK && !strings.Contains(string(a.body), `"errors"`) {
+				t.Fatalf("the document ran: %s", a.body)
+			}
+			if doc, ok := apq.Get(context.Background(), sha(text)); ok {
+				t.Errorf("a refused request (%d %.120s) stored its %d-byte text in the shared APQ cache", a.status, a.body, len(doc))
+			}
+		})
+	}
+}

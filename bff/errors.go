@@ -7,6 +7,8 @@ import (
 	"maps"
 	"net/http"
 	"runtime/debug"
+	"strconv"
+	"unicode/utf8"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/portico-gw/portico/internal/apierror"
@@ -174,4 +176,38 @@ func requiredError(errs gqlerror.List) *gqlerror.Error {
 		}
 	}
 	return errs[0]
+}
+
+// maxEchoed bounds how much of a client's string an error message quotes back.
+const maxEchoed = 32
+
+// quoteClient quotes a string the client sent for an error message, cut after maxEchoed bytes
+// (at a rune boundary) with "…": enough to recognise it, and a 100 KB name or id cannot come back
+// as a 100 KB error.
+func quoteClient(s string) string {
+	if len(s) <= maxEchoed {
+		return strconv.Quote(s)
+	}
+	cut := maxEchoed
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strconv.Quote(s[:cut] + "…")
+}
+
+// isGraphQLName reports whether s is a GraphQL Name: /[_A-Za-z][_0-9A-Za-z]*/.
+func isGraphQLName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '_', c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z':
+		case c >= '0' && c <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
 }

@@ -457,3 +457,50 @@ func TestConcurrentRequestsGetTheirOwnAnswers(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// graphiQLIntrospection is the query GraphiQL sends to load the schema: graphql-js's
+// getIntrospectionQuery with every option on (descriptions, specifiedByURL, repeatable
+// directives, deprecated input values).
+const graphiQLIntrospection = `query IntrospectionQuery {
+  __schema {
+    description
+    queryType { name }
+    mutationType { name }
+    subscriptionType { name }
+    types { ...FullType }
+    directives { name description isRepeatable locations args(includeDeprecated: true) { ...InputValue } }
+  }
+}
+fragment FullType on __Type {
+  kind name description specifiedByURL
+  fields(includeDeprecated: true) {
+    name description
+    args(includeDeprecated: true) { ...InputValue }
+    type { ...TypeRef }
+    isDeprecated deprecationReason
+  }
+  inputFields(includeDeprecated: true) { ...InputValue }
+  interfaces { ...TypeRef }
+  enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
+  possibleTypes { ...TypeRef }
+}
+fragment InputValue on __InputValue {
+  name description type { ...TypeRef } defaultValue isDeprecated deprecationReason
+}
+fragment TypeRef on __Type {
+  kind name
+  ofType { kind name ofType { kind name ofType { kind name ofType { kind name
+    ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } }
+}`
+
+// TestGraphiQLIntrospectionFitsTheDefaultLimits: introspection counts toward max_complexity, and
+// GraphiQL must still load the schema under the default limits, which the demo's web BFF uses.
+func TestGraphiQLIntrospectionFitsTheDefaultLimits(t *testing.T) {
+	web := webConfig()
+	web.GraphQL.MaxDepth, web.GraphQL.MaxComplexity = 0, 0 // DefaultMaxDepth, DefaultMaxComplexity
+	e := newEnv(t, envOptions{web: &web})
+	a := e.post(t, "web", map[string]any{"query": graphiQLIntrospection, "operationName": "IntrospectionQuery"})
+	if r := a.graphql(t); a.status != http.StatusOK || len(r.Errors) > 0 || !contains(string(r.Data), `"queryType":{"name":"Query"}`) {
+		t.Fatalf("GraphiQL's introspection query answered %d %.300s", a.status, a.body)
+	}
+}

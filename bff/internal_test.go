@@ -198,7 +198,6 @@ func TestOperationComplexityMatchesGqlgen(t *testing.T) {
 		{query: `{ me { ... on User { id orders(first: 7) { edges { node { id } } } } } }`},
 		{query: `query Q($n: Int) { notifications(first: $n) { id title } }`, vars: map[string]any{"n": int64(40)}},
 		{query: `{ me { ...A ...A } } fragment A on User { id ...B ...B } fragment B on User { name orders(first: 2) { edges { node { id } } } }`},
-		{query: `{ __schema { types { name } } me { id } }`},
 	} {
 		doc, errs := gqlparser.LoadQueryWithRules(es.Schema(), tc.query, nil)
 		if errs != nil {
@@ -209,6 +208,100 @@ func TestOperationComplexityMatchesGqlgen(t *testing.T) {
 		want := complexity.Calculate(context.Background(), es, op, tc.vars)
 		if got != want {
 			t.Errorf("%s: scored %d, gqlgen %d", tc.query, got, want)
+		}
+	}
+}
+
+// Introspection meta-fields, which gqlgen leaves out of the score (__schema) or scores as plain
+// fields (__type), cost their weight plus their selection, so that aliasing them adds up; the
+// rest of the document scores as gqlgen scores it.
+func TestIntrospectionCountsTowardComplexity(t *testing.T) {
+	es := resolvers.NewExecutableSchema(resolvers.NewResolver(nil, resolvers.Options{}))
+	for _, tc := range []struct {
+		query string
+		extra int // over gqlgen's score
+	}{
+		{`{ __schema { types { name } } me { id } }`, 100 + 2},
+		{`{ a: __schema { queryType { name } } b: __schema { queryType { name } } }`, 2 * (100 + 2)},
+		{`{ ...F } fragment F on Query { __schema { queryType { name } } }`, 100 + 2},
+		{`{ __type(name: "User") { name fields { name } } }`, 10 - 1}, // gqlgen: 1 + the same selection
+		{`{ __typename me { __typename } }`, 0},
+	} {
+		doc, errs := gqlparser.LoadQueryWithRules(es.Schema(), tc.query, nil)
+		if errs != nil {
+			t.Fatalf("%s: %v", tc.query, errs)
+		}
+		op := doc.Operations[0]
+		got := operationComplexity(context.Background(), es, op, nil)
+		if want := complexity.Calculate(context.Background(), es, op, nil) + tc.extra; got != want {
+			t.Errorf("%s: scored %d, want %d", tc.query, got, want)
+		}
+	}
+}
+
+// Float input coercion takes finite numbers only: strconv.ParseFloat reads NaN and Inf, which no
+// JSON number and no GraphQL Float literal can be.
+func TestFloatRejectsNonFiniteValues(t *testing.T) {
+	schema := &ast.Schema{Types: map[string]*ast.Definition{"Float": {Kind: ast.Scalar, Name: "Float"}}}
+	for _, s := range []string{"NaN", "Inf", "-Inf", "infinity"} {
+		if v, err := coerceString(schema, &ast.Type{NamedType: "Float"}, s); err == nil {
+			t.Errorf("coerceString(Float, %q) = %v, want an error", s, v)
+		}
+		if scalarAccepts("Float", json.Number(s)) {
+			t.Errorf("scalarAccepts(Float, %q) = true, want false", s)
+		}
+	}
+}
+
+// REST Float parameters are JSON numbers: strconv.ParseFloat's other syntaxes (hex floats, a
+// leading + or .) are refused like NaN, and so are numbers past float64's range.
+func TestRESTFloatTakesJSONNumbersOnly(t *testing.T) {
+	schema := &ast.Schema{Types: map[string]*ast.Definition{"Float": {Kind: ast.Scalar, Name: "Float"}}}
+	for s, ok := range map[string]bool{
+		"1": true, "-1.5": true, "2e3": true, "0.25E-2": true,
+		"0x1p-2": false, "+1": false, ".5": false, "1.": false, "1e400": false, "": false, "1 ": false,
+	} {
+		if _, err := coerceString(schema, &ast.Type{NamedType: "Float"}, s); (err == nil) != ok {
+			t.Errorf("coerceString(Float, %q): error %v, want accepted %v", s, err, ok)
+		}
+	}
+}
+
+// integralNumber rewrites integers written as floats, and nothing else.
+func TestIntegralNumber(t *testing.T) {
+	for in, want := range map[string]string{
+		"5.0": "5", "5e0": "5", "50e-1": "5", "-3.00": "-3", "-0.0": "0", "1E3": "1000",
+		"9007199254740992.0":   "9007199254740992", // 2^53
+		"9007199254740994.0":   "9007199254740994.0",
+		"5":                    "5",
+		"5.5":                  "5.5",
+		"1e400":                "1e400",
+		"12345678901234567890": "12345678901234567890",
+	} {
+		if got := integralNumber(json.Number(in)); string(got) != want {
+			t.Errorf("integralNumber(%s) = %s, want %s", in, got, want)
+		}
+	}
+	vars := map[string]any{"a": json.Number("2.0"), "b": []any{json.Number("3e0"), "4.0"}, "c": map[string]any{"d": json.Number("1.5")}}
+	if err := (integralNumbers{}).MutateOperationParameters(context.Background(), &graphql.RawParams{Variables: vars}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"a": json.Number("2"), "b": []any{json.Number("3"), "4.0"}, "c": map[string]any{"d": json.Number("1.5")}}
+	if !reflect.DeepEqual(vars, want) {
+		t.Errorf("variables became %v, want %v", vars, want)
+	}
+}
+
+func TestQuoteClient(t *testing.T) {
+	for in, want := range map[string]string{
+		"abc":                         `"abc"`,
+		strings.Repeat("a", 32):       `"` + strings.Repeat("a", 32) + `"`,
+		strings.Repeat("a", 33):       `"` + strings.Repeat("a", 32) + `…"`,
+		strings.Repeat("é", 20):       `"` + strings.Repeat("é", 16) + `…"`,
+		"a" + strings.Repeat("é", 20): `"a` + strings.Repeat("é", 15) + `…"`,
+	} {
+		if got := quoteClient(in); got != want {
+			t.Errorf("quoteClient(%q) = %s, want %s", in, got, want)
 		}
 	}
 }

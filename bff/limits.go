@@ -119,7 +119,9 @@ func (introspectionGate) MutateOperationContext(_ context.Context, opCtx *graphq
 // depthLimit rejects operations nested deeper than max. Depth counts fields, not fragments: a
 // spread or inline fragment adds nothing itself, the fields inside it do. Each fragment's depth is
 // computed once, so a document that spreads fragments many times cannot make the walk explode.
-// Introspection subtrees are left out: gqlparser's MaxIntrospectionDepth rule bounds them.
+// Introspection subtrees are left out: gqlparser's MaxIntrospectionDepth rule bounds their
+// nesting (GraphiQL's query nests ofType deeper than a usual max_depth), and complexityLimit
+// scores them, which bounds aliasing them.
 type depthLimit struct{ max int }
 
 // ExtensionName names the extension in gqlgen's stats.

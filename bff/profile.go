@@ -114,8 +114,9 @@ func New(name string, cfg Config, deps Deps) (*Profile, error) {
 }
 
 // newServer assembles the one gqlgen server both facades use. Extensions run in the order added:
-// parameter mutators (size, stored documents, APQ) before parsing, then context mutators
-// (introspection, depth, complexity) after validation and before any resolver.
+// parameter mutators (integral numbers, size, stored documents, APQ lookup) before parsing, then
+// context mutators (introspection, variables, depth, complexity, APQ registration) after
+// validation and before any resolver.
 func (p *Profile) newServer(es graphql.ExecutableSchema, apq graphql.Cache[string]) *handler.Server {
 	g := &p.cfg.GraphQL
 	srv := handler.New(es)
@@ -130,10 +131,13 @@ func (p *Profile) newServer(es graphql.ExecutableSchema, apq graphql.Cache[strin
 	// so the answer never depends on which backend failed first.
 	srv.Use(resolvers.FailOnRequired{})
 	srv.Use(resolvers.StableErrors{})
+	srv.Use(integralNumbers{})
 	srv.Use(documentSize{max: g.maxDocumentBytes()})
 	srv.Use(storedDocuments{docs: p.docs, trustedOnly: g.TrustedDocumentsOnly, apq: g.apq()})
+	var apqCache graphql.Cache[string]
 	if g.apq() {
-		srv.Use(extension.AutomaticPersistedQuery{Cache: sizedCache{Cache: apq, max: g.maxDocumentBytes()}})
+		apqCache = sizedCache{Cache: apq, max: g.maxDocumentBytes()}
+		srv.Use(automaticPersistedQueries{cache: apqCache, docs: p.docs})
 	}
 	if g.introspection() {
 		srv.Use(extension.Introspection{})
@@ -149,6 +153,10 @@ func (p *Profile) newServer(es graphql.ExecutableSchema, apq graphql.Cache[strin
 		costs = costSchema{ExecutableSchema: es, costs: g.FieldCosts}
 	}
 	srv.Use(complexityLimit{max: g.maxComplexity(), es: costs, scores: lru.New[int](scoreCacheSize)})
+	if apqCache != nil {
+		// Last: a document sent with its hash is registered only once everything above accepted it.
+		srv.Use(apqRegistration{cache: apqCache})
+	}
 	return srv
 }
 

@@ -339,7 +339,7 @@ func (rt *restRoute) variables(w http.ResponseWriter, r *http.Request, pathValue
 		def := rt.op.VariableDefinitions.ForName(name)
 		switch {
 		case def == nil:
-			return nil, badParam("unknown query parameter %q (known: %s)", name, strings.ReplaceAll(variableNames(rt.op), "$", ""))
+			return nil, badParam("unknown query parameter %s (known: %s)", quoteClient(name), strings.ReplaceAll(variableNames(rt.op), "$", ""))
 		case source[name] != "":
 			return nil, badParam("parameter %q is already given in the path", name)
 		case rt.schema.Types[def.Type.Name()].Kind == ast.InputObject:
@@ -376,7 +376,7 @@ func (rt *restRoute) variables(w http.ResponseWriter, r *http.Request, pathValue
 		for _, name := range sortedKeys(body) {
 			switch {
 			case rt.op.VariableDefinitions.ForName(name) == nil:
-				return nil, badParam("unknown body field %q (known: %s)", name, strings.ReplaceAll(variableNames(rt.op), "$", ""))
+				return nil, badParam("unknown body field %s (known: %s)", quoteClient(name), strings.ReplaceAll(variableNames(rt.op), "$", ""))
 			case source[name] != "":
 				return nil, badParam("body field %q is already given in the %s", name, source[name])
 			}
@@ -445,7 +445,7 @@ func coerceString(schema *ast.Schema, t *ast.Type, s string) (any, error) {
 			for i, v := range def.EnumValues {
 				allowed[i] = v.Name
 			}
-			return nil, fmt.Errorf("%q is not one of %s", s, strings.Join(allowed, ", "))
+			return nil, fmt.Errorf("%s is not one of %s", quoteClient(s), strings.Join(allowed, ", "))
 		}
 		return s, nil
 	case ast.InputObject:
@@ -454,12 +454,14 @@ func coerceString(schema *ast.Schema, t *ast.Type, s string) (any, error) {
 	switch t.NamedType {
 	case "Int":
 		if _, err := strconv.ParseInt(s, 10, 32); err != nil {
-			return nil, fmt.Errorf("%q is not a 32-bit integer", s)
+			return nil, fmt.Errorf("%s is not a 32-bit integer", quoteClient(s))
 		}
 		return json.Number(s), nil
 	case "Float":
-		if _, err := strconv.ParseFloat(s, 64); err != nil {
-			return nil, fmt.Errorf("%q is not a number", s)
+		// A JSON number, as a body would carry: strconv.ParseFloat also reads NaN, Inf and hex
+		// floats, which no JSON number or GraphQL Float can be.
+		if !isJSONNumber(s) || !finiteNumber(json.Number(s)) {
+			return nil, fmt.Errorf("%s is not a number", quoteClient(s))
 		}
 		return json.Number(s), nil
 	case "Boolean":
@@ -469,13 +471,18 @@ func coerceString(schema *ast.Schema, t *ast.Type, s string) (any, error) {
 		case "false":
 			return false, nil
 		}
-		return nil, fmt.Errorf("%q is not true or false", s)
+		return nil, fmt.Errorf("%s is not true or false", quoteClient(s))
 	case "ID", "String":
 		if t.NonNull && s == "" {
 			return nil, fmt.Errorf("must not be empty")
 		}
 	}
 	return s, nil
+}
+
+// isJSONNumber reports whether s is a number as JSON writes it: -?int(.digits)?([eE][+-]?digits)?
+func isJSONNumber(s string) bool {
+	return s != "" && (s[0] == '-' || s[0] >= '0' && s[0] <= '9') && json.Valid([]byte(s))
 }
 
 // variablePath names the parameter a variable coercion error is about: gqlparser puts it in the

@@ -22,6 +22,7 @@ import (
 	"github.com/portico-gw/portico/resolvers"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+	"github.com/vektah/gqlparser/v2/parser"
 )
 
 // Response media types of the GraphQL-over-HTTP draft.
@@ -125,15 +126,20 @@ type outcome struct {
 func (p *Profile) run(ctx context.Context, exec graphql.GraphExecutor, params *graphql.RawParams, docID string, get bool) outcome {
 	ctx = withDocumentID(ctx, docID)
 	opCtx, errs := exec.CreateOperationContext(ctx, params)
-	if get && opCtx != nil && opCtx.Operation != nil && opCtx.Operation.Operation != ast.Query {
+	if get && p.selectsNonQuery(opCtx) {
 		// Known once the document parses, whatever else is wrong with it: the draft's 405.
 		return outcome{getMutation: true}
 	}
 	if errs != nil {
 		errs = capErrors(errs)
-		if opCtx != nil && opCtx.Doc != nil && opCtx.Operation == nil && params.OperationName == "" && len(opCtx.Doc.Operations) > 1 {
-			// gqlgen says "operation  not found", naming the empty name it looked for.
-			errs[0].Message = fmt.Sprintf("the document has %d operations; name the one to run with operationName", len(opCtx.Doc.Operations))
+		if opCtx != nil && opCtx.Doc != nil && opCtx.Operation == nil {
+			// gqlgen's "operation %s not found", the one error left once the document validated:
+			// it names the empty name it looked for, or quotes the client's name whole.
+			if params.OperationName == "" {
+				errs[0].Message = fmt.Sprintf("the document has %d operations; name the one to run with operationName", len(opCtx.Doc.Operations))
+			} else {
+				errs[0].Message = "the document has no operation named " + quoteClient(params.OperationName)
+			}
 		}
 		for _, e := range errs {
 			if errorCode(e) == "" {
@@ -145,9 +151,6 @@ func (p *Profile) run(ctx context.Context, exec graphql.GraphExecutor, params *g
 			}
 		}
 		return outcome{resp: exec.DispatchError(graphql.WithOperationContext(ctx, opCtx), errs), requestError: true}
-	}
-	if get && opCtx.Operation.Operation != ast.Query {
-		return outcome{getMutation: true}
 	}
 	handler, execCtx := exec.DispatchOperation(ctx, opCtx)
 	resp := handler(execCtx)
@@ -162,6 +165,34 @@ func (p *Profile) run(ctx context.Context, exec graphql.GraphExecutor, params *g
 		return outcome{resp: resp, required: requiredError(resp.Errors), requiredStatus: status}
 	}
 	return outcome{resp: resp}
+}
+
+// selectsNonQuery reports whether the operation the request selects is a mutation or a
+// subscription. gqlgen sets opCtx.Operation only for a document that validated; for one that did
+// not, the text (opCtx.RawQuery is set once the parameter mutators, the size limit among them,
+// accepted it) is parsed again, within the token limit, to find the operation by name. A document
+// that does not parse, or does not say which operation to run, selects none.
+func (p *Profile) selectsNonQuery(opCtx *graphql.OperationContext) bool {
+	if opCtx == nil {
+		return false
+	}
+	op := opCtx.Operation
+	if op == nil {
+		doc := opCtx.Doc // set when the document validated but names no such operation
+		if doc == nil {
+			if opCtx.RawQuery == "" {
+				return false
+			}
+			var err error
+			if doc, err = parser.ParseQueryWithTokenLimit(&ast.Source{Input: opCtx.RawQuery}, p.cfg.GraphQL.maxTokens()); err != nil {
+				return false
+			}
+		}
+		if op = doc.Operations.ForName(opCtx.OperationName); op == nil {
+			return false
+		}
+	}
+	return op.Operation != ast.Query
 }
 
 // writeOutcome maps an outcome to the draft's statuses (see statusForRequestErrors); an executed
@@ -302,7 +333,7 @@ func (p *Profile) readPOST(w http.ResponseWriter, r *http.Request, buf *bytes.Bu
 			return codedError(codeUnsupportedMediaType, "send the request body as %s", mediaJSON)
 		}
 		if cs, ok := mp["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
-			return codedError(codeUnsupportedMediaType, "the request body must be UTF-8, not %s", cs)
+			return codedError(codeUnsupportedMediaType, "the request body must be UTF-8, not %s", quoteClient(cs))
 		}
 	}
 	limit := p.maxBodyBytes()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -89,11 +90,16 @@ func scalarAccepts(scalar string, v any) bool {
 	case "Int":
 		return isInteger(v, math.MinInt32, math.MaxInt32)
 	case "Float":
+		// Finite only: "Non-finite floating-point internal values (NaN and Infinity) cannot be
+		// coerced to Float", and strconv.ParseFloat reads "NaN" and "Inf".
 		switch n := v.(type) {
 		case json.Number:
-			_, err := strconv.ParseFloat(string(n), 64)
-			return err == nil
-		case float64, float32, int, int32, int64:
+			return finiteNumber(n)
+		case float64:
+			return !math.IsNaN(n) && !math.IsInf(n, 0)
+		case float32:
+			return !math.IsNaN(float64(n)) && !math.IsInf(float64(n), 0)
+		case int, int32, int64:
 			return true
 		}
 		return false
@@ -110,6 +116,13 @@ func scalarAccepts(scalar string, v any) bool {
 		return isInteger(v, math.MinInt64, math.MaxInt64)
 	}
 	return true
+}
+
+// finiteNumber reports whether n reads as a finite float64 (a number past float64's range does
+// not: ParseFloat reports it out of range).
+func finiteNumber(n json.Number) bool {
+	f, err := strconv.ParseFloat(string(n), 64)
+	return err == nil && !math.IsNaN(f) && !math.IsInf(f, 0)
 }
 
 func isInteger(v any, lo, hi int64) bool {
@@ -141,14 +154,11 @@ func isInteger(v any, lo, hi int64) bool {
 func describe(v any) string {
 	switch x := v.(type) {
 	case string:
-		if len(x) > 32 {
-			x = x[:32] + "…"
-		}
-		return strconv.Quote(x) + " (a string)"
+		return quoteClient(x) + " (a string)"
 	case json.Number:
 		s := string(x)
-		if len(s) > 32 {
-			s = s[:32] + "…"
+		if len(s) > maxEchoed {
+			s = s[:maxEchoed] + "…" // ASCII: a valid json.Number is
 		}
 		return s
 	case bool:
@@ -161,4 +171,63 @@ func describe(v any) string {
 		return strconv.FormatFloat(x, 'g', -1, 64)
 	}
 	return fmt.Sprintf("a value of type %T", v)
+}
+
+// integralNumbers rewrites numbers written with a fraction or an exponent whose value is an
+// integer (5.0, 5e0, 50e-1: what JSON encoders of languages without an integer type write) as
+// integers, before gqlgen coerces variables. gqlparser reads an Int variable's json.Number with
+// strconv.ParseInt and refuses those with a misleading "cannot use value 0 as Int", so
+// strictVariables, which runs after it, never sees them; the spec's JSON-number semantics (and
+// graphql-js) take them as the integer they are. Only values up to 2^53 in magnitude are
+// rewritten: above that a float64 no longer holds every integer, so the text may not be the
+// integer the client meant, and Int's range refuses such values anyway.
+type integralNumbers struct{}
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationParameterMutator
+} = integralNumbers{}
+
+// maxExactInteger is 2^53, the largest magnitude below which a float64 holds every integer.
+const maxExactInteger = 1 << 53
+
+// ExtensionName names the extension in gqlgen's stats.
+func (integralNumbers) ExtensionName() string { return "PorticoIntegralNumbers" }
+
+// Validate accepts any schema.
+func (integralNumbers) Validate(graphql.ExecutableSchema) error { return nil }
+
+// MutateOperationParameters rewrites the request's variables in place; they are the request's own.
+func (integralNumbers) MutateOperationParameters(_ context.Context, params *graphql.RawParams) *gqlerror.Error {
+	for k, v := range params.Variables {
+		params.Variables[k] = integralValue(v)
+	}
+	return nil
+}
+
+func integralValue(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		return integralNumber(x)
+	case map[string]any:
+		for k, e := range x {
+			x[k] = integralValue(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = integralValue(e)
+		}
+	}
+	return v
+}
+
+func integralNumber(n json.Number) json.Number {
+	if !strings.ContainsAny(string(n), ".eE") {
+		return n
+	}
+	f, err := strconv.ParseFloat(string(n), 64)
+	if err != nil || f != math.Trunc(f) || math.Abs(f) > maxExactInteger {
+		return n
+	}
+	return json.Number(strconv.FormatInt(int64(f), 10))
 }
