@@ -222,7 +222,7 @@ func TestHeadStopsDownloadingUnstorableBodies(t *testing.T) {
 	if a.status != 200 || a.cache() != "Bypass" {
 		t.Fatalf("HEAD: %d %s", a.status, a.cache())
 	}
-	if got := sent.Load(); got > 4<<20 {
+	if got := sent.Load(); got > maxInFlight {
 		t.Fatalf("one HEAD made the upstream send %d MiB of body nobody reads", got>>20)
 	}
 }
@@ -349,7 +349,7 @@ func TestHeadStopsDownloadingOnOverflow(t *testing.T) {
 	if a.status != 200 || a.cache() != "Miss" {
 		t.Fatalf("HEAD: %d %s", a.status, a.cache())
 	}
-	if got := sent.Load(); got > 4<<20 {
+	if got := sent.Load(); got > maxInFlight {
 		t.Fatalf("one HEAD made the upstream send %d MiB of body nobody reads", got>>20)
 	}
 }
@@ -475,3 +475,8 @@ func TestEarlyHintFieldsStayOnTheInterimAnswer(t *testing.T) {
 		t.Fatalf("the final %d answer carries the 103's Link %q", resp.StatusCode, link)
 	}
 }
+
+// maxInFlight bounds what a cut upstream call may still have sent: the loopback socket buffers
+// (several MiB once autotuned) hold what was written before the cut, so the HEAD tests' 64 MiB
+// bodies are judged against a third of their size, not against the exact cut.
+const maxInFlight = 24 << 20
