@@ -41,9 +41,17 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, in *http.Request) {
 		f.upgrade.ServeHTTP(w, in)
 		return
 	}
-	hints := &earlyHints{w: w}
-	hints.trace.Got1xxResponse = hints.got1xx
-	out := in.WithContext(httptrace.WithClientTrace(in.Context(), &hints.trace))
+	ctx := in.Context()
+	var hints *earlyHints
+	if in.ProtoAtLeast(1, 1) {
+		// RFC 9110 15.2: no 1xx to an HTTP/1.0 client, which takes the first status line for
+		// the answer (behind a 1.0 keep-alive hop, the next user would get this one's answer).
+		// Without the trace, both transports swallow 1xx answers themselves.
+		hints = &earlyHints{w: w}
+		hints.trace.Got1xxResponse = hints.got1xx
+		ctx = httptrace.WithClientTrace(ctx, &hints.trace)
+	}
+	out := in.WithContext(ctx)
 	out.RequestURI = ""
 	out.Close = false
 	if in.ContentLength == 0 {
@@ -60,6 +68,10 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, in *http.Request) {
 	}
 	out.URL = withCleanQuery(out.URL)
 	out.Header = outboundHeader(in.Header)
+	if !in.ProtoAtLeast(1, 1) {
+		// RFC 9110 10.1.1: a 1.0 request's 100-continue expectation is ignored, not passed on.
+		delete(out.Header, "Expect")
+	}
 	f.rw.apply(in, out)
 	if _, ok := out.Header["User-Agent"]; !ok {
 		// An empty entry keeps the transport from adding its own User-Agent (after the header
@@ -68,7 +80,9 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, in *http.Request) {
 	}
 
 	res, err := f.rt.RoundTrip(out)
-	hints.finish()
+	if hints != nil {
+		hints.finish()
+	}
 	if err != nil {
 		f.onError(w, in, err)
 		return

@@ -2,11 +2,13 @@ package upstreams
 
 import (
 	"bufio"
+	"fmt"
 	"net/http"
 	"net/http/httptrace"
 	"strings"
 
 	"github.com/portico-gw/portico/internal/confval"
+	"github.com/portico-gw/portico/internal/reqctx"
 )
 
 // defaultUserAgent is what Request.Write sends when the header has no User-Agent entry at all.
@@ -33,6 +35,9 @@ func writeRequest(w *bufio.Writer, req *http.Request) error {
 	}
 	if hasCTL(path) || hasCTL(req.URL.RawQuery) {
 		return req.Write(w)
+	}
+	if err := validFields(req.Header); err != nil {
+		return err
 	}
 	method := req.Method
 	if method == "" {
@@ -82,6 +87,21 @@ func writeRequest(w *bufio.Writer, req *http.Request) error {
 	}
 	_, err := w.WriteString("\r\n")
 	return err
+}
+
+// validFields refuses what http.Transport's validateHeaders refuses, before anything is written:
+// a value with a control byte but HTAB. Request.Write would pass a NUL on and turn CR/LF into
+// spaces; the Transport that h1Transport stands in for answers an error, and so does this.
+// (Invalid names are dropped below, as Request.Write drops them.)
+func validFields(h http.Header) error {
+	for k, vs := range h {
+		for _, v := range vs {
+			if !reqctx.SendableValue(v) {
+				return fmt.Errorf("net/http: invalid header field value for %q", k)
+			}
+		}
+	}
+	return nil
 }
 
 // tracesWrites is true when a client trace wants to hear about the written fields, which only

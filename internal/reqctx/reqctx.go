@@ -56,6 +56,18 @@ func From(ctx context.Context) *Info {
 	return info
 }
 
+// SendableValue reports whether s can go upstream as a header field value: no control byte but
+// HTAB (RFC 9110 5.5). An identity's subject comes from a token or certificate, not from the
+// HTTP parser that refuses such bytes in client headers, so authenticators check it with this.
+func SendableValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
 // HeaderRequestID is the header that carries the request ID both ways.
 const HeaderRequestID = "X-Request-ID"
 

@@ -233,6 +233,7 @@ var (
 	errNoKey           = errors.New("no key fits the token's algorithm")
 	errMissingClaim    = errors.New("required claim missing")
 	errUnknownConsumer = errors.New("no consumer for token")
+	errBadSubject      = errors.New("sub holds a control character")
 )
 
 // Authenticate finds a token (Authorization: Bearer, then cookies, then query parameters),
@@ -265,6 +266,10 @@ func (j *JWT) Authenticate(r *http.Request) (*reqctx.Identity, error) {
 	}
 	id := &reqctx.Identity{Claims: claims}
 	id.Subject, _ = claims["sub"].(string)
+	if !reqctx.SendableValue(id.Subject) {
+		// It would go upstream as X-Authenticated-Subject, where a NUL can cut it short.
+		return nil, errBadSubject
+	}
 	key, _ := claims[j.consumerClaim].(string)
 	if cons, ok := j.consumers.ByJWTKey(issName, key, j.consumerClaim == "iss"); ok {
 		id.Consumer, id.Groups = cons.Name, cons.Groups

@@ -152,3 +152,20 @@ func TestJWKSKeyUse(t *testing.T) {
 		})
 	}
 }
+
+// A sub with a control byte is refused: it would go upstream as X-Authenticated-Subject, where a
+// backend reading C strings takes "admin\x00.evil" for "admin".
+func TestSubjectWithControlBytesRefused(t *testing.T) {
+	keys(t)
+	j := buildJWT(t, testConfig(t), testConsumers(t))
+	for _, sub := range []string{"admin\x00.evil", "a\nb", "a\x7f"} {
+		tok := sign(t, jwt.SigningMethodHS256, []byte(hmacSecret), claims("hmac-iss", "sub", sub), nil)
+		if id, err := j.Authenticate(bearer(tok)); err == nil {
+			t.Errorf("sub %q accepted as %+v", sub, id)
+		}
+	}
+	tok := sign(t, jwt.SigningMethodHS256, []byte(hmacSecret), claims("hmac-iss", "sub", "tab\there"), nil)
+	if _, err := j.Authenticate(bearer(tok)); err != nil {
+		t.Errorf("a sub with a tab refused: %v", err)
+	}
+}

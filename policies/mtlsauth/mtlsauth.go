@@ -66,6 +66,7 @@ func (m *MTLSAuth) Challenge() string { return "" }
 func (m *MTLSAuth) AnonymousConsumer() string { return m.anonymous }
 
 var errUnknownCertificate = errors.New("client certificate of no consumer")
+var errBadSubject = errors.New("client certificate subject holds a control character")
 
 // Authenticate maps the verified client certificate to its consumer. Only r.TLS.VerifiedChains
 // counts: PeerCertificates alone are whatever the client sent (with client_auth "request" the TLS
@@ -78,6 +79,10 @@ func (m *MTLSAuth) Authenticate(r *http.Request) (*reqctx.Identity, error) {
 	cons, ok := m.consumers.ByCertificate(leaf)
 	if !ok {
 		return nil, errUnknownCertificate
+	}
+	if !reqctx.SendableValue(leaf.Subject.CommonName) {
+		// A consumer found by SAN may have any CN; it goes upstream as X-Authenticated-Subject.
+		return nil, errBadSubject
 	}
 	return &reqctx.Identity{Consumer: cons.Name, Groups: cons.Groups, Subject: leaf.Subject.CommonName}, nil
 }

@@ -69,8 +69,10 @@ func TestMTLS(t *testing.T) {
 	ca := issue(t, nil, "client-ca", nil, true, 0)
 	serverCert := issue(t, ca, "127.0.0.1", nil, false, x509.ExtKeyUsageServerAuth)
 	clients := map[string]*pki{
-		"by-cn":   issue(t, ca, "billing-service", nil, false, x509.ExtKeyUsageClientAuth),
-		"by-san":  issue(t, ca, "whatever", []string{"orders.internal"}, false, x509.ExtKeyUsageClientAuth),
+		"by-cn":  issue(t, ca, "billing-service", nil, false, x509.ExtKeyUsageClientAuth),
+		"by-san": issue(t, ca, "whatever", []string{"orders.internal"}, false, x509.ExtKeyUsageClientAuth),
+		// Found by SAN, with a CN that would go upstream as X-Authenticated-Subject.
+		"nul-cn":  issue(t, ca, "admin\x00.evil", []string{"orders.internal"}, false, x509.ExtKeyUsageClientAuth),
 		"unknown": issue(t, ca, "stranger", nil, false, x509.ExtKeyUsageClientAuth),
 		// Same subject as a consumer, but not signed by the client CA.
 		"forged": issue(t, nil, "billing-service", nil, false, x509.ExtKeyUsageClientAuth),
@@ -137,6 +139,7 @@ func TestMTLS(t *testing.T) {
 	}{
 		{"subject CN", verifying, "by-cn", 204, "billing", "billing-service"},
 		{"SAN", verifying, "by-san", 204, "orders", "whatever"},
+		{"SAN, control byte in the CN", verifying, "nul-cn", 401, "", ""},
 		{"no certificate", verifying, "", 401, "", ""},
 		{"no certificate, anonymous", withAnon, "", 204, "guest", ""},
 		{"verified but unknown", verifying, "unknown", 401, "", ""},
