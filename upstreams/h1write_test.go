@@ -35,8 +35,7 @@ func TestWriteRequestMatchesRequestWrite(t *testing.T) {
 		{name: "no user agent entry gets Go's", url: "http://b/", header: http.Header{"Accept": {"*/*"}}},
 		{name: "empty user agent sends none", url: "http://b/", header: http.Header{"User-Agent": {""}}},
 		{name: "user agent kept", url: "http://b/", header: http.Header{"User-Agent": {"curl/8.0"}}},
-		{name: "newlines cannot start a field", url: "http://b/", header: http.Header{
-			"X-Evil": {"a\r\nInjected: yes"}, "User-Agent": {"ua\nX: y"}}},
+		// Newlines in values are refused, as http.Transport refuses them (TestH1RefusesControlBytesInFieldValues).
 		{name: "surrounding whitespace trimmed", url: "http://b/", header: http.Header{"X-Pad": {"  v \t"}}},
 		{name: "invalid field names dropped", url: "http://b/", header: http.Header{"Bad Name": {"v"}, "": {"v"}, "Ok": {"v"}}},
 		{name: "framing fields never copied", method: "GET", url: "http://b/", header: http.Header{
