@@ -73,12 +73,36 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if _, err := config.Load(*path); err != nil {
+	f, err := config.Load(*path)
+	if err != nil {
 		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	// What run builds from a loaded file can still refuse it (two consumers sharing an API key,
+	// a PEM key that does not parse, an unknown BFF operation): build it the same way, without
+	// listening, connecting or fetching anything, and throw it away.
+	quiet := slog.New(slog.DiscardHandler)
+	if err := gateway.Check(f, gateway.Options{Logger: quiet, Stdout: io.Discard}); err != nil {
+		for _, e := range leafErrors(err) {
+			fmt.Fprintf(stderr, "%s: %v\n", *path, e)
+		}
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", *path)
 	return 0
+}
+
+// leafErrors lists the errors joined in err (errors.Join, possibly nested), one problem each.
+func leafErrors(err error) []error {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, leafErrors(e)...)
+	}
+	return out
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) int {

@@ -2,8 +2,11 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"os"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/portico-gw/portico/internal/confval"
@@ -157,9 +160,34 @@ func (d *document) redactEnv(path, msg string) string {
 		}
 		name, _, _ := strings.Cut(raw[start+2:start+end], ":-")
 		if val, set := os.LookupEnv(name); set && val != "" {
-			msg = strings.ReplaceAll(msg, val, "[redacted]")
+			msg = redactValue(msg, val)
 		}
 		i = start + end + 1
 	}
 	return msg
 }
+
+// redactValue replaces val in msg in every form a message may spell it: as is, escaped inside a
+// %q or %+q quotation (which is how problems and url.Parse errors quote a value: `pa"ss` shows as
+// `pa\"ss`), and URL-escaped as a path, a query value or a URL's user or password.
+func redactValue(msg, val string) string {
+	forms := []string{
+		val,
+		unquoted(strconv.Quote(val)),
+		unquoted(strconv.QuoteToASCII(val)),
+		url.PathEscape(val),
+		url.QueryEscape(val),
+		url.User(val).String(),
+		strings.TrimPrefix(url.UserPassword("", val).String(), ":"),
+	}
+	// Longest first, so that a form containing a shorter one is replaced whole.
+	slices.SortFunc(forms, func(a, b string) int { return len(b) - len(a) })
+	for _, f := range forms {
+		if f != "" {
+			msg = strings.ReplaceAll(msg, f, "[redacted]")
+		}
+	}
+	return msg
+}
+
+func unquoted(q string) string { return q[1 : len(q)-1] }

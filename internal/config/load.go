@@ -80,6 +80,7 @@ func parse(data []byte, name, baseDir string) (*File, error) {
 	if len(bodies) == 1 {
 		doc = bodies[0]
 	}
+	written := countWritten(doc.body) // before flattenMerges shares nodes between mappings
 
 	f := &File{}
 	check := &schemaCheck{doc: doc, seen: map[seenKey]bool{}}
@@ -101,6 +102,9 @@ func parse(data []byte, name, baseDir string) (*File, error) {
 			problems = append(problems, LineProblem{Line: line, Column: col,
 				Message: "a merge key merges the mapping it is part of; an anchor cannot be used inside its own definition"})
 			check.typeErrors = true
+		} else if p := aliasExpansion(doc.body, written); p != nil {
+			// Before decoding, interpolation and validation copy every alias's expansion.
+			return nil, &Error{File: name, Problems: []LineProblem{*p}}
 		} else if err := yaml.NodeToValue(doc.body, f, opts...); err != nil {
 			problems = appendUnlessLine(problems, decodeProblem(err))
 			check.typeErrors = true

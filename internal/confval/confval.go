@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -64,8 +65,15 @@ func (s *ByteSize) UnmarshalText(b []byte) error {
 		}
 	}
 	n, err := strconv.ParseInt(str, 10, 64)
+	if errors.Is(err, strconv.ErrRange) && n > 0 {
+		return fmt.Errorf("size %q is too large (at most %d bytes)", string(b), int64(math.MaxInt64))
+	}
 	if err != nil || n < 0 {
 		return fmt.Errorf("invalid size %q (use a whole number of bytes or a unit: 64KiB, 1MiB, 10MB)", string(b))
+	}
+	// n*mult would wrap silently: 16EiB written as 17179869184GiB would become 0, "unset".
+	if n > math.MaxInt64/mult {
+		return fmt.Errorf("size %q is too large (at most %d bytes)", string(b), int64(math.MaxInt64))
 	}
 	*s = ByteSize(n * mult)
 	return nil

@@ -1,6 +1,9 @@
 package confval
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestProblemsErrListsEveryProblem(t *testing.T) {
 	var p Problems
@@ -22,6 +25,24 @@ func TestIsToken(t *testing.T) {
 		}
 		if IsTokenBytes([]byte(s)) != want {
 			t.Errorf("IsTokenBytes(%q) = %v", s, !want)
+		}
+	}
+}
+
+func TestByteSizeThatDoesNotFitInt64IsRefused(t *testing.T) {
+	for _, in := range []string{"17179869184GiB", "17179869185GiB", "8589934592GiB", "9223372036854775807K", "18446744073709552MB", "9223372036854775808"} {
+		var s ByteSize
+		err := s.UnmarshalText([]byte(in))
+		if err == nil {
+			t.Errorf("UnmarshalText(%q) accepted the size as %d bytes", in, int64(s))
+		} else if !strings.Contains(err.Error(), "too large") {
+			t.Errorf("UnmarshalText(%q): want an error saying the size is too large, got %v", in, err)
+		}
+	}
+	for in, want := range map[string]int64{"8589934591GiB": 8589934591 << 30, "9223372036854775807": 1<<63 - 1, "9223372036854775807B": 1<<63 - 1} {
+		var s ByteSize
+		if err := s.UnmarshalText([]byte(in)); err != nil || int64(s) != want {
+			t.Errorf("UnmarshalText(%q) = %d, %v; want %d", in, int64(s), err, want)
 		}
 	}
 }

@@ -9,17 +9,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"os"
+	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/portico-gw/portico/bff"
 	"github.com/portico-gw/portico/internal/config"
+	"github.com/portico-gw/portico/internal/confval"
 	"github.com/portico-gw/portico/internal/listener"
 	"github.com/portico-gw/portico/policies"
 	"github.com/portico-gw/portico/policies/builtin"
@@ -30,6 +35,7 @@ import (
 	"github.com/portico-gw/portico/upstreams"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 )
 
 // Gateway serves requests with the current Snapshot and builds new ones on reload.
@@ -60,6 +66,10 @@ type Gateway struct {
 	closed  bool
 	// procsSet is true while server.procs, not Go, decides GOMAXPROCS.
 	procsSet bool
+	// check marks the throw-away gateway of Check: its build has no side effects beyond the
+	// process (no Redis connection, health checks, JWKS fetches or new files) and reports every
+	// problem instead of the first.
+	check bool
 }
 
 var errClosed = errors.New("gateway is shut down")
@@ -92,6 +102,36 @@ type Options struct {
 
 // New builds the first snapshot from f. The gateway is ready to serve when New returns.
 func New(f *config.File, opts Options) (*Gateway, error) {
+	g := assemble(opts)
+	if err := g.Apply(f); err != nil {
+		g.cut()
+		return nil, err
+	}
+	g.ready.Store(true)
+	return g, nil
+}
+
+// Check builds a snapshot from f exactly as New and a reload do, then releases it, and returns
+// every problem the build finds (errors.Join of them, each naming what it concerns), or nil:
+// what config.Load cannot see, such as API keys shared by two consumers, PEM keys that do not
+// parse, or BFF operations that do not exist. It binds no listener and leaves nothing running:
+// no health checks, no Redis connection (an unreachable Redis is not a problem, as at start),
+// no JWKS fetch (a key set that is down is not one either: run only logs it), and no access log
+// file is created. GOMAXPROCS is left alone. For `portico validate`.
+func Check(f *config.File, opts Options) error {
+	g := assemble(opts)
+	g.check = true
+	defer g.cut()
+	snap, err := g.build(f)
+	if snap != nil {
+		snap.release()
+		snap.stores.close()
+	}
+	return err
+}
+
+// assemble makes a Gateway with its process-wide parts and no snapshot yet.
+func assemble(opts Options) *Gateway {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -118,12 +158,7 @@ func New(f *config.File, opts Options) (*Gateway, error) {
 	})
 	reg.MustRegister(g.reloads, g.apqStoreErrors)
 	g.cutSessions, g.cut = context.WithCancel(context.Background())
-	if err := g.Apply(f); err != nil {
-		g.cut()
-		return nil, err
-	}
-	g.ready.Store(true)
-	return g, nil
+	return g
 }
 
 // Apply builds a snapshot from f and makes it current. On error the current snapshot keeps
@@ -162,19 +197,52 @@ func (g *Gateway) Apply(f *config.File) error {
 	return nil
 }
 
+// build makes a snapshot of f. On error nothing of it stays running, and nothing of it stays
+// in /metrics either. In check mode (Check) it goes on after a problem wherever the next step
+// does not depend on what failed, and returns every problem found.
 func (g *Gateway) build(f *config.File) (snap *Snapshot, err error) {
 	snap = &Snapshot{File: f}
+	var errs []error
+	// failed records err and reports whether the build must stop: always in run mode, where the
+	// first problem rejects the file; in check mode only if the next steps need what failed.
+	failed := func(err error, needed bool) bool {
+		errs = append(errs, err)
+		return !g.check || needed
+	}
 	defer func() {
-		if err != nil {
-			snap.release()
-			if snap.stores != nil && snap.stores != g.stores {
-				snap.stores.close()
-			}
-			snap = nil
+		if len(errs) == 0 {
+			return
 		}
+		err = errors.Join(errs...)
+		snap.release()
+		if snap.Upstreams != nil {
+			// NewRegistry published this registry's gauges, over the serving registry's for the
+			// targets both have (a dead target showed healthy) and beside them for the others:
+			// drop what the serving registry does not have and let it publish its own again.
+			var serving *upstreams.Registry
+			if cur := g.current.Load(); cur != nil {
+				serving = cur.Upstreams
+			}
+			snap.Upstreams.ForgetMetrics(serving)
+		}
+		if snap.stores != nil && snap.stores != g.stores {
+			snap.stores.close()
+		}
+		snap = nil
 	}()
-	if snap.stores, err = g.storesFor(f); err != nil {
-		return snap, err
+	storesFor := g.storesFor
+	if g.check {
+		storesFor = checkStores
+	}
+	if snap.stores, err = storesFor(f); err != nil {
+		if failed(err, false) {
+			return
+		}
+		// Check goes on with the in-memory stores, which every later step can use.
+		if snap.stores, err = checkStores(&config.File{}); err != nil {
+			failed(err, true)
+			return
+		}
 	}
 	upOpts := upstreams.Options{Metrics: g.upm, Logger: g.logger}
 	if cur := g.current.Load(); cur != nil {
@@ -182,18 +250,63 @@ func (g *Gateway) build(f *config.File) (snap *Snapshot, err error) {
 		upOpts.Previous = cur.Upstreams
 	}
 	if snap.Upstreams, err = upstreams.NewRegistry(f.Upstreams, upOpts); err != nil {
-		return snap, fmt.Errorf("building upstreams: %w", err)
+		if failed(fmt.Errorf("building upstreams: %w", err), false) {
+			return
+		}
 	}
 	if err = g.buildPolicies(snap); err != nil {
-		return snap, err
+		if failed(err, false) {
+			return
+		}
 	}
+	g.buildRoutes(snap, failed)
+	if len(errs) > 0 && !g.check {
+		return
+	}
+	if snap.trusted, err = parsePrefixes(f.TrustedProxies); err != nil {
+		if failed(err, false) {
+			return
+		}
+	}
+	if snap.accessLog, err = g.accessLogger(f); err != nil {
+		if failed(err, false) {
+			return
+		}
+	}
+	if g.check {
+		// What Serve does before it binds: TLS material is loaded (config.Load read it too).
+		for _, lc := range f.EffectiveListeners() {
+			if _, err := listener.New(lc, f.Server, g); err != nil {
+				failed(fmt.Errorf("listener %s: %w", lc.Address, err), false)
+			}
+		}
+		return snap, nil // the deferred cleanup turns errs into the error
+	}
+	if len(errs) > 0 {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	snap.cancel = cancel
+	snap.Upstreams.Start(ctx)
+	return snap, nil
+}
+
+// buildRoutes builds the router and mounts the BFFs in it, recording problems with failed (see
+// build). Without an upstream registry or policies (check mode, after those failed) routes are
+// built against stand-ins, so their own problems are still found.
+func (g *Gateway) buildRoutes(snap *Snapshot, failed func(error, bool) bool) {
+	f := snap.File
 	routeCfg := make(map[string]*routes.Config, len(f.Routes))
 	for i := range f.Routes {
 		routeCfg[f.Routes[i].Name] = &f.Routes[i]
 	}
 	reg := snap.Upstreams
-	snap.Router, err = routes.Build(f.Routes, routes.Deps{
+	router, err := routes.Build(f.Routes, routes.Deps{
 		Upstream: func(name string) (http.RoundTripper, bool) {
+			if reg == nil {
+				_, ok := f.Upstreams[name]
+				return unbuiltUpstream{}, ok
+			}
 			u, ok := reg.Get(name)
 			if !ok {
 				return nil, false
@@ -204,26 +317,60 @@ func (g *Gateway) build(f *config.File) (snap *Snapshot, err error) {
 		Metrics:      g.routem,
 		MaxBodyBytes: f.Server.MaxBodyBytes.Or(10 << 20),
 		Wrap: func(route string, h http.Handler) (http.Handler, error) {
-			return snap.catalog.Wrap(route, routeCfg[route].Policies, h), nil
+			return snap.wrap(route, routeCfg[route].Policies, h), nil
 		},
 	})
 	if err != nil {
-		return snap, fmt.Errorf("building routes: %w", err)
+		failed(fmt.Errorf("building routes: %w", err), true)
+		return
 	}
+	snap.Router = router
 	snap.handler = snap.Router
-	if err = g.mountBFFs(snap); err != nil {
-		return snap, err
+	g.mountBFFs(snap, failed)
+}
+
+// checkStores makes the stores as storesFor does, for Check: the Redis client is made from the
+// same URL and options but never pinged (it connects on first use, which never comes), so an
+// unreachable Redis neither delays nor fails the check, as it does not fail a start.
+func checkStores(f *config.File) (*stores, error) {
+	st := &stores{url: f.Store.Redis}
+	if f.Store.Redis == "" {
+		apq, err := bff.NewAPQCache(nil, apqTTL)
+		if err != nil {
+			return nil, fmt.Errorf("creating APQ cache: %w", err)
+		}
+		st.apq = apq
+		return st, nil
 	}
-	if snap.trusted, err = parsePrefixes(f.TrustedProxies); err != nil {
-		return snap, err
+	opts, err := redisOptions(f.Store.Redis)
+	if err != nil {
+		return nil, err
 	}
-	if snap.accessLog, err = g.accessLogger(f); err != nil {
-		return snap, err
+	st.redis = redis.NewClient(opts)
+	apq, err := bff.NewRedisAPQCache(st.redis, apqTTL)
+	if err != nil {
+		_ = st.redis.Close()
+		return nil, fmt.Errorf("creating APQ cache on redis: %w", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	snap.cancel = cancel
-	reg.Start(ctx)
-	return snap, nil
+	st.apq = apq
+	return st, nil
+}
+
+// wrap puts a route's or BFF's policies around h. Without a catalog (check mode, after the
+// policies failed) h stays bare, so the routes' and BFFs' own problems are still found.
+func (s *Snapshot) wrap(scope string, local []string, h http.Handler) http.Handler {
+	if s.catalog == nil {
+		return h
+	}
+	return s.catalog.Wrap(scope, local, h)
+}
+
+// unbuiltUpstream stands in for an upstream that did not build, in check mode only: that
+// snapshot never serves.
+type unbuiltUpstream struct{}
+
+func (unbuiltUpstream) RoundTrip(*http.Request) (*http.Response, error) {
+	return nil, errors.New("upstream not built")
 }
 
 // buildPolicies builds the consumers and every named policy once for the snapshot; routes and
@@ -246,7 +393,16 @@ func (g *Gateway) buildPolicies(snap *Snapshot) error {
 		// Only a real client: a nil *redis.Client in the interface would look configured.
 		deps.Redis = snap.stores.redis
 	}
-	built, err := builtin.BuildAll(snap.File.Policies, deps)
+	cfgs := snap.File.Policies
+	if g.check {
+		cfgs = withoutJWKSFetch(cfgs)
+	}
+	var built builtin.Instances
+	if g.check {
+		built, err = buildEach(cfgs, deps)
+	} else {
+		built, err = builtin.BuildAll(cfgs, deps)
+	}
 	deps.Carry.Done()
 	if err != nil {
 		return err
@@ -257,20 +413,69 @@ func (g *Gateway) buildPolicies(snap *Snapshot) error {
 	return nil
 }
 
+// buildEach builds every policy like builtin.BuildAll but goes on after a failure, returning
+// every policy's problem, sorted by policy name.
+func buildEach(cfgs map[string]builtin.Config, deps policies.Deps) (builtin.Instances, error) {
+	names := make([]string, 0, len(cfgs))
+	for name := range cfgs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	out := builtin.Instances{}
+	var errs []error
+	for _, name := range names {
+		p, err := builtin.Build(name, cfgs[name], deps)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out[name] = p
+	}
+	if len(errs) > 0 {
+		out.Close()
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
+}
+
+// withoutJWKSFetch returns cfgs with every jwt issuer's JWKS fetch timing out at once, leaving
+// cfgs as they were. A fetch that fails is logged, not a build error, so the build is the same
+// otherwise, and Check neither waits up to jwks_timeout nor needs the identity provider.
+func withoutJWKSFetch(cfgs map[string]builtin.Config) map[string]builtin.Config {
+	out := make(map[string]builtin.Config, len(cfgs))
+	for name, c := range cfgs {
+		if c.JWT != nil {
+			jc := *c.JWT
+			jc.Issuers = slices.Clone(jc.Issuers)
+			for i := range jc.Issuers {
+				if jc.Issuers[i].JWKSURL != "" {
+					jc.Issuers[i].JWKSTimeout = confval.Duration(time.Nanosecond)
+				}
+			}
+			c.JWT = &jc
+		}
+		out[name] = c
+	}
+	return out
+}
+
 // mountBFFs builds each BFF profile on the snapshot's upstream client and mounts it in the
-// router at its path. Profiles share one executable schema: the resolvers are stateless and
-// dataloaders are per operation.
-func (g *Gateway) mountBFFs(snap *Snapshot) error {
+// router at its path, recording problems with failed (see build). Profiles share one executable
+// schema: the resolvers are stateless and dataloaders are per operation.
+func (g *Gateway) mountBFFs(snap *Snapshot, failed func(error, bool) bool) {
 	if len(snap.File.BFFs) == 0 {
-		return nil
+		return
 	}
 	var backend resolvers.Backend = upstreams.NewClient(snap.Upstreams)
 	if len(snap.File.BackendCache) > 0 {
 		cached, err := cache.NewBackend(backend, snap.File.BackendCache, snap.policyDeps)
 		if err != nil {
-			return fmt.Errorf("backend_cache: %w", err)
+			if failed(fmt.Errorf("backend_cache: %w", err), false) {
+				return
+			}
+		} else {
+			backend = cached
 		}
-		backend = cached
 	}
 	es := resolvers.NewExecutableSchema(resolvers.NewResolver(backend, resolvers.Options{}))
 	names := make([]string, 0, len(snap.File.BFFs))
@@ -288,15 +493,19 @@ func (g *Gateway) mountBFFs(snap *Snapshot) error {
 			Logger:     g.logger,
 		})
 		if err != nil {
-			return fmt.Errorf("building BFF %q: %w", name, err)
+			if failed(fmt.Errorf("building BFF %q: %w", name, err), false) {
+				return
+			}
+			continue
 		}
 		snap.Profiles = append(snap.Profiles, p)
-		h := snap.catalog.Wrap(name, cfg.Policies, p.Handler())
+		h := snap.wrap(name, cfg.Policies, p.Handler())
 		if err := snap.Router.Handle(name, routes.MatchConfig{PathPrefix: p.Path()}, h); err != nil {
-			return fmt.Errorf("mounting BFF %q: %w", name, err)
+			if failed(fmt.Errorf("mounting BFF %q: %w", name, err), false) {
+				return
+			}
 		}
 	}
-	return nil
 }
 
 // retire stops a replaced snapshot's background work. Requests still running on it keep their
@@ -331,6 +540,9 @@ func (g *Gateway) accessLogger(f *config.File) (*slog.Logger, error) {
 	}
 	out := f.AccessLog.Output
 	w, ok := g.outputs[out]
+	if !ok && g.check {
+		return nil, checkAccessLog(out)
+	}
 	if !ok {
 		file, err := os.OpenFile(out, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 		if err != nil {
@@ -341,6 +553,26 @@ func (g *Gateway) accessLogger(f *config.File) (*slog.Logger, error) {
 		g.outputs[out], w = file, file
 	}
 	return slog.New(slog.NewJSONHandler(w, nil)), nil
+}
+
+// checkAccessLog reports what would stop the access log file from opening at start, without
+// creating it: an existing file must open for appending, a new one needs its directory.
+func checkAccessLog(path string) error {
+	file, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err == nil {
+		return file.Close()
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("opening access log: %w", err)
+	}
+	dir, err := os.Stat(filepath.Dir(path))
+	if err != nil {
+		return fmt.Errorf("opening access log: %w", err)
+	}
+	if !dir.IsDir() {
+		return fmt.Errorf("opening access log: %s is not a directory", filepath.Dir(path))
+	}
+	return nil
 }
 
 func parsePrefixes(list []string) ([]netip.Prefix, error) {
