@@ -259,3 +259,35 @@ func TestForgetMetricsRepublishesSuccessorGauges(t *testing.T) {
 		t.Errorf("breaker gauge %v after the retirement, want the new registry's 0 (closed)", g)
 	}
 }
+
+// A reload refused after the new registry was built (a bad policy further on) hands a carried
+// breaker back: the serving upstream's breaker changes must keep setting the gauge, not report
+// to the rejected, closed upstream that had taken it over.
+func TestRejectedReloadHandsTheBreakerBack(t *testing.T) {
+	log := &hitLog{}
+	srv := recordingBackend(t, "svc", log, func() int { return http.StatusInternalServerError })
+	cfg := Config{
+		Targets:        targetsOf(srv.URL),
+		Retries:        RetryConfig{Attempts: intp(0)},
+		CircuitBreaker: &BreakerConfig{MinRequests: 2, OpenFor: dur(time.Minute)},
+	}
+	promReg := prometheus.NewRegistry()
+	m := NewMetrics(promReg)
+	serving, u := newTestRegistry(t, cfg, Options{Metrics: m})
+	rejected := reload(t, serving, m, cfg)
+	rejected.Close()
+	rejected.ForgetMetrics(serving) // what the gateway does when the rest of the build fails
+	for range 2 {
+		resp, err := get(t, u, "x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, resp)
+	}
+	if st := serving.Status()[0].Breaker; st != "open" {
+		t.Fatalf("breaker %q, want open", st)
+	}
+	if g := metricValue(t, promReg, "portico_upstream_breaker_state", "upstream", "svc"); g != 2 {
+		t.Errorf("breaker gauge %v for the serving config's open breaker, want 2", g)
+	}
+}

@@ -198,15 +198,21 @@ func (r *Registry) ForgetMetrics(next *Registry) {
 // publishGauges sets every gauge r owns from its state. Until the swap retired its predecessor,
 // the predecessor's probes and timers could still write the series they share; without this, one
 // that marked a target down just before it retired would leave the gauge at 0 for good when r
-// has no active checks to correct it.
+// has no active checks to correct it. It also takes back a carried breaker that a refused
+// reload's upstream had taken over.
 func (r *Registry) publishGauges() {
 	now := monoAt(time.Now())
 	for _, u := range r.ups {
 		for _, t := range u.targets {
 			u.setHealthyGauge(t, t.healthy.Load() && t.ejectedUntil.Load() <= now)
 		}
-		if u.breaker != nil && u.m.breaker != nil && !u.closed.Load() {
-			u.m.breaker.Set(float64(breakerGaugeValue(u.breaker.State())))
+		if u.breaker != nil && !u.closed.Load() {
+			// A rejected reload's upstream may have taken over the breaker (carryBreaker); the
+			// registry that serves owns it again.
+			u.breakerOwner.Store(u)
+			if u.m.breaker != nil {
+				u.m.breaker.Set(float64(breakerGaugeValue(u.breaker.State())))
+			}
 		}
 	}
 }
