@@ -98,12 +98,26 @@ type authStep struct {
 // nothing about which part of a credential was wrong.
 var ErrInvalidCredentials = errors.New("invalid credentials")
 
-// ErrNotMine is returned (wrapped or not) by an authenticator for a credential of its kind that
-// another authenticator of the same scheme in the scope may own: a token from an issuer this jwt
-// policy does not know can be the next jwt policy's. The request then fails only when no
-// authenticator of that scheme accepted a credential, so two jwt policies on one route each take
-// their own issuer's tokens, and a token nobody knows is still a 401, never anonymous.
+// ErrNotMine says, through a NotMineError that names the credential, that a credential of an
+// authenticator's kind may be another authenticator's of the same scheme: a token from an
+// issuer this jwt policy does not know can be the next jwt policy's. The request then fails
+// unless an authenticator of that scheme accepted that very credential, so two jwt policies on
+// one route each take their own issuer's tokens, while a token nobody verified (nobody's issuer,
+// or one in a cookie only the refusing policy reads) is still a 401, never anonymous. A bare
+// ErrNotMine, naming no credential, fails the request.
 var ErrNotMine = errors.New("credential is not this authenticator's")
+
+// NotMineError is ErrNotMine for one credential: the request passes only when an authenticator
+// of the same scheme accepted that very credential (its Identity.Credential), not merely some
+// other credential of the scheme (a second jwt policy's cookie).
+type NotMineError struct {
+	Credential string
+	Err        error // why (an unknown issuer)
+}
+
+func (e *NotMineError) Error() string        { return e.Err.Error() }
+func (e *NotMineError) Unwrap() error        { return e.Err }
+func (e *NotMineError) Is(target error) bool { return target == ErrNotMine }
 
 func (a *authStep) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	info := reqctx.From(r.Context())
@@ -112,11 +126,16 @@ func (a *authStep) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// another one was valid, so a client cannot smuggle a bad token past a good key. The first
 	// valid credential in list order names the identity.
 	var notMine, accepted uint64
+	var credBuf [4]string
+	notMineCred := credBuf[:0] // notMineCred[k] is the credential of the k-th notMine bit
+	var ids [64]*reqctx.Identity
 	for i, au := range a.auths {
 		got, err := au.Authenticate(r)
 		if err != nil {
-			if errors.Is(err, ErrNotMine) && i < 64 {
+			var nm *NotMineError
+			if errors.As(err, &nm) && i < 64 && nm.Credential != "" {
 				notMine |= 1 << i
+				notMineCred = append(notMineCred, nm.Credential)
 				continue
 			}
 			a.reject(w, r, au.Challenge(), "INVALID_CREDENTIALS", "invalid credentials")
@@ -125,18 +144,28 @@ func (a *authStep) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if got != nil {
 			if i < 64 {
 				accepted |= 1 << i
+				ids[i] = got
 			}
 			if id == nil {
 				id = got
 			}
 		}
 	}
-	for i := 0; notMine != 0; i++ {
+	for i, k := 0, 0; notMine != 0; i++ {
 		if notMine&(1<<i) == 0 {
 			continue
 		}
 		notMine &^= 1 << i
-		if a.sameScheme[i]&accepted == 0 {
+		cred := notMineCred[k]
+		k++
+		owned := false
+		for j, cand := 0, a.sameScheme[i]&accepted; cand != 0 && !owned; j++ {
+			if cand&(1<<j) != 0 {
+				cand &^= 1 << j
+				owned = ids[j].Credential == cred
+			}
+		}
+		if !owned {
 			a.reject(w, r, a.auths[i].Challenge(), "INVALID_CREDENTIALS", "invalid credentials")
 			return
 		}

@@ -64,11 +64,11 @@ func (a issuerAuth) Authenticate(r *http.Request) (*reqctx.Identity, error) {
 	iss, rest, _ := strings.Cut(tok, ":")
 	switch {
 	case iss != a.issuer:
-		return nil, fmt.Errorf("unknown issuer: %w", ErrNotMine)
+		return nil, &NotMineError{Credential: tok, Err: fmt.Errorf("unknown issuer: %w", ErrNotMine)}
 	case rest == "bad":
 		return nil, errors.New("expired")
 	}
-	return &reqctx.Identity{Consumer: a.issuer + "-user"}, nil
+	return &reqctx.Identity{Consumer: a.issuer + "-user", Credential: tok}, nil
 }
 
 func serve(h http.Handler, r *http.Request) (*httptest.ResponseRecorder, *reqctx.Info) {
@@ -138,7 +138,7 @@ func TestAuthenticationStep(t *testing.T) {
 		{"token nobody's alone", []Policy{idpA}, map[string]string{"X-Tok": "idp-c:t"}, 401, "", nil},
 		// Another scheme accepting its own credential does not vouch for an unknown token.
 		{"token nobody's beside a valid key", []Policy{key, idpA}, map[string]string{"X-Key": "k", "X-Tok": "idp-c:t"}, 401, "", nil},
-		{"token nobody's, only another Bearer-scheme authenticator accepted", []Policy{idpA, bearerKey}, map[string]string{"Bearer": "k", "X-Tok": "idp-c:t"}, 204, "bearer-key-app", nil},
+		{"token nobody's, only another Bearer-scheme authenticator accepted", []Policy{idpA, bearerKey}, map[string]string{"Bearer": "k", "X-Tok": "idp-c:t"}, 401, "", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

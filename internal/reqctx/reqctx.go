@@ -40,6 +40,9 @@ type Identity struct {
 	Groups    []string
 	Subject   string
 	Claims    map[string]any
+	// Credential is the raw credential an authenticator accepted when another authenticator of
+	// its scheme may have answered policies.ErrNotMine for it (a bearer token); never sent on.
+	Credential string `json:"-"`
 }
 
 type infoKey struct{}

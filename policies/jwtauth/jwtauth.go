@@ -252,6 +252,9 @@ func (j *JWT) Authenticate(r *http.Request) (*reqctx.Identity, error) {
 	kf := keyLookup{j: j, ctx: r.Context()}
 	claims := jwt.MapClaims{}
 	if _, err := j.parser.ParseWithClaims(tok, claims, kf.keyFor); err != nil {
+		if errors.Is(err, policies.ErrNotMine) {
+			return nil, &policies.NotMineError{Credential: tok, Err: err}
+		}
 		return nil, err
 	}
 	// keyFor succeeded, so "iss" names a configured issuer.
@@ -264,7 +267,7 @@ func (j *JWT) Authenticate(r *http.Request) (*reqctx.Identity, error) {
 			return nil, fmt.Errorf("%w: %s", errMissingClaim, c)
 		}
 	}
-	id := &reqctx.Identity{Claims: claims}
+	id := &reqctx.Identity{Claims: claims, Credential: tok}
 	id.Subject, _ = claims["sub"].(string)
 	if !reqctx.SendableValue(id.Subject) {
 		// It would go upstream as X-Authenticated-Subject, where a NUL can cut it short.
