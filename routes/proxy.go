@@ -277,8 +277,15 @@ func (p *passThrough) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = http.MaxBytesReader(w, r.Body, p.maxBody)
 	}
+	info := reqctx.From(r.Context())
+	if info != nil && info.PreflightAllow != "" {
+		// Routed as a preflight, and no cors policy answered it: the route does not take OPTIONS.
+		apierror.Write(w, r, &apierror.Error{Status: http.StatusMethodNotAllowed, Code: "METHOD_NOT_ALLOWED",
+			Message: "method OPTIONS not allowed here", Header: http.Header{"Allow": {info.PreflightAllow}}})
+		return
+	}
 	b := &p.backends[p.pick(r)]
-	if info := reqctx.From(r.Context()); info != nil {
+	if info != nil {
 		info.Upstream = b.upstream
 	}
 	if p.mirror != nil {

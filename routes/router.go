@@ -271,6 +271,9 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		as := *req
 		as.Method = m
 		if prt, _ := r.match(&as); prt != nil {
+			if info := reqctx.From(req.Context()); info != nil && !prt.matchMethod(http.MethodOptions) {
+				info.PreflightAllow = strings.Join(r.allowed(req), ", ")
+			}
 			rt = prt
 		}
 	}

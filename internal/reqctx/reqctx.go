@@ -30,6 +30,11 @@ type Info struct {
 	Identity *Identity
 	// ErrorCode is the machine-readable code of an error answer Portico wrote itself, for logs.
 	ErrorCode string
+	// PreflightAllow is set when the router routed a CORS preflight by the method it asks about
+	// to a route that does not take OPTIONS: the Allow that route answers OPTIONS with. A cors
+	// policy answers the preflight; if none does, the proxy answers 405 with it instead of
+	// sending upstream an OPTIONS the route never allows.
+	PreflightAllow string
 }
 
 // Identity is an authenticated consumer, forwarded to upstreams as X-Consumer-* headers.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/portico-gw/portico/internal/apierror"
 	"github.com/portico-gw/portico/internal/confval"
+	"github.com/portico-gw/portico/internal/reqctx"
 	"github.com/portico-gw/portico/policies"
 )
 
@@ -249,9 +250,15 @@ func (c *CORS) Wrap(next http.Handler) http.Handler {
 			return
 		}
 		allowed := c.allowed(origin)
-		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" && !c.preflightContinue {
-			c.preflight(w, r, origin, allowed)
-			return
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			if !c.preflightContinue {
+				c.preflight(w, r, origin, allowed)
+				return
+			}
+			if info := reqctx.From(r.Context()); info != nil {
+				// Passed on by choice: the upstream answers preflights, on any route.
+				info.PreflightAllow = ""
+			}
 		}
 		cw := &policies.HeaderHook[responseHeaders]{ResponseWriter: w, A: responseHeaders{c: c}}
 		if allowed {
