@@ -91,6 +91,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		g.finish(snap, r, rec, info)
 	}()
+	if r.ProtoMajor == 2 && strings.IndexByte(r.RequestURI, ' ') >= 0 {
+		// An HTTP/2 :path may hold a space, which no HTTP/1.1 request-target may: passed on, it
+		// would split the upstream's request line, and a lenient backend would read another
+		// target than the one routed and judged here. HTTP/1 clients cannot send one at all.
+		apierror.Write(rec, r, apierror.New(http.StatusBadRequest, "BAD_REQUEST", "malformed request target"))
+		return
+	}
 	snap.handler.ServeHTTP(rec, r)
 }
 
