@@ -38,7 +38,14 @@ func (p *Profile) presentError(ctx context.Context, err error) *gqlerror.Error {
 	if out.Extensions == nil {
 		out.Extensions = map[string]any{}
 	}
-	if _, ok := out.Extensions["code"].(string); !ok {
+	code, coded := out.Extensions["code"].(string)
+	if coded && code == codeInternal && out.Err != nil {
+		// Coded INTERNAL by a resolver around a cause it could not classify (a dataloader turns
+		// a panic in its fetch into a plain error): the client sees the safe message, and the
+		// cause still reaches the log.
+		p.log.ErrorContext(ctx, "graphql resolver error", "error", out.Err, "path", out.Path.String(), "request_id", requestID(ctx))
+	}
+	if !coded {
 		switch {
 		case out.Err != nil && out.Message == out.Err.Error():
 			// A wrapped Go error: mask it.

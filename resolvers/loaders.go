@@ -76,8 +76,8 @@ func (l *loaders) payments() *dataloadgen.Loader[string, *model.Payment] {
 // under field. The answer may come in any order and omit unknown IDs: values are returned in key
 // order, with nil (and no error) for a missing key, so unknown IDs become null fields. A failed
 // call fails every key of the batch with the same cause; resolvers map it per field.
-func batchFetch[V any](b Backend, upstream, path, field string, idOf func(V) string) func(context.Context, []string) ([]V, []error) {
-	return func(ctx context.Context, ids []string) ([]V, []error) {
+func batchFetch[T any](b Backend, upstream, path, field string, idOf func(*T) string) func(context.Context, []string) ([]*T, []error) {
+	return func(ctx context.Context, ids []string) ([]*T, []error) {
 		escaped := make([]string, len(ids))
 		for i, id := range ids {
 			escaped[i] = url.QueryEscape(id)
@@ -86,17 +86,20 @@ func batchFetch[V any](b Backend, upstream, path, field string, idOf func(V) str
 		if err := b.GetJSON(ctx, upstream, path+"?ids="+strings.Join(escaped, ","), &body); err != nil {
 			return nil, []error{err}
 		}
-		var list []V
+		var list []*T
 		if raw, ok := body[field]; ok {
 			if err := json.Unmarshal(raw, &list); err != nil {
 				return nil, []error{badAnswer(upstream, err)}
 			}
 		}
-		byID := make(map[string]V, len(list))
+		byID := make(map[string]*T, len(list))
 		for _, v := range list {
+			if v == nil {
+				continue // a null element names no key: the keys asked for stay null
+			}
 			byID[idOf(v)] = v
 		}
-		out := make([]V, len(ids))
+		out := make([]*T, len(ids))
 		for i, id := range ids {
 			out[i] = byID[id]
 		}
