@@ -291,3 +291,34 @@ func TestRejectedReloadHandsTheBreakerBack(t *testing.T) {
 		t.Errorf("breaker gauge %v for the serving config's open breaker, want 2", g)
 	}
 }
+
+// A registry that fails to build leaves no series behind: the upstreams built before the one that
+// failed had published gauges, a new upstream's beside the serving ones and a shared target's
+// over the serving registry's own value.
+func TestFailedRegistryLeavesNoSeries(t *testing.T) {
+	promReg := prometheus.NewRegistry()
+	m := NewMetrics(promReg)
+	const dead = "http://127.0.0.1:1"
+	serving, err := NewRegistry(map[string]Config{"svc": {Targets: targetsOf(dead)}}, Options{Logger: quietLogger, Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(serving.Close)
+	u, _ := serving.Get("svc")
+	u.targets[0].healthy.Store(false) // as a failed health check leaves it
+	u.setHealthyGauge(u.targets[0], false)
+	_, err = NewRegistry(map[string]Config{
+		"svc":   {Targets: targetsOf(dead)},
+		"extra": {Targets: targetsOf("http://127.0.0.1:2")},
+		"bad":   {Targets: targetsOf("http://user:pw@127.0.0.1:3")},
+	}, Options{Logger: quietLogger, Metrics: m, Previous: serving})
+	if err == nil {
+		t.Fatal("a target with credentials in its URL was accepted")
+	}
+	if _, ok := findSeries(t, promReg, "portico_upstream_healthy", "upstream", "extra"); ok {
+		t.Error("the failed registry's new upstream left its healthy series")
+	}
+	if g := metricValue(t, promReg, "portico_upstream_healthy", "upstream", "svc"); g != 0 {
+		t.Errorf("the serving registry's dead target reads %v after a failed rebuild, want 0", g)
+	}
+}

@@ -100,6 +100,9 @@ func NewRegistry(cfgs map[string]Config, opts Options) (*Registry, error) {
 		for _, u := range r.ups {
 			u.closeIdle()
 		}
+		// The upstreams built so far published their gauges: over the serving registry's for
+		// the targets both have, and beside them for the rest.
+		r.ForgetMetrics(opts.Previous)
 		slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
 		return nil, errors.Join(errs...)
 	}
