@@ -35,7 +35,6 @@ import (
 	"github.com/portico-gw/portico/upstreams"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/redis/go-redis/v9"
 )
 
 // Gateway serves requests with the current Snapshot and builds new ones on reload.
@@ -230,16 +229,12 @@ func (g *Gateway) build(f *config.File) (snap *Snapshot, err error) {
 		}
 		snap = nil
 	}()
-	storesFor := g.storesFor
-	if g.check {
-		storesFor = checkStores
-	}
-	if snap.stores, err = storesFor(f); err != nil {
+	if snap.stores, err = g.storesFor(f); err != nil {
 		if failed(err, false) {
 			return
 		}
 		// Check goes on with the in-memory stores, which every later step can use.
-		if snap.stores, err = checkStores(&config.File{}); err != nil {
+		if snap.stores, err = g.storesFor(&config.File{}); err != nil {
 			failed(err, true)
 			return
 		}
@@ -327,33 +322,6 @@ func (g *Gateway) buildRoutes(snap *Snapshot, failed func(error, bool) bool) {
 	snap.Router = router
 	snap.handler = snap.Router
 	g.mountBFFs(snap, failed)
-}
-
-// checkStores makes the stores as storesFor does, for Check: the Redis client is made from the
-// same URL and options but never pinged (it connects on first use, which never comes), so an
-// unreachable Redis neither delays nor fails the check, as it does not fail a start.
-func checkStores(f *config.File) (*stores, error) {
-	st := &stores{url: f.Store.Redis}
-	if f.Store.Redis == "" {
-		apq, err := bff.NewAPQCache(nil, apqTTL)
-		if err != nil {
-			return nil, fmt.Errorf("creating APQ cache: %w", err)
-		}
-		st.apq = apq
-		return st, nil
-	}
-	opts, err := redisOptions(f.Store.Redis)
-	if err != nil {
-		return nil, err
-	}
-	st.redis = redis.NewClient(opts)
-	apq, err := bff.NewRedisAPQCache(st.redis, apqTTL)
-	if err != nil {
-		_ = st.redis.Close()
-		return nil, fmt.Errorf("creating APQ cache on redis: %w", err)
-	}
-	st.apq = apq
-	return st, nil
 }
 
 // wrap puts a route's or BFF's policies around h. Without a catalog (check mode, after the
