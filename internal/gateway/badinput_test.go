@@ -22,7 +22,14 @@ import (
 func badInputGateway(t *testing.T, yaml string) string {
 	t.Helper()
 	g, _ := newGateway(t, yaml)
-	s, err := listener.New(listener.Config{Address: "127.0.0.1:0"}, g.Current().File.Server, g)
+	return listen(t, g, listener.Config{Address: "127.0.0.1:0"})
+}
+
+// listen serves g on a real loopback listener configured by lc, built as Serve builds it, and
+// returns its address.
+func listen(t *testing.T, g *Gateway, lc listener.Config) string {
+	t.Helper()
+	s, err := listener.New(lc, g.Current().File.Server, g)
 	if err != nil {
 		t.Fatal(err)
 	}

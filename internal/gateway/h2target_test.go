@@ -26,17 +26,7 @@ func TestH2SpaceInTargetIsRefused(t *testing.T) {
 		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
 	})
 	g, _ := newGateway(t, cfg("http://"+beAddr, "access_log: {enabled: false}"))
-	s, err := listener.New(listener.Config{Address: "127.0.0.1:0", H2C: true}, g.Current().File.Server, g)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := s.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = s.Serve(ln) }()
-	t.Cleanup(func() { _ = s.HTTPServer().Close(); <-done })
+	addr := listen(t, g, listener.Config{Address: "127.0.0.1:0", H2C: true})
 
 	p := new(http.Protocols)
 	p.SetUnencryptedHTTP2(true)
@@ -48,7 +38,7 @@ func TestH2SpaceInTargetIsRefused(t *testing.T) {
 		{"a HTTP/1.1 b", http.StatusBadRequest},
 		{"a=1", http.StatusOK},
 	} {
-		req, _ := http.NewRequest("GET", "http://"+ln.Addr().String()+"/x", nil)
+		req, _ := http.NewRequest("GET", "http://"+addr+"/x", nil)
 		req.URL.RawQuery = tc.query
 		res, err := client.Do(req)
 		if err != nil {
