@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/portico-gw/portico/policies"
+	"github.com/portico-gw/portico/testing/redistest"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
@@ -266,60 +266,12 @@ func TestStoreFailure(t *testing.T) {
 	}
 }
 
-// ownRedis is a redis-server this test starts and may kill.
-type ownRedis struct {
-	t    *testing.T
-	port string
-	cmd  *exec.Cmd
-}
-
-func freePort(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-}
-
-func (o *ownRedis) start() {
-	o.t.Helper()
-	path, err := exec.LookPath("redis-server")
-	if err != nil {
-		o.t.Skip("redis-server is not installed")
-	}
-	o.cmd = exec.Command(path, "--port", o.port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	if err := o.cmd.Start(); err != nil {
-		o.t.Fatal(err)
-	}
-	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + o.port, MaxRetries: -1})
-	defer c.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for c.Ping(context.Background()).Err() != nil {
-		if time.Now().After(deadline) {
-			o.t.Fatal("redis-server did not start")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (o *ownRedis) kill() {
-	if o.cmd == nil {
-		return
-	}
-	_ = o.cmd.Process.Kill() // by PID
-	_ = o.cmd.Wait()
-	o.cmd = nil
-}
-
 // TestRedisFailover kills the Redis a limiter uses: requests keep flowing (or get 503 when
 // configured to fail closed), and limits apply again once Redis is back on the same port, with
 // the script reloaded after Redis lost it.
 func TestRedisFailover(t *testing.T) {
-	o := &ownRedis{t: t, port: freePort(t)}
-	o.start()
-	t.Cleanup(o.kill)
-	rc := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + o.port, DialTimeout: 100 * time.Millisecond,
+	srv := redistest.Start(t)
+	rc := redis.NewClient(&redis.Options{Addr: srv.Addr, DialTimeout: 100 * time.Millisecond,
 		ReadTimeout: 100 * time.Millisecond, WriteTimeout: 100 * time.Millisecond, MaxRetries: -1, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = rc.Close() })
 	clk := newClock(at(start))
@@ -335,7 +287,7 @@ func TestRedisFailover(t *testing.T) {
 		}
 	}
 
-	o.kill()
+	srv.Kill()
 	for _, c := range statuses(open, q, 5) {
 		if c != 200 {
 			t.Fatalf("fault-tolerant limiter with Redis down answered %d, want 200", c)
@@ -347,7 +299,7 @@ func TestRedisFailover(t *testing.T) {
 		}
 	}
 
-	o.start() // same port, empty: the counters and the script cache are gone
+	srv.Restart() // same port, empty: the counters and the script cache are gone
 	deadline := time.Now().Add(5 * time.Second)
 	for rc.Ping(context.Background()).Err() != nil && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
