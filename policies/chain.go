@@ -3,6 +3,7 @@ package policies
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 
@@ -35,13 +36,7 @@ func Chain(h http.Handler, pols []Policy, perConsumer map[string][]Policy, consu
 		variants[name] = wrap(h, cpost)
 	}
 	authn := &authStep{auths: auths, base: base, variants: variants, consumers: consumers}
-	authn.sameScheme = make([]uint64, len(auths))
-	for i, a := range auths {
-		for j, b := range auths {
-			if j < 64 && scheme(a.Challenge()) == scheme(b.Challenge()) {
-				authn.sameScheme[i] |= 1 << j
-			}
-		}
+	for _, a := range auths {
 		if an, ok := a.(Anonymous); ok && an.AnonymousConsumer() != "" && authn.anonymous == "" {
 			authn.anonymous = an.AnonymousConsumer()
 		}
@@ -76,17 +71,8 @@ func wrap(h http.Handler, pols []Policy) http.Handler {
 	return h
 }
 
-// scheme is the auth scheme a challenge names ("Bearer", "Basic"), case-folded.
-func scheme(challenge string) string {
-	s, _, _ := strings.Cut(challenge, " ")
-	return strings.ToLower(s)
-}
-
 type authStep struct {
-	auths []Authenticator
-	// sameScheme[i] has bit j set when auths[j] challenges with auths[i]'s scheme: the
-	// authenticators that may own a credential auths[i] answered ErrNotMine for.
-	sameScheme []uint64
+	auths      []Authenticator
 	base       http.Handler
 	variants   map[string]http.Handler
 	consumers  *Consumers
@@ -99,17 +85,15 @@ type authStep struct {
 var ErrInvalidCredentials = errors.New("invalid credentials")
 
 // ErrNotMine says, through a NotMineError that names the credential, that a credential of an
-// authenticator's kind may be another authenticator's of the same scheme: a token from an
-// issuer this jwt policy does not know can be the next jwt policy's. The request then fails
-// unless an authenticator of that scheme accepted that very credential, so two jwt policies on
+// authenticator's kind may be another authenticator's: a token from an issuer this jwt policy
+// does not know can be the next jwt policy's. The request then fails unless another
+// authenticator accepted that very credential (its Identity.Credential), so two jwt policies on
 // one route each take their own issuer's tokens, while a token nobody verified (nobody's issuer,
 // or one in a cookie only the refusing policy reads) is still a 401, never anonymous. A bare
 // ErrNotMine, naming no credential, fails the request.
 var ErrNotMine = errors.New("credential is not this authenticator's")
 
-// NotMineError is ErrNotMine for one credential: the request passes only when an authenticator
-// of the same scheme accepted that very credential (its Identity.Credential), not merely some
-// other credential of the scheme (a second jwt policy's cookie).
+// NotMineError is ErrNotMine for one credential (see ErrNotMine).
 type NotMineError struct {
 	Credential string
 	Err        error // why (an unknown issuer)
@@ -125,48 +109,33 @@ func (a *authStep) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Every authenticator looks: a present but invalid credential fails the request even when
 	// another one was valid, so a client cannot smuggle a bad token past a good key. The first
 	// valid credential in list order names the identity.
-	var notMine, accepted uint64
-	var credBuf [4]string
-	notMineCred := credBuf[:0] // notMineCred[k] is the credential of the k-th notMine bit
-	var ids [64]*reqctx.Identity
-	for i, au := range a.auths {
+	var refusedBuf [2]refusal
+	refused := refusedBuf[:0] // credentials an authenticator answered ErrNotMine for
+	var acceptedBuf [4]string
+	accepted := acceptedBuf[:0] // credentials an authenticator accepted
+	for _, au := range a.auths {
 		got, err := au.Authenticate(r)
 		if err != nil {
 			var nm *NotMineError
-			if errors.As(err, &nm) && i < 64 && nm.Credential != "" {
-				notMine |= 1 << i
-				notMineCred = append(notMineCred, nm.Credential)
+			if errors.As(err, &nm) && nm.Credential != "" {
+				refused = append(refused, refusal{cred: nm.Credential, by: au})
 				continue
 			}
 			a.reject(w, r, au.Challenge(), "INVALID_CREDENTIALS", "invalid credentials")
 			return
 		}
 		if got != nil {
-			if i < 64 {
-				accepted |= 1 << i
-				ids[i] = got
+			if got.Credential != "" {
+				accepted = append(accepted, got.Credential)
 			}
 			if id == nil {
 				id = got
 			}
 		}
 	}
-	for i, k := 0, 0; notMine != 0; i++ {
-		if notMine&(1<<i) == 0 {
-			continue
-		}
-		notMine &^= 1 << i
-		cred := notMineCred[k]
-		k++
-		owned := false
-		for j, cand := 0, a.sameScheme[i]&accepted; cand != 0 && !owned; j++ {
-			if cand&(1<<j) != 0 {
-				cand &^= 1 << j
-				owned = ids[j].Credential == cred
-			}
-		}
-		if !owned {
-			a.reject(w, r, a.auths[i].Challenge(), "INVALID_CREDENTIALS", "invalid credentials")
+	for _, rf := range refused {
+		if !slices.Contains(accepted, rf.cred) {
+			a.reject(w, r, rf.by.Challenge(), "INVALID_CREDENTIALS", "invalid credentials")
 			return
 		}
 	}
@@ -200,6 +169,12 @@ func (a *authStep) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.base.ServeHTTP(w, r)
+}
+
+// refusal is a credential an authenticator answered ErrNotMine for.
+type refusal struct {
+	cred string
+	by   Authenticator
 }
 
 func (a *authStep) reject(w http.ResponseWriter, r *http.Request, challenge, code, msg string) {

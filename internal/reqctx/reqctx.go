@@ -45,8 +45,8 @@ type Identity struct {
 	Groups    []string
 	Subject   string
 	Claims    map[string]any
-	// Credential is the raw credential an authenticator accepted when another authenticator of
-	// its scheme may have answered policies.ErrNotMine for it (a bearer token); never sent on.
+	// Credential is the raw credential an authenticator accepted, when another authenticator may
+	// have answered policies.ErrNotMine for it (a bearer token); never sent on, never logged.
 	Credential string `json:"-"`
 }
 
