@@ -41,6 +41,8 @@ type stackOptions struct {
 	config func(name string, c *upstreams.Config)
 	// lenient leaves FailOnRequired out, to see what the executor alone produces.
 	lenient bool
+	// batchWait is the dataloaders' collection window (default resolvers.DefaultBatchWait).
+	batchWait time.Duration
 }
 
 type stack struct {
@@ -90,7 +92,7 @@ func newStack(t testing.TB, opts stackOptions) *stack {
 	t.Cleanup(reg.Close)
 
 	s.backend = upstreams.NewClient(reg)
-	srv := newHandler(resolvers.NewResolver(s.backend, resolvers.Options{}), opts.lenient)
+	srv := newHandler(resolvers.NewResolver(s.backend, resolvers.Options{BatchWait: opts.batchWait}), opts.lenient)
 	s.handler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		info := &reqctx.Info{ID: testRequestID, Start: time.Now()}
 		if sub := req.Header.Get(headerSubject); sub != "" {
