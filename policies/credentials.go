@@ -186,6 +186,12 @@ func readKeysFile(path string) ([]fileKey, error) {
 	return keys, nil
 }
 
+// maxBcryptCost bounds the cost of a configured bcrypt hash. Every cost step doubles the work:
+// 14 is about a second of CPU per check on a current core, already more than a gateway should
+// spend per login, while the 31 bcrypt allows would hang the build (which pads every cheaper
+// hash up to the dearest) and hand anyone who guesses usernames a CPU-exhaustion lever.
+const maxBcryptCost = 14
+
 func (ci *credentialIndex) addBasic(cons *Consumer, b *BasicCredential) (int, error) {
 	switch {
 	case b.Username == "":
@@ -201,6 +207,9 @@ func (ci *credentialIndex) addBasic(cons *Consumer, b *BasicCredential) (int, er
 	cost, err := bcrypt.Cost(hash)
 	if err != nil {
 		return 0, fmt.Errorf("consumer %q: basic_auth.password_hash is not a bcrypt hash (make one with: htpasswd -nbBC 10 '' PASSWORD | tr -d ':\\n')", cons.Name)
+	}
+	if cost > maxBcryptCost {
+		return 0, fmt.Errorf("consumer %q: basic_auth.password_hash has bcrypt cost %d, above the %d Portico accepts: each check would take seconds of CPU (make one with: htpasswd -nbBC 12 '' PASSWORD | tr -d ':\\n')", cons.Name, cost, maxBcryptCost)
 	}
 	ci.basic[b.Username] = basicEntry{consumer: cons, hash: hash}
 	return cost, nil

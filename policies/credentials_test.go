@@ -90,6 +90,10 @@ func TestCredentialErrors(t *testing.T) {
 		{"bad bcrypt hash", []policies.ConsumerConfig{
 			{Name: "a", BasicAuth: &policies.BasicCredential{Username: "u", PasswordHash: "plain-password"}},
 		}, "not a bcrypt hash", []string{"plain-password"}},
+		// The cost is read from the hash's text, so a cost-31 hash is refused without hashing.
+		{"bcrypt cost above the bound", []policies.ConsumerConfig{
+			{Name: "a", BasicAuth: &policies.BasicCredential{Username: "u", PasswordHash: strings.Replace(good, "$04$", "$31$", 1)}},
+		}, "bcrypt cost 31, above the 14 Portico accepts", nil},
 		{"username with colon", []policies.ConsumerConfig{
 			{Name: "a", BasicAuth: &policies.BasicCredential{Username: "u:x", PasswordHash: good}},
 		}, "cannot contain ':'", nil},
