@@ -78,10 +78,13 @@ func (b *rotation) pick(_ *http.Request, tried uint64) *target {
 	}
 	seq := *p
 	n := uint64(len(seq))
-	i := (b.next.Add(1) - 1) % n
 	if tried == 0 {
-		return seq[i]
+		return seq[(b.next.Add(1)-1)%n]
 	}
+	// A retry walks from where the next first attempt would start, without moving it: if the
+	// retry's pick advanced the rotation too, each call would advance it twice, and with two
+	// targets every first attempt would land on the same one (the failing one, when one fails).
+	i := b.next.Load() % n
 	for k := uint64(0); k < n; k++ {
 		if t := seq[i]; t.bit&tried == 0 {
 			return t
@@ -173,7 +176,14 @@ func (b *leastConn) pick(_ *http.Request, tried uint64) *target {
 	}
 	ts := *p
 	n := uint64(len(ts))
-	start := (b.next.Add(1) - 1) % n
+	// As in rotation.pick, only a first attempt moves the offset: with retries moving it too,
+	// ties between two targets would always go to the same one.
+	var start uint64
+	if tried == 0 {
+		start = (b.next.Add(1) - 1) % n
+	} else {
+		start = b.next.Load() % n
+	}
 	for {
 		var best *target
 		var bestActive int64

@@ -110,6 +110,43 @@ func TestSmoothSequenceScalesLargePeriods(t *testing.T) {
 	}
 }
 
+// Weights at the bound validation allows, beside the smallest and over many targets, must neither
+// overflow a balancer's arithmetic (above the bound, math.MaxInt panicked when the registry was
+// built or on every request) nor starve the light target.
+func TestBalancersAtTheWeightBound(t *testing.T) {
+	many := make([]int, 1000)
+	for i := range many {
+		many[i] = maxTargetWeight
+	}
+	for _, name := range []string{"round_robin", "weighted_round_robin", "least_connections", "consistent_hash", "random"} {
+		for _, weights := range [][]int{{maxTargetWeight, 1}, append(many, 1)} {
+			t.Run(name+"/"+strconv.Itoa(len(weights)), func(t *testing.T) {
+				ts := makeTargets(weights...)
+				b := mustBalancer(t, name, "", ts)
+				heavy := 0
+				for i := range 1000 {
+					req := httptest.NewRequest(http.MethodGet, "/", nil)
+					req.RemoteAddr = "10.0.0." + strconv.Itoa(i%250) + ":1234"
+					got := b.pick(req, 0)
+					if got == nil {
+						t.Fatal("no target picked")
+					}
+					if got.weight == maxTargetWeight {
+						heavy++
+					}
+				}
+				// Idle, least_connections spreads evenly whatever the weights.
+				if name != "least_connections" && heavy < 990 {
+					t.Errorf("weight %d against 1 took %d of 1000 picks", maxTargetWeight, heavy)
+				}
+				if len(ts) == 2 && b.pick(httptest.NewRequest(http.MethodGet, "/", nil), ts[0].bit) != ts[1] {
+					t.Error("a retry that tried the heavy target must get the light one")
+				}
+			})
+		}
+	}
+}
+
 func TestBalancersAvoidTriedTargets(t *testing.T) {
 	for _, name := range []string{"round_robin", "least_connections", "consistent_hash", "random"} {
 		t.Run(name, func(t *testing.T) {

@@ -11,9 +11,9 @@ import "time"
 // prev keeps serving, probing and ejecting until the swap retires it, so a change in that short
 // window is not carried; the new registry's own checks find it again.
 //
-// A circuit breaker with unchanged settings is carried whole (gobreaker has no way to set a new
-// one's state): an open circuit stays open, a closed one keeps its counts. The probe loop's
-// consecutive counters, which live in the loop, are not: a carried unhealthy target needs
+// A circuit breaker with unchanged settings and targets is carried whole (gobreaker has no way to
+// set a new one's state): an open circuit stays open, a closed one keeps its counts. The probe
+// loop's consecutive counters, which live in the loop, are not: a carried unhealthy target needs
 // healthy_successes fresh passes, as after any flip.
 func (r *Registry) carryFrom(prev *Registry) {
 	if prev == nil {
@@ -78,10 +78,12 @@ func (u *Upstream) carryFrom(old *Upstream, now time.Time) (changed bool) {
 	return changed
 }
 
-// carryBreaker hands old's breaker to u when both have one with the same settings. Until the swap
-// retires old, both count into it, which is right: they call the same targets.
+// carryBreaker hands old's breaker to u when both have one with the same settings and the same
+// targets. Until the swap retires old, both count into it, which is right: they call the same
+// targets. A breaker's state is a verdict on the targets behind it; pointing an upstream at new
+// targets is the usual fix for dead ones, and must not inherit the circuit they opened.
 func (u *Upstream) carryBreaker(old *Upstream) {
-	if u.breaker == nil || old.breaker == nil || u.breakerSet != old.breakerSet {
+	if u.breaker == nil || old.breaker == nil || u.breakerSet != old.breakerSet || !sameTargetURLs(u.targets, old.targets) {
 		return
 	}
 	u.breaker, u.breakerOwner = old.breaker, old.breakerOwner
@@ -89,4 +91,22 @@ func (u *Upstream) carryBreaker(old *Upstream) {
 	if u.m.breaker != nil {
 		u.m.breaker.Set(float64(breakerGaugeValue(u.breaker.State())))
 	}
+}
+
+// sameTargetURLs reports whether a and b are the same set of targets, in any order and whatever
+// their weights. Target URLs are unique within an upstream.
+func sameTargetURLs(a, b []*target) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	urls := make(map[string]bool, len(a))
+	for _, t := range a {
+		urls[t.url] = true
+	}
+	for _, t := range b {
+		if !urls[t.url] {
+			return false
+		}
+	}
+	return true
 }

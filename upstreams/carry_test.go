@@ -236,6 +236,41 @@ func TestReloadCarriesBreakerWithSameSettings(t *testing.T) {
 	}
 }
 
+// A reload that points an upstream at new targets (the usual fix for a dead backend) must not
+// inherit the circuit the targets it replaced opened.
+func TestReloadDoesNotCarryBreakerToNewTargets(t *testing.T) {
+	bad := recordingBackend(t, "bad", &hitLog{}, fixed(http.StatusInternalServerError))
+	good := recordingBackend(t, "good", &hitLog{}, fixed(http.StatusOK))
+	cfg := Config{
+		Targets:        targetsOf(bad.URL),
+		Retries:        RetryConfig{Attempts: intp(0)},
+		CircuitBreaker: &BreakerConfig{MinRequests: 2, FailureRatio: 0.5, OpenFor: dur(time.Minute)},
+	}
+	old, u := newTestRegistry(t, cfg)
+	for range 2 {
+		resp, err := get(t, u, "x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, resp)
+	}
+	if st := old.Status()[0].Breaker; st != "open" {
+		t.Fatalf("breaker %q before the reload, want open", st)
+	}
+	moved := cfg
+	moved.Targets = targetsOf(good.URL)
+	reg := reload(t, old, nil, moved)
+	if st := reg.Status()[0].Breaker; st != "closed" {
+		t.Fatalf("breaker %q after a reload to new targets, want closed", st)
+	}
+	nu, _ := reg.Get("svc")
+	resp, err := get(t, nu, "y")
+	if err != nil {
+		t.Fatalf("new, healthy targets refused by the replaced targets' open circuit: %v", err)
+	}
+	readAll(t, resp)
+}
+
 // The series a retiring registry shares with its successor end up showing the successor's state,
 // whatever the old one wrote last before it closed.
 func TestForgetMetricsRepublishesSuccessorGauges(t *testing.T) {

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/portico-gw/portico/internal/reqctx"
@@ -23,6 +22,12 @@ const MaxJSONBody = 10 << 20
 
 // errorSnippet is how much of a non-2xx answer StatusError keeps for logs.
 const errorSnippet = 512
+
+// TraceContext is Portico's one trace propagator, W3C trace context: the edge extracts the
+// client's traceparent with it and Client injects it into calls to upstreams. It is not
+// otel.GetTextMapPropagator(): nothing in Portico sets that global, whose default propagates
+// nothing, so resolver calls lost the client's trace while the edge read it.
+var TraceContext propagation.TraceContext
 
 // Client calls upstreams by name for resolvers. Every call goes through the upstream's RoundTrip,
 // the same path pass-through routes use, and carries the request ID, identity and W3C trace
@@ -68,7 +73,7 @@ func (c *Client) send(ctx context.Context, upstream string, req *http.Request) (
 		return nil, &Error{Upstream: upstream, Kind: ErrUnknownUpstream}
 	}
 	reqctx.SetUpstreamHeaders(ctx, req.Header)
-	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(req.Header))
+	TraceContext.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	return u.RoundTrip(req)
 }
 

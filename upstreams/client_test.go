@@ -12,7 +12,6 @@ import (
 	"strings"
 	"testing"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
@@ -193,11 +192,9 @@ func TestClientUnknownUpstream(t *testing.T) {
 	}
 }
 
+// The trace context is injected without setting otel's global propagator, which nothing in
+// Portico sets: a test that set it would hide resolver calls losing the client's trace.
 func TestClientPropagatesContextHeaders(t *testing.T) {
-	prev := otel.GetTextMapPropagator()
-	otel.SetTextMapPropagator(propagation.TraceContext{})
-	t.Cleanup(func() { otel.SetTextMapPropagator(prev) })
-
 	var got http.Header
 	c := newClient(t, func(w http.ResponseWriter, r *http.Request) {
 		got = r.Header.Clone()
@@ -249,6 +246,29 @@ func TestClientPropagatesContextHeaders(t *testing.T) {
 	readAll(t, resp)
 	if got.Get("X-Consumer-Name") != "" || got.Get("X-Request-Id") != "req-456" {
 		t.Errorf("anonymous call sent X-Consumer-Name %q, X-Request-ID %q", got.Get("X-Consumer-Name"), got.Get("X-Request-Id"))
+	}
+}
+
+// A traceparent the edge extracted (internal/gateway/edge.go, with TraceContext) reaches the
+// backends of resolver calls unchanged.
+func TestClientContinuesTheTraceTheEdgeExtracted(t *testing.T) {
+	const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	var got http.Header
+	c := newClient(t, func(w http.ResponseWriter, r *http.Request) {
+		got = r.Header.Clone()
+		_, _ = io.WriteString(w, "{}")
+	})
+	in := http.Header{"Traceparent": {traceparent}}
+	ctx := TraceContext.Extract(context.Background(), propagation.HeaderCarrier(in))
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		t.Fatal("setup: no span context extracted")
+	}
+	var out struct{}
+	if err := c.GetJSON(ctx, "svc", "/x", &out); err != nil {
+		t.Fatal(err)
+	}
+	if v := got.Get("Traceparent"); v != traceparent {
+		t.Fatalf("backend got Traceparent %q, want the client's %q", v, traceparent)
 	}
 }
 

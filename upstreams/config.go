@@ -33,7 +33,8 @@ type Config struct {
 type TargetConfig struct {
 	// URL is the scheme, host and port ("http://10.0.0.5:8080"); a path is not allowed.
 	URL string `yaml:"url"`
-	// Weight is the relative share of traffic (default 100; 0 takes the target out of rotation).
+	// Weight is the relative share of traffic, from 0 to 65535 (default 100; 0 takes the target
+	// out of rotation).
 	Weight *int `yaml:"weight"`
 }
 

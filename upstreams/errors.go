@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync/atomic"
+	"time"
 )
 
 // The kinds of failure the upstream layer reports. Test for them with errors.Is on any error
@@ -148,9 +149,10 @@ func (e *StatusError) ErrorCode() string {
 }
 
 // ClientBodyError is a call that failed because the caller's request body could not be read:
-// over its size limit, malformed chunked encoding, a client too slow for the read timeout. It is
-// the caller's failure, not the target's: it is not retried, does not count against the target's
-// health or the breaker, and the proxy answers it with a 4xx (413, 408 or 400).
+// over its size limit, malformed chunked encoding, a client too slow for the read timeout or
+// still sending when the upstream's total timeout ran out. It is the caller's failure, not the
+// target's: it is not retried, does not count against the target's health or the breaker, and
+// the proxy answers it with a 4xx (413, 408 or 400).
 type ClientBodyError struct{ Err error }
 
 func (e *ClientBodyError) Error() string { return "reading the request body: " + e.Err.Error() }
@@ -161,18 +163,39 @@ func (e *ClientBodyError) Unwrap() error { return e.Err }
 // told apart from a failed target. The transport reads it on a goroutine of its own, and closes
 // it when the target fails; a read that fails because of that close is not the caller's.
 type bodyReader struct {
-	rc     io.ReadCloser
-	closed atomic.Bool
-	err    atomic.Pointer[error]
+	rc io.ReadCloser
+	// deadline is the call's (zero: none), for waiting.
+	deadline time.Time
+	closed   atomic.Bool
+	err      atomic.Pointer[error]
+	// reading is set while a Read waits on the caller; stalled, for good, once a Read that began
+	// before the deadline ended after it.
+	reading, stalled atomic.Bool
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
+	var start time.Time
+	if !b.deadline.IsZero() {
+		start = time.Now()
+	}
+	b.reading.Store(true)
 	n, err := b.rc.Read(p)
+	b.reading.Store(false)
+	if !b.deadline.IsZero() && start.Before(b.deadline) && !time.Now().Before(b.deadline) {
+		b.stalled.Store(true)
+	}
 	if err != nil && err != io.EOF && !b.closed.Load() {
 		b.err.CompareAndSwap(nil, &err)
 	}
 	return n, err
 }
+
+// waiting reports that the call's deadline passed while the transport waited for the caller's
+// next body bytes: a Read is still blocked, or one outlasted the deadline. http.Transport does
+// not return before its writer is done with the body, so the Read has usually ended by the time
+// the error is classified; hence the deadline. A target that reads slowly leaves the transport
+// blocked writing to it, not here.
+func (b *bodyReader) waiting() bool { return b.stalled.Load() || b.reading.Load() }
 
 func (b *bodyReader) Close() error {
 	b.closed.Store(true)

@@ -462,6 +462,18 @@ func (b *h1Body) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// drainBuffered reads the rest of a Content-Length answer when all of it is already in the
+// connection's buffer, so that discard keeps the connection without waiting on the target. It
+// reads nothing otherwise: Close then closes the connection.
+func (b *h1Body) drainBuffered() {
+	fb, ok := b.rc.(*fixedBody)
+	if !ok || b.done.Load() || fb.left > int64(b.pc.br.Buffered()) {
+		return
+	}
+	// Through h1Body.Read, not fixedBody's: at EOF it hands the connection back to the pool.
+	_, _ = io.Copy(io.Discard, b)
+}
+
 func (b *h1Body) Close() error {
 	if b.done.CompareAndSwap(false, true) {
 		// Close the connection first: net/http's body Close would otherwise drain the rest.

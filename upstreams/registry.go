@@ -285,6 +285,10 @@ func newUpstream(name string, cfg Config, metrics *Metrics, log *slog.Logger) (*
 			if *tc.Weight < 0 {
 				return nil, fmt.Errorf("targets[%d]: weight %d is negative", i, *tc.Weight)
 			}
+			if *tc.Weight > maxTargetWeight {
+				// The balancers' arithmetic holds only within the bound (see maxTargetWeight).
+				return nil, fmt.Errorf("targets[%d]: weight %d is above %d", i, *tc.Weight, maxTargetWeight)
+			}
 			t.weight = *tc.Weight
 		}
 		if seen[t.url] {

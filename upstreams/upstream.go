@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -80,8 +81,8 @@ func (u *Upstream) Name() string { return u.name }
 var _ http.RoundTripper = (*Upstream)(nil)
 
 // errBackend5xx and errExcluded are what the breaker is told about a call that got an answer:
-// a 5xx counts as a failure; a call the caller abandoned, or that found no target, counts as
-// neither.
+// a 5xx counts as a failure; a call the caller ended (gone, out of its own deadline, its body
+// failed or stalled), or that found no target, counts as neither.
 var (
 	errBackend5xx = errors.New("backend answered 5xx")
 	errExcluded   = errors.New("excluded from breaker counts")
@@ -111,18 +112,21 @@ func (u *Upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	u.inflight.Add(1)
-	resp, err := u.do(parent, req)
+	resp, caller, err := u.do(parent, req)
 	u.inflight.Add(-1)
 	if done != nil {
-		done(breakerVerdict(resp, err))
+		done(breakerVerdict(resp, caller, err))
 	}
 	return resp, err
 }
 
-func breakerVerdict(resp *http.Response, err error) error {
+// breakerVerdict is what the breaker is told about a call. caller is the last attempt's verdict:
+// the caller's own context or body ended the call. Passive health ignores such an attempt, and
+// so must the breaker: a caller with a deadline shorter than the backend's usual latency (a
+// mirror's, a resolver's) would otherwise open the circuit for every other caller.
+func breakerVerdict(resp *http.Response, caller bool, err error) error {
 	if err != nil {
-		var cbe *ClientBodyError
-		if errors.Is(err, context.Canceled) || errors.Is(err, ErrNoHealthyTarget) || errors.As(err, &cbe) {
+		if caller || errors.Is(err, ErrNoHealthyTarget) {
 			return errExcluded
 		}
 		return err
@@ -159,11 +163,13 @@ type verdict struct {
 	caller bool
 }
 
-func (u *Upstream) do(parent context.Context, req *http.Request) (*http.Response, error) {
+// do makes the call's attempts; caller reports that the last one was ended by the caller (its
+// context or its body), not the target.
+func (u *Upstream) do(parent context.Context, req *http.Request) (_ *http.Response, caller bool, _ error) {
 	t := u.bal.pick(req, 0)
 	if t == nil {
 		closeRequestBody(req)
-		return nil, &Error{Upstream: u.name, Kind: ErrNoHealthyTarget}
+		return nil, false, &Error{Upstream: u.name, Kind: ErrNoHealthyTarget}
 	}
 	c := new(call)
 	start := time.Now()
@@ -219,23 +225,23 @@ func (u *Upstream) do(parent context.Context, req *http.Request) (*http.Response
 		cancel()
 		var cbe *ClientBodyError
 		if errors.As(err, &cbe) {
-			return nil, err
+			return nil, true, err
 		}
 		if v.oc == outcomeCanceled {
-			return nil, u.callerError(parent.Err(), err)
+			return nil, true, u.callerError(parent.Err(), err)
 		}
-		return nil, &Error{Upstream: u.name, Target: t.url, Kind: v.kind, Err: err}
+		return nil, v.caller, &Error{Upstream: u.name, Target: t.url, Kind: v.kind, Err: err}
 	}
 	// A body-less answer has already given its connection back, and an upgraded connection
 	// (101) belongs to the caller now and must outlive the total timeout: release at once.
 	if resp.Body == nil || resp.Body == http.NoBody || resp.StatusCode == http.StatusSwitchingProtocols {
 		t.active.Add(-1)
 		cancel()
-		return resp, nil
+		return resp, false, nil
 	}
 	c.body = responseBody{rc: resp.Body, cancel: cancel, t: t}
 	resp.Body = &c.body
-	return resp, nil
+	return resp, false, nil
 }
 
 // callContext bounds the call by the total timeout. Calls that h1Transport makes itself get a
@@ -303,6 +309,7 @@ func (u *Upstream) attempt(ctx context.Context, req *http.Request, t *target, c 
 	var body *bodyReader
 	if out.Body != nil && out.Body != http.NoBody {
 		body = &bodyReader{rc: out.Body}
+		body.deadline, _ = ctx.Deadline()
 		out.Body = body
 	}
 	t.active.Add(1)
@@ -319,6 +326,13 @@ func (u *Upstream) attempt(ctx context.Context, req *http.Request, t *target, c 
 	case err != nil:
 		t.active.Add(-1)
 		v = classify(ctx, req.Context(), err)
+		if v.kind == ErrTimeout && !v.caller && body != nil && body.waiting() {
+			// The total timeout fired while the transport was still waiting for the client's
+			// next body bytes: the target never had the whole request, so a slow upload must
+			// not eject it or count in the breaker. The caller answers 408.
+			v = verdict{oc: outcomeCanceled, caller: true}
+			err = &ClientBodyError{Err: fmt.Errorf("the body stalled until the upstream's total timeout: %w", context.DeadlineExceeded)}
+		}
 	default:
 		v.oc = statusOutcome(resp.StatusCode)
 	}
@@ -468,9 +482,15 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// discard reads a little of an abandoned answer so its connection can be reused, then closes it.
+// discard closes an abandoned answer before a retry. It must not wait on it: a 503 whose body
+// trickles in would hold the retry until the total timeout, which then starts with an expired
+// deadline and is counted against the healthy target it went to. So only a body that is already
+// whole in memory (h1Transport's, see drainBuffered) is read to its end to keep the connection;
+// any other is closed, and the connection with it.
 func discard(body io.ReadCloser) {
-	_, _ = io.CopyN(io.Discard, body, 4<<10)
+	if d, ok := body.(interface{ drainBuffered() }); ok {
+		d.drainBuffered()
+	}
 	_ = body.Close()
 }
 

@@ -88,6 +88,46 @@ func TestRetryGoesToAnotherTarget(t *testing.T) {
 	}
 }
 
+// Over two targets, one failing with 503 and retried on the other, first attempts must still
+// alternate. When a retry's pick advanced the shared rotation too, every call advanced it twice
+// and every first attempt landed on the failing target: 100% of them instead of its 50% share.
+func TestRetryDoesNotPinFirstAttempts(t *testing.T) {
+	for _, tc := range []struct{ balancer, hashOn string }{
+		{balancer: BalancerRoundRobin},
+		{balancer: BalancerLeastConnections},
+		{balancer: BalancerConsistentHash, hashOn: "header:X-Shard"}, // no key: the rotation decides
+	} {
+		t.Run(tc.balancer, func(t *testing.T) {
+			log := &hitLog{}
+			failing := recordingBackend(t, "failing", log, fixed(http.StatusServiceUnavailable))
+			good := recordingBackend(t, "good", log, fixed(http.StatusOK))
+			_, u := newTestRegistry(t, Config{
+				Targets:  targetsOf(failing.URL, good.URL),
+				Balancer: tc.balancer,
+				HashOn:   tc.hashOn,
+				Retries:  RetryConfig{Attempts: intp(1), Backoff: dur(time.Microsecond)},
+			})
+			const n = 20
+			for i := range n {
+				resp, err := get(t, u, strconv.Itoa(i))
+				if err != nil {
+					t.Fatal(err)
+				}
+				readAll(t, resp)
+			}
+			toFailing := 0
+			for _, h := range log.all() {
+				if h.backend == "failing" {
+					toFailing++
+				}
+			}
+			if toFailing > n*3/4 {
+				t.Fatalf("the failing target got %d of %d first attempts; its share is %d", toFailing, n, n/2)
+			}
+		})
+	}
+}
+
 func TestNoRetryForPostOnStatus(t *testing.T) {
 	log := &hitLog{}
 	a := recordingBackend(t, "a", log, fixed(http.StatusServiceUnavailable))
@@ -226,6 +266,67 @@ func TestRetriedResponseBodyIsClosed(t *testing.T) {
 	}
 	if closed.Load() != 3 {
 		t.Errorf("%d attempts, want 3", closed.Load())
+	}
+}
+
+// A 503 whose body trickles in must not hold up the retry: waiting for it ran the call into its
+// total timeout, and the retry then reached the healthy target with an expired deadline, was
+// answered 504 and counted as that target's failure.
+func TestRetryDoesNotWaitForAbandonedBody(t *testing.T) {
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	stalling := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "100")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(stalling.Close)
+	good := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(good.Close)
+	_, u := newTestRegistry(t, Config{
+		Targets:  targetsOf(stalling.URL, good.URL),
+		Balancer: BalancerRoundRobin,
+		Retries:  RetryConfig{Attempts: intp(1), Backoff: dur(time.Microsecond)},
+		Timeouts: TimeoutsConfig{Total: dur(time.Second)},
+	})
+	start := time.Now()
+	resp, err := get(t, u, "r") // the first pick is the stalling target
+	if err != nil {
+		t.Fatalf("after %v: %v", time.Since(start).Round(time.Millisecond), err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d, want 200 from the retry", resp.StatusCode)
+	}
+}
+
+// An abandoned answer that is already whole in the connection's buffer is read to its end, so the
+// retry reuses the connection instead of dialing a new one.
+func TestRetryReusesConnectionOfBufferedAbandonedBody(t *testing.T) {
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, "unavailable")
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	_, u := newTestRegistry(t, Config{Targets: targetsOf(srv.URL), Retries: RetryConfig{Attempts: intp(2), Backoff: dur(time.Microsecond)}})
+	resp, err := get(t, u, "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	if n := conns.Load(); n != 1 {
+		t.Errorf("3 attempts with small 503 bodies opened %d connections, want 1", n)
 	}
 }
 
@@ -630,6 +731,95 @@ func TestCircuitBreakerRatioIgnoresExcludedCalls(t *testing.T) {
 	readAll(t, resp)
 	if st := reg.Status()[0].Breaker; st != "open" {
 		t.Errorf("breaker %q after 4 of 4 counted calls failed (8 more excluded), want open", st)
+	}
+}
+
+// A caller whose own deadline ends the call (a mirror's 5s timeout, a resolver's deadline) is not
+// the target's fault: classify marks it caller and passive health ignores it. The breaker must
+// ignore it too, or a backend that is healthy but slower than one caller gets its circuit opened
+// for every other caller.
+func TestCircuitBreakerIgnoresCallerDeadline(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(80 * time.Millisecond)
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(srv.Close)
+	_, u := newTestRegistry(t, Config{
+		Targets:        targetsOf(srv.URL),
+		Retries:        RetryConfig{Attempts: intp(0)},
+		Timeouts:       TimeoutsConfig{Total: dur(5 * time.Second)},
+		CircuitBreaker: &BreakerConfig{MinRequests: 3, FailureRatio: 0.5, OpenFor: dur(time.Minute)},
+	})
+	for i := range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://x/slow", nil)
+		resp, err := u.RoundTrip(req)
+		cancel()
+		if err == nil {
+			resp.Body.Close()
+			t.Fatalf("call %d: want the caller's timeout", i)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://x/slow", nil)
+	resp, err := u.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("a patient caller to a healthy backend got %v (breaker %s)", err, u.breaker.State())
+	}
+	resp.Body.Close()
+}
+
+// A client that uploads its body more slowly than the upstream's total timeout is the caller's
+// problem (the target never had the whole request): a 408, not a 504, and neither ejection nor a
+// breaker count for a healthy target. A target that has the whole body and answers too slowly is
+// still the target's timeout.
+func TestSlowClientUploadIsNotTheTargetsTimeout(t *testing.T) {
+	var slow atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if slow.Load() {
+			time.Sleep(300 * time.Millisecond)
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(srv.Close)
+	_, u := newTestRegistry(t, Config{
+		Targets:        targetsOf(srv.URL),
+		Retries:        RetryConfig{Attempts: intp(0)},
+		Timeouts:       TimeoutsConfig{Total: dur(150 * time.Millisecond)},
+		Health:         HealthConfig{Passive: &PassiveHealthConfig{ConsecutiveFailures: 1, EjectFor: dur(time.Minute)}},
+		CircuitBreaker: &BreakerConfig{MinRequests: 1, FailureRatio: 0.5, OpenFor: dur(time.Minute)},
+	})
+	pr, pw := io.Pipe()
+	go func() {
+		_, _ = pw.Write([]byte("part1"))
+		time.Sleep(400 * time.Millisecond) // the client's uplink stalls
+		_, _ = pw.Write([]byte("part2"))
+		_ = pw.Close()
+	}()
+	req, _ := http.NewRequest(http.MethodPost, "http://x/upload", pr)
+	resp, err := u.RoundTrip(req)
+	if err == nil {
+		resp.Body.Close()
+		t.Fatal("a body stalled past the total timeout got an answer")
+	}
+	var cbe *ClientBodyError
+	var timeout interface{ Timeout() bool }
+	if !errors.As(err, &cbe) || !errors.As(cbe.Err, &timeout) || !timeout.Timeout() {
+		t.Fatalf("err = %v, want a client body timeout (408)", err)
+	}
+	resp, err = get(t, u, "after")
+	if err != nil {
+		t.Fatalf("healthy target taken out of rotation by one slow client: %v", err)
+	}
+	readAll(t, resp)
+
+	slow.Store(true)
+	req, _ = http.NewRequest(http.MethodPost, "http://x/upload", strings.NewReader("whole body"))
+	if resp, err = u.RoundTrip(req); err == nil {
+		resp.Body.Close()
+	}
+	if !errors.Is(err, ErrTimeout) || errors.As(err, &cbe) {
+		t.Errorf("slow target with the whole body: err = %v, want the target's timeout", err)
 	}
 }
 

@@ -20,6 +20,14 @@ var balancerNames = []string{"round_robin", "weighted_round_robin", "least_conne
 // maxRetryAttempts bounds retries: beyond a few, retries only multiply load on a failing backend.
 const maxRetryAttempts = 10
 
+// maxTargetWeight bounds a target's weight. Weights are ratios, and 65535 (Kong's bound too)
+// leaves ratios far finer than any traffic split needs. Without a bound, a weight near
+// math.MaxInt overflowed the balancers' sums and products: a panic when the registry was built
+// (weighted round robin, consistent hash) or on every request (random). Within it, the largest
+// of them — consistent hashing's virtualNodes × targets × weight, and the weight sums — stays
+// below 2⁶³ for up to 2³⁹ targets, far more than fit in memory.
+const maxTargetWeight = 65535
+
 // Validate records every problem with the upstream under path ("upstreams.users"). It reads the TLS
 // files, so a missing CA or a key that does not match its certificate is found at load time.
 func (c *Config) Validate(path string, p *confval.Problems) {
@@ -79,6 +87,10 @@ func (c *Config) validateTargets(path string, p *confval.Problems) {
 		}
 		if w < 0 {
 			p.Addf(confval.Join(ipath, "weight"), "weight must not be negative (0 takes the target out of rotation)")
+			continue
+		}
+		if w > maxTargetWeight {
+			p.Addf(confval.Join(ipath, "weight"), "weight %d is too large: weights are ratios from 0 to %d", w, maxTargetWeight)
 			continue
 		}
 		total += w

@@ -89,6 +89,12 @@ func TestConfigValidate(t *testing.T) {
 			want: []string{"u.targets[1].url: duplicate target \"http://h:1\" (also targets[0])"}},
 		{name: "weights", cfg: Config{Targets: []TargetConfig{{URL: "http://a", Weight: validationInt(-1)}, {URL: "http://b", Weight: validationInt(0)}}},
 			want: []string{"u.targets[0].weight: must not be negative", "u.targets: all targets have weight 0"}},
+		{name: "weights at and above the bound", cfg: Config{Targets: []TargetConfig{
+			{URL: "http://a", Weight: validationInt(maxTargetWeight)}, {URL: "http://b", Weight: validationInt(maxTargetWeight + 1)}, {URL: "http://c", Weight: validationInt(math.MaxInt)},
+		}}, want: []string{
+			"u.targets[1].weight: weight 65536 is too large: weights are ratios from 0 to 65535",
+			"u.targets[2].weight: weight 9223372036854775807 is too large",
+		}},
 		{name: "unknown balancer", cfg: Config{Targets: target, Balancer: "fastest"}, want: []string{"u.balancer: unknown balancer \"fastest\" (allowed: round_robin,"}},
 		{name: "hash_on without consistent hash", cfg: Config{Targets: target, HashOn: "ip"}, want: []string{"u.hash_on: applies only to balancer consistent_hash"}},
 		{name: "hash_on forms", cfg: Config{Targets: target, Balancer: "ip_hash", HashOn: "header:"}, want: []string{"u.hash_on: invalid hash_on \"header:\""}},
@@ -156,4 +162,21 @@ func listProblems(ps confval.Problems) string {
 		b.WriteString("  " + p.Path + ": " + p.Message + "\n")
 	}
 	return b.String()
+}
+
+// NewRegistry refuses what validation refuses, for callers that build one without validating: a
+// weight above the bound used to panic in the balancers (math.MaxInt: makeslice when the
+// registry was built, rand.Int64N on every request).
+func TestNewRegistryRefusesWeightAboveTheBound(t *testing.T) {
+	for _, bal := range []string{BalancerRoundRobin, BalancerWeightedRoundRobin, BalancerLeastConnections, BalancerConsistentHash, BalancerRandom} {
+		t.Run(bal, func(t *testing.T) {
+			_, err := NewRegistry(map[string]Config{"svc": {
+				Balancer: bal,
+				Targets:  []TargetConfig{{URL: "http://127.0.0.1:1", Weight: validationInt(math.MaxInt)}, {URL: "http://127.0.0.1:2", Weight: validationInt(1)}},
+			}}, Options{Logger: quietLogger})
+			if err == nil || !strings.Contains(err.Error(), "targets[0]: weight 9223372036854775807 is above 65535") {
+				t.Fatalf("err = %v, want the weight refused", err)
+			}
+		})
+	}
 }

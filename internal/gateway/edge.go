@@ -15,6 +15,7 @@ import (
 
 	"github.com/portico-gw/portico/internal/apierror"
 	"github.com/portico-gw/portico/internal/reqctx"
+	"github.com/portico-gw/portico/upstreams"
 	"go.opentelemetry.io/otel/propagation"
 )
 
@@ -26,8 +27,6 @@ type edgeState struct {
 	info reqctx.Info
 	rec  recorder
 }
-
-var traceContext = propagation.TraceContext{}
 
 // ServeHTTP is the edge every client request passes first: it assigns the request ID, settles the
 // client address, records the outcome for metrics and the access log, and hands the request to
@@ -60,7 +59,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	ctx := reqctx.With(r.Context(), info)
 	if _, ok := r.Header["Traceparent"]; ok {
-		ctx = traceContext.Extract(ctx, propagation.HeaderCarrier(r.Header))
+		// The propagator upstreams.Client injects with, so resolver calls continue this trace.
+		ctx = upstreams.TraceContext.Extract(ctx, propagation.HeaderCarrier(r.Header))
 	}
 	if _, ok := r.Header["Upgrade"]; ok {
 		// A session that may outlive the request: the drain waits for it and, when its time is
