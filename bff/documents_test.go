@@ -3,7 +3,6 @@ package bff_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -94,14 +93,9 @@ func TestAutomaticPersistedQueriesInRedis(t *testing.T) {
 }
 
 func TestAPQCacheTreatsAStoreFailureAsAMiss(t *testing.T) {
-	// Nothing listens here: every Redis call fails.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	client := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 100 * time.Millisecond,
+	// Nothing listens here: every Redis call fails. Port 1 (privileged), not a port freed by
+	// closing a listener, which another test process running in parallel could bind meanwhile.
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 100 * time.Millisecond,
 		DialerRetries: 1, DialerRetryTimeout: time.Millisecond})
 	defer client.Close()
 	c, err := bff.NewRedisAPQCache(client, 0)

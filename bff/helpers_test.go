@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -70,6 +71,8 @@ type envOptions struct {
 	serve func(http.Handler) http.Handler
 	apq   *bff.APQCache
 	log   *slog.Logger
+	// batchWait is the dataloaders' collection window (default resolvers.DefaultBatchWait).
+	batchWait time.Duration
 }
 
 type env struct {
@@ -114,7 +117,7 @@ func newEnv(t testing.TB, opts envOptions) *env {
 		opts.log = quietLogger()
 	}
 	deps := bff.Deps{
-		Schema:     resolvers.NewExecutableSchema(resolvers.NewResolver(e.backend, resolvers.Options{})),
+		Schema:     resolvers.NewExecutableSchema(resolvers.NewResolver(e.backend, resolvers.Options{BatchWait: opts.batchWait})),
 		Backend:    e.backend,
 		Operations: schema.Operations(),
 		Logger:     opts.log,
@@ -296,4 +299,44 @@ func newServer(t testing.TB, h http.Handler) *httptest.Server {
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv
+}
+
+// rendezvous holds each wrapped call until want calls have arrived (or 3s pass, which counts as a
+// miss), proving they were in flight together without timing them.
+type rendezvous struct {
+	mu     sync.Mutex
+	want   int
+	n      int
+	missed int
+	all    chan struct{}
+}
+
+func newRendezvous(want int) *rendezvous {
+	return &rendezvous{want: want, all: make(chan struct{})}
+}
+
+func (rv *rendezvous) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rv.mu.Lock()
+		rv.n++
+		if rv.n == rv.want {
+			close(rv.all)
+		}
+		rv.mu.Unlock()
+		select {
+		case <-rv.all:
+		case <-time.After(3 * time.Second):
+			rv.mu.Lock()
+			rv.missed++
+			rv.mu.Unlock()
+		case <-r.Context().Done():
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (rv *rendezvous) met() bool {
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	return rv.n >= rv.want && rv.missed == 0
 }

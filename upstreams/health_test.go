@@ -107,15 +107,18 @@ func TestHealthChecksStopAtClose(t *testing.T) {
 	waitFor(t, "probes", func() bool { return b.probes.Load() >= 3 })
 	reg.Close()
 	reg.Close()
+	// A probe already written when Close cancelled it may still reach the handler afterwards,
+	// whenever a loaded machine schedules the server's goroutine: one such straggler is not a
+	// probe after Close. Probes every 10ms would show as several.
 	after := b.probes.Load()
 	time.Sleep(60 * time.Millisecond)
-	if n := b.probes.Load(); n != after {
-		t.Errorf("%d probes after Close, want none", n-after)
+	if n := b.probes.Load() - after; n > 1 {
+		t.Errorf("%d probes after Close, want none", n)
 	}
 	reg.Start(context.Background())
 	time.Sleep(30 * time.Millisecond)
-	if n := b.probes.Load(); n != after {
-		t.Error("Start after Close probed again")
+	if n := b.probes.Load() - after; n > 1 {
+		t.Errorf("Start after Close probed again (%d probes since Close)", n)
 	}
 }
 

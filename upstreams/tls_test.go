@@ -94,7 +94,11 @@ func TestHTTPSTargetWithCABundle(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			sni = ""
-			_, u := newTestRegistry(t, Config{Targets: targetsOf(srv.URL), TLS: tc.tls, Retries: RetryConfig{Attempts: intp(0)}})
+			// A generous connect bound: the handshake under test loads the system roots, which
+			// on a loaded machine under the race detector outlasted the default 2s ("TLS
+			// handshake timeout", a timeout, not the bad gateway this is about).
+			_, u := newTestRegistry(t, Config{Targets: targetsOf(srv.URL), TLS: tc.tls, Retries: RetryConfig{Attempts: intp(0)},
+				Timeouts: TimeoutsConfig{Connect: dur(30 * time.Second)}})
 			resp, err := get(t, u, "1")
 			if tc.wantErr {
 				if !errors.Is(err, ErrBadGateway) {

@@ -441,7 +441,10 @@ func TestTotalTimeoutCoversBodyRead(t *testing.T) {
 		<-r.Context().Done()
 	}))
 	defer srv.Close()
-	_, u := newTestRegistry(t, Config{Targets: targetsOf(srv.URL), Timeouts: TimeoutsConfig{Total: dur(100 * time.Millisecond)}})
+	// Long enough for the headers to arrive first even on a loaded machine under the race
+	// detector (at 100ms the deadline sometimes ended the call before them: "upstream timed
+	// out ... context deadline exceeded"); the stalled body then runs into it.
+	_, u := newTestRegistry(t, Config{Targets: targetsOf(srv.URL), Timeouts: TimeoutsConfig{Total: dur(time.Second)}})
 	resp, err := get(t, u, "1")
 	if err != nil {
 		t.Fatal(err)

@@ -149,9 +149,13 @@ func writeConfig(t *testing.T, path, body string) {
 	}
 }
 
-func namedBackend(t *testing.T, name string) *httptest.Server {
+// namedBackend answers with its name; seen, if given, is told of each request as it arrives.
+func namedBackend(t *testing.T, name string, seen ...func(*http.Request)) *httptest.Server {
 	t.Helper()
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, f := range seen {
+			f(r)
+		}
 		if r.URL.Path == "/slow" {
 			time.Sleep(500 * time.Millisecond)
 		}
@@ -337,7 +341,15 @@ func TestReloadUnderLoadLosesNoRequest(t *testing.T) {
 }
 
 func TestSIGTERMDrainsInFlightRequests(t *testing.T) {
-	blue := namedBackend(t, "blue")
+	arrived := make(chan struct{}, 1)
+	blue := namedBackend(t, "blue", func(r *http.Request) {
+		if r.URL.Path == "/slow" {
+			select {
+			case arrived <- struct{}{}:
+			default:
+			}
+		}
+	})
 	path := filepath.Join(t.TempDir(), "portico.yaml")
 	writeConfig(t, path, configFor(blue.URL, blue.URL, "blue"))
 	p := start(t, path)
@@ -353,7 +365,15 @@ func TestSIGTERMDrainsInFlightRequests(t *testing.T) {
 		resp.Body.Close()
 		result <- fmt.Sprintf("%d %s", resp.StatusCode, b)
 	}()
-	time.Sleep(150 * time.Millisecond) // let the slow request reach the backend
+	// SIGTERM only once the slow request is in flight: a fixed 150ms sleep can let a loaded machine
+	// send the signal before Portico has even accepted it, and the request is refused.
+	select {
+	case <-arrived:
+	case got := <-result:
+		t.Fatalf("slow request ended before reaching the backend: %s", got)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the slow request never reached the backend")
+	}
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

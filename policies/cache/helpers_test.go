@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -202,13 +201,9 @@ func proxyTo(t testing.TB, be *backend) http.Handler {
 // deadRedis is a client for a local port nothing listens on: every command fails at once.
 func deadRedis(t testing.TB) redis.UniversalClient {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	// Port 1 (privileged), not a port freed by closing a listener, which another test process
+	// running in parallel (a redistest server, say) could bind in the meantime.
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }

@@ -145,11 +145,12 @@ func TestJWKSRefreshIntervalAndClose(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	_ = j.Close()
-	time.Sleep(50 * time.Millisecond) // let a fetch in flight at Close finish
+	// Close does not wait for a fetch in flight, which can reach the IdP whenever a loaded
+	// machine schedules it: allow that one, not the ten more a running refresher would make.
 	after := idp.hits.Load()
 	time.Sleep(200 * time.Millisecond) // ten intervals
-	if got := idp.hits.Load(); got != after {
-		t.Fatalf("%d fetches after Close, want none", got-after)
+	if got := idp.hits.Load() - after; got > 1 {
+		t.Fatalf("%d fetches after Close, want none", got)
 	}
 }
 

@@ -300,8 +300,11 @@ func TestServeYardsticks(t *testing.T) {
 				t.Errorf("floor, request %d: %d %q", i, status, body)
 			}
 		}
-		if n := dials.Load(); n != 1 {
-			t.Errorf("the floor's three answers took %d connections, want one kept alive", n)
+		// Kept alive: fewer connections than answers. Not exactly one: under load net/http's
+		// Transport drops a connection whose writer goroutine has not reported the request
+		// written within 50ms of the answer (maxWriteWaitBeforeConnReuse), and dials again.
+		if n := dials.Load(); n >= 3 {
+			t.Errorf("the floor's three answers took %d connections, want them kept alive", n)
 		}
 		// The floor carries what the client asked for, under the backend's Host.
 		if status, body := get(t, urls.Floor+"/echo?x=1"); status != 200 || !strings.Contains(body, `"uri":"/echo?x=1"`) || !strings.Contains(body, `"host":"`+strings.TrimPrefix(benchURL, "http://")+`"`) {

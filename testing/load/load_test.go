@@ -59,8 +59,15 @@ func TestRunMaxRequests(t *testing.T) {
 		t.Errorf("elapsed %v, rps %v", res.Elapsed, res.RPS)
 	}
 	checkOrdered(t, res)
-	if n := len(srv.conns); n > 4 {
-		t.Errorf("%d connections, want at most 4 (keep-alive)", n)
+	// Keep-alive: a few connections for 300 requests, not one per request. Not exactly 4: under
+	// load net/http's Transport drops a connection whose writer goroutine has not reported the
+	// request written within 50ms of the answer (maxWriteWaitBeforeConnReuse) and dials another,
+	// which a loaded CI machine hits now and then ("5 connections, want at most 4").
+	srv.mu.Lock()
+	n := len(srv.conns)
+	srv.mu.Unlock()
+	if n > 4*3 {
+		t.Errorf("%d connections for 300 requests over 4 workers, want connections kept alive", n)
 	}
 	if s := res.String(); !strings.Contains(s, "300 requests") || strings.Contains(s, "\n") {
 		t.Errorf("String = %q", s)
