@@ -189,9 +189,12 @@ func TestRunRecoversAfterATimeout(t *testing.T) {
 			<-r.Context().Done() // only the first request hangs
 		}
 	})
-	res, err := Run(context.Background(), Options{URL: srv.URL, Connections: 1, MaxRequests: 10, Timeout: 50 * time.Millisecond})
-	if err != nil || res.Errors != 1 || res.Requests != 9 {
-		t.Fatalf("%v %v: want one timeout, then nine answers", res, err)
+	res, err := Run(context.Background(), Options{URL: srv.URL, Connections: 1, MaxRequests: 10, Timeout: 300 * time.Millisecond})
+	// The next request waits for the one connection slot (MaxConnsPerHost) until the timed-out
+	// connection is torn down; on a loaded machine that can outlast a short timeout and cost one
+	// more error (seen at 50ms: "2 errors"). A generator that never recovers fails all ten.
+	if err != nil || res.Errors < 1 || res.Requests < 8 || res.Errors+res.Requests != 10 {
+		t.Fatalf("%v %v: want a timeout, then the other requests answered", res, err)
 	}
 }
 
