@@ -19,9 +19,23 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 )
 
-// forwardingHeaders are believed only from trusted proxies; from anyone else they are dropped
-// before routing so that a client cannot choose the address upstreams see. Canonical keys.
-var forwardingHeaders = []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Port", "Forwarded", "X-Real-Ip"}
+// proxyClaim reports a header (canonical key) in which a proxy tells the next hop about the
+// client or the original request: believed only from trusted proxies, dropped from anyone else
+// before routing. It is the whole X-Forwarded- family, not the four Portico sets: Rack trusts
+// X-Forwarded-Ssl and -Scheme over -Proto, Spring builds redirects from -Prefix, Envoy's
+// X-Forwarded-Client-Cert names a client certificate; the others name a client address, or
+// (X-Original-Url, X-Rewrite-Url: IIS, Symfony) replace the path the router matched.
+func proxyClaim(k string) bool {
+	if strings.HasPrefix(k, "X-Forwarded-") {
+		return true
+	}
+	switch k {
+	case "Forwarded", "X-Real-Ip", "X-Client-Ip", "True-Client-Ip", "Cf-Connecting-Ip", "X-Cluster-Client-Ip",
+		"X-Original-Url", "X-Rewrite-Url", "X-Original-Host", "X-Url-Scheme", "Front-End-Https":
+		return true
+	}
+	return false
+}
 
 type edgeState struct {
 	info reqctx.Info
@@ -51,8 +65,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if snap.trusts(peer) {
 		peer = snap.clientFromForwarded(r.Header, peer)
 	} else {
-		for _, h := range forwardingHeaders {
-			delete(r.Header, h)
+		for k := range r.Header {
+			if proxyClaim(k) {
+				delete(r.Header, k)
+			}
 		}
 	}
 	info.ClientIP = peer.String()

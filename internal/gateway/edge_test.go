@@ -129,6 +129,40 @@ func TestForwardedHeadersTrustedOnlyFromTrustedProxies(t *testing.T) {
 	}
 }
 
+// Backends read more of these than the four Portico sets: Rack believes X-Forwarded-Ssl and
+// -Scheme over -Proto, Spring builds redirects from -Prefix, IIS and Symfony route on
+// X-Original-Url. From an untrusted client every one is a forgery.
+func TestUntrustedClientCannotSendProxyClaims(t *testing.T) {
+	g, _ := newGateway(t, cfg(echo(t).URL, "access_log: {enabled: false}"))
+	r := httptest.NewRequest("GET", "http://gw.example/x", nil)
+	r.RemoteAddr = "203.0.113.9:5555"
+	spoofed := map[string]string{
+		"X-Forwarded-Ssl": "on", "X-Forwarded-Scheme": "https", "X-Forwarded-Prefix": "//evil.example",
+		"X-Forwarded-Server": "evil.example", "X-Forwarded-Client-Cert": "Hash=1;Subject=\"CN=admin\"",
+		"X-Original-Url": "/admin", "X-Rewrite-Url": "/admin", "True-Client-Ip": "10.0.0.1",
+		"X-Client-Ip": "10.0.0.1", "Cf-Connecting-Ip": "10.0.0.1", "Front-End-Https": "on",
+	}
+	for k, v := range spoofed {
+		r.Header.Set(k, v)
+	}
+	_, s := do(t, g, r)
+	if got := s.Headers.Get("X-Forwarded-Proto"); got != "http" {
+		t.Fatalf("X-Forwarded-Proto = %q, want the http Portico saw", got)
+	}
+	for k, v := range spoofed {
+		if got := s.Headers.Get(k); got != "" {
+			t.Errorf("untrusted client's %s: %q reached the backend", k, v)
+		}
+	}
+	// An ordinary header that only looks alike is left alone.
+	r = httptest.NewRequest("GET", "http://gw.example/x", nil)
+	r.RemoteAddr = "203.0.113.9:5555"
+	r.Header.Set("X-Forwarding-Note", "kept")
+	if _, s := do(t, g, r); s.Headers.Get("X-Forwarding-Note") != "kept" {
+		t.Error("X-Forwarding-Note was dropped")
+	}
+}
+
 func TestClientIPFromTrustedChain(t *testing.T) {
 	g, _ := newGateway(t, cfg(echo(t).URL, "access_log: {enabled: false}\ntrusted_proxies: [10.0.0.0/8]"))
 	snap := g.Current()
