@@ -66,7 +66,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		peer = snap.clientFromForwarded(r.Header, peer)
 	} else {
 		for k := range r.Header {
-			if proxyClaim(k) {
+			// X_Forwarded_Ssl too: CGI-style backends (PHP, WSGI, Rack) read '_' as '-'.
+			if proxyClaim(k) || (strings.IndexByte(k, '_') >= 0 && proxyClaim(http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-")))) {
 				delete(r.Header, k)
 			}
 		}
