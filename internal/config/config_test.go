@@ -264,6 +264,17 @@ func TestParseOddInputs(t *testing.T) {
 		name, in, want string // want: a substring of the error, or "" for success
 	}{
 		{name: "null document", in: "~\n"},
+		// An empty file loaded as a config without routes: a reload that caught a file truncated
+		// by its writer dropped every route.
+		{name: "empty file", in: "", want: "config file is empty"},
+		{name: "whitespace only", in: "\n  \n\t\n", want: "config file is empty"},
+		{name: "comments only", in: "# routes are added later\n", want: "config file is empty"},
+		{name: "document markers only", in: "---\n...\n", want: "config file is empty"},
+		{name: "directive only", in: "%YAML 1.2\n---\n", want: "config file is empty"},
+		{name: "byte order mark only", in: "\ufeff", want: "config file is empty"},
+		// Editors on Windows save UTF-8 with a byte order mark.
+		{name: "byte order mark", in: "\ufefflisten: \":1\"\n"},
+		{name: "byte order mark before a problem", in: "\ufefflisten: \"8\"\n", want: "odd.yaml:1:1: listen: invalid address"},
 		{name: "top-level list", in: "- a\n- b\n", want: "expected a mapping, got a list"},
 		{name: "top-level scalar", in: "hello\n", want: "expected a mapping"},
 		{name: "unknown alias", in: "listen: *nope\n", want: "nope"},

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -56,7 +57,15 @@ func Parse(data []byte, name string) (*File, error) {
 	return parse(data, name, "")
 }
 
+// errEmpty is the problem of a file with nothing in it but whitespace, comments and document
+// markers. Such a file used to load as a valid config without routes, so a reload that caught a
+// file truncated by its writer, or a template that rendered nothing, dropped every route.
+const errEmpty = "config file is empty (write {} to run on the defaults)"
+
 func parse(data []byte, name, baseDir string) (*File, error) {
+	// Editors on Windows save UTF-8 with a byte order mark; goccy keeps it as part of the first
+	// key, which was then reported as the unknown key "\ufefflisten".
+	data = bytes.TrimPrefix(data, []byte("\ufeff"))
 	astFile, err := parser.ParseBytes(data, 0)
 	if err != nil {
 		p := decodeProblem(err)
@@ -64,12 +73,21 @@ func parse(data []byte, name, baseDir string) (*File, error) {
 		return nil, &Error{File: name, Problems: []LineProblem{p}}
 	}
 	var bodies []*document
+	empty := true
 	for _, d := range astFile.Docs {
-		// A document of only "~" or a directive ("%YAML 1.2") holds no config.
-		if d == nil || d.Body == nil || d.Body.Type() == ast.DirectiveType || d.Body.Type() == ast.NullType {
+		// A document of only "~" or a directive ("%YAML 1.2") holds no config. A "~" is written
+		// on purpose, unlike an empty file, so it is not refused as empty.
+		if d == nil || d.Body == nil || d.Body.Type() == ast.DirectiveType {
+			continue
+		}
+		empty = false
+		if d.Body.Type() == ast.NullType {
 			continue
 		}
 		bodies = append(bodies, newDocument(d.Body))
+	}
+	if empty {
+		return nil, &Error{File: name, Problems: []LineProblem{{Message: errEmpty}}}
 	}
 	if len(bodies) > 1 {
 		line, col := startPos(bodies[1].body)

@@ -420,3 +420,20 @@ func TestBadInputMalformedChunkedBodyIs400Not502(t *testing.T) {
 		}
 	}
 }
+
+// The admin listener bounds every phase of a connection, not only the request header: without a
+// read, write and idle timeout a client that drips a body, never reads an answer or keeps an idle
+// connection open holds a goroutine for good.
+func TestBadInputAdminServerBoundsSlowClients(t *testing.T) {
+	s := newAdminServer(http.NotFoundHandler())
+	for name, d := range map[string]time.Duration{
+		"ReadHeaderTimeout": s.ReadHeaderTimeout,
+		"ReadTimeout":       s.ReadTimeout,
+		"WriteTimeout":      s.WriteTimeout,
+		"IdleTimeout":       s.IdleTimeout,
+	} {
+		if d <= 0 {
+			t.Errorf("admin server %s is %v; a slow client could hold its connection forever", name, d)
+		}
+	}
+}

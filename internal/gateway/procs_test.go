@@ -63,3 +63,18 @@ func TestProcsMustNotBeNegative(t *testing.T) {
 		t.Fatalf("error %q does not name server.procs", err)
 	}
 }
+
+// server.procs is bounded at load: 2147483648 passed validation and a reload killed the process
+// ("procresize: invalid arg", the runtime keeps it in an int32), and 100000 stalled it.
+func TestProcsAboveTheBoundAreRefusedAtLoad(t *testing.T) {
+	for _, procs := range []string{"1025", "100000", "2147483648"} {
+		t.Run(procs, func(t *testing.T) {
+			if err := parseErr(cfg("http://127.0.0.1:1", "server: {procs: "+procs+"}")); !strings.Contains(err, "server.procs") || !strings.Contains(err, "at most 1024") {
+				t.Fatalf("error %q does not refuse server.procs above 1024", err)
+			}
+		})
+	}
+	if err := parseErr(cfg("http://127.0.0.1:1", "server: {procs: 1024}")); err != "" {
+		t.Fatalf("procs 1024 refused: %s", err)
+	}
+}

@@ -3,6 +3,8 @@ package gateway
 import (
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -69,5 +71,28 @@ consumers: [{name: a, keys: [same-key]}, {name: b, keys: [same-key]}]`)
 	}
 	if strings.Contains(after, `upstream="ghost"`) {
 		t.Errorf("after a rejected reload /metrics has series of an upstream the serving config does not have")
+	}
+}
+
+// A file caught empty by a reload (truncated by a writer that has not written yet, a template
+// that rendered nothing, a ConfigMap key that came out blank) must not replace a working config:
+// it loaded as a valid config without routes, and every request got 404.
+func TestReloadOfEmptyFileKeepsRoutes(t *testing.T) {
+	g, _ := newGateway(t, cfg(echo(t).URL, "access_log: {enabled: false}"))
+	if w, _ := do(t, g, httptest.NewRequest("GET", "/x", nil)); w.Code != 200 {
+		t.Fatalf("before: %d", w.Code)
+	}
+	path := filepath.Join(t.TempDir(), "portico.yaml")
+	for _, content := range []string{"", "# nothing yet\n"} {
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		err := g.Reload(path)
+		if err == nil || !strings.Contains(err.Error(), "config file is empty") {
+			t.Errorf("reload of %q: error %v, want the file refused as empty", content, err)
+		}
+		if w, _ := do(t, g, httptest.NewRequest("GET", "/x", nil)); w.Code != 200 {
+			t.Fatalf("after the reload of %q: every request gets %d (routes: %d)", content, w.Code, len(g.Current().File.Routes))
+		}
 	}
 }

@@ -1,8 +1,23 @@
 package gateway
 
 import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"log/slog"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -54,5 +69,117 @@ routes:
 	}
 	if failed > 0 {
 		t.Errorf("%d of 10 requests right after an unrelated reload failed: the dead target is back in rotation", failed)
+	}
+}
+
+// writeSelfSigned writes name.pem and name-key.pem in dir: a certificate for localhost whose
+// common name is cn, so a client can tell which one it was served.
+func writeSelfSigned(t *testing.T, dir, name, cn string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
+		DNSNames: []string{"localhost"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+"-key.pem"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// lockedLog collects log output written from any goroutine.
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// Certificates are re-read on every reload. Listeners were matched with the running ones by
+// position, so once a listener was added in front (waiting for the next restart) the TLS listener
+// behind it, its own address unchanged, kept its old certificate on every later reload while the
+// reloads reported success: a renewed certificate was never served.
+func TestReloadRefreshesCertificatesWhileAListenerChangeWaitsForRestart(t *testing.T) {
+	dir := t.TempDir()
+	writeSelfSigned(t, dir, "old", "old-cert")
+	writeSelfSigned(t, dir, "new", "new-cert")
+	backend := echo(t)
+	tlsListener := func(cert string) string {
+		return `  - address: "127.0.0.1:0"
+    tls: {certificates: [{cert: ` + cert + `.pem, key: ` + cert + `-key.pem}]}
+`
+	}
+	write := func(listeners string) string {
+		path := filepath.Join(dir, "portico.yaml")
+		writeFile(t, path, `admin: "off"
+access_log: {enabled: false}
+listeners:
+`+listeners+`upstreams: {app: {targets: [{url: "`+backend.URL+`"}]}}
+routes: [{name: app, match: {path_prefix: /}, upstream: app}]
+`)
+		return path
+	}
+	f, err := config.Load(write(tlsListener("old")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log lockedLog
+	g, err := New(f, Options{Stdout: io.Discard, Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	addrs := make(chan string, 4)
+	done := make(chan error, 1)
+	go func() { done <- g.Serve(ctx, func(name, addr string) { addrs <- addr }) }()
+	t.Cleanup(func() { cancel(); <-done })
+	addr := <-addrs
+	served := func() string {
+		t.Helper()
+		conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].Subject.CommonName
+	}
+	if got := served(); got != "old-cert" {
+		t.Fatalf("before: %s", got)
+	}
+	// A plain listener is added in front (it will bind at the next restart); the reload succeeds
+	// and says which listener waits.
+	if err := g.Reload(write(`  - address: "127.0.0.1:18555"` + "\n" + tlsListener("old"))); err != nil {
+		t.Fatal(err)
+	}
+	if out := log.String(); !strings.Contains(out, "take effect after a restart") || !strings.Contains(out, "added=[127.0.0.1:18555]") {
+		t.Errorf("the reload log does not name the listener waiting for a restart:\n%s", out)
+	}
+	// Later the certificate is renewed and the gateway reloaded, as the docs say to.
+	if err := g.Reload(write(`  - address: "127.0.0.1:18555"` + "\n" + tlsListener("new"))); err != nil {
+		t.Fatal(err)
+	}
+	if got := served(); got != "new-cert" {
+		t.Fatalf("reload succeeded, but the TLS listener still serves %q, not the renewed certificate", got)
 	}
 }

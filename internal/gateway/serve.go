@@ -57,7 +57,7 @@ func (g *Gateway) Serve(ctx context.Context, bound Bound) error {
 			closeAll()
 			return fmt.Errorf("admin listener: %w", err)
 		}
-		admin = &http.Server{Handler: g.AdminHandler(), ReadHeaderTimeout: 5 * time.Second}
+		admin = newAdminServer(g.AdminHandler())
 		if bound != nil {
 			bound("admin", adminLn.Addr().String())
 		}
@@ -121,27 +121,67 @@ func (g *Gateway) Serve(ctx context.Context, bound Bound) error {
 	return err
 }
 
-// reloadListeners re-reads TLS material for listeners whose address is unchanged. Adding,
-// removing or moving listeners needs a restart; that is logged rather than half-applied.
+// newAdminServer is the admin listener's server. The admin API is on localhost by default, but
+// whoever can reach it could hold connections open without limit (a slowloris sending a body
+// byte by byte, a keep-alive connection left idle, a client that never reads /metrics), each
+// pinning a goroutine, so every phase of a connection is bounded as on the client listeners.
+// Admin requests are small and answered at once, so the bounds are tighter than theirs.
+func newAdminServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+// reloadListeners re-reads TLS material for the running listeners that are still configured.
+// Adding, removing or changing a listener (its address, TLS on or off, h2c) needs a restart;
+// that is logged, naming the listeners not updated, rather than half-applied.
+//
+// A listener is known by its address, not its place in the list: matched by position, a listener
+// added in front of a TLS one made every later one look changed, and their renewed certificates
+// were never read while every reload reported success. Listeners sharing an address (several on
+// port 0) are matched in the order they are written.
 func (g *Gateway) reloadListeners(f *config.File) error {
-	next := f.EffectiveListeners()
 	if len(g.servers) == 0 {
 		return nil
 	}
-	if len(next) != len(g.servers) {
-		g.logger.Warn("listener changes take effect after a restart", "configured", len(next), "running", len(g.servers))
+	next := map[string][]listener.Config{}
+	for _, lc := range f.EffectiveListeners() {
+		next[lc.Address] = append(next[lc.Address], lc)
 	}
+	var removed, changed, added []string
 	var errs []error
-	for i, s := range g.servers {
-		if i >= len(next) || next[i].Address != s.Config().Address || (next[i].TLS == nil) != (s.Config().TLS == nil) || next[i].H2C != s.Config().H2C {
-			g.logger.Warn("listener changes take effect after a restart", "running", s.Config().Address)
+	for _, s := range g.servers {
+		cur := s.Config()
+		same := next[cur.Address]
+		if len(same) == 0 {
+			removed = append(removed, cur.Address)
 			continue
 		}
-		if next[i].TLS != nil && s.Config().TLS != nil {
-			if err := s.ReloadTLS(*next[i].TLS); err != nil {
-				errs = append(errs, fmt.Errorf("listener %s: %w", s.Config().Address, err))
+		lc := same[0]
+		next[cur.Address] = same[1:]
+		switch {
+		case (lc.TLS == nil) != (cur.TLS == nil) || lc.H2C != cur.H2C:
+			changed = append(changed, cur.Address)
+		case lc.TLS != nil:
+			if err := s.ReloadTLS(*lc.TLS); err != nil {
+				errs = append(errs, fmt.Errorf("listener %s: %w", cur.Address, err))
 			}
 		}
+	}
+	for _, lc := range f.EffectiveListeners() {
+		if rest := next[lc.Address]; len(rest) > 0 {
+			added = append(added, lc.Address)
+			next[lc.Address] = rest[1:]
+		}
+	}
+	if len(removed)+len(changed)+len(added) > 0 {
+		g.logger.Warn("listener changes take effect after a restart; these listeners were not updated",
+			"added", added, "removed", removed, "changed", changed)
 	}
 	return errors.Join(errs...)
 }

@@ -268,3 +268,189 @@ func TestWatchFileStopsOnCancel(t *testing.T) {
 		t.Fatalf("reloads after cancel = %d, want 0", n)
 	}
 }
+
+// The config given to `portico run -config` is often a symlink into another directory (a deploy
+// tree, a shared config repo, a stow-managed file). An edit of the file it points to is a change
+// of the config file and must reload; only the link's own directory was watched.
+func TestWatchFileFollowsSymlinkedConfig(t *testing.T) {
+	real := filepath.Join(t.TempDir(), "portico.yaml")
+	writeFile(t, real, "v1\n")
+	link := filepath.Join(t.TempDir(), "portico.yaml")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	w := startWatch(t, link)
+	writeFile(t, real, "v2\n")
+	w.waitReload(t, "v2\n")
+}
+
+// A deploy tree links "current" to the latest release and keeps the old ones: moving the link is
+// the only event an update makes, in a directory that is neither the config's nor its target's.
+func TestWatchFileFollowsAMovedDirectoryLink(t *testing.T) {
+	root := t.TempDir()
+	for _, rel := range []string{"r1", "r2", "r3"} {
+		if err := os.Mkdir(filepath.Join(root, rel), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(root, rel, "portico.yaml"), rel)
+	}
+	current := filepath.Join(root, "current")
+	point := func(rel string) {
+		t.Helper()
+		if err := os.Symlink(rel, current+".tmp"); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(current+".tmp", current); err != nil {
+			t.Fatal(err)
+		}
+	}
+	point("r1")
+	w := startWatch(t, filepath.Join(current, "portico.yaml"))
+	point("r2")
+	w.waitReload(t, "r2")
+	// The watch moved with the link: an edit in the new release is seen.
+	writeFile(t, filepath.Join(root, "r2", "portico.yaml"), "r2, edited")
+	w.waitReload(t, "r2, edited")
+	point("r3")
+	w.waitReload(t, "r3")
+}
+
+// A ConfigMap volume whose item has a nested path (items: [{key: portico.yaml, path:
+// conf/portico.yaml}]) makes "conf" a symlink to "..data/conf". kubelet's update swaps ..data in
+// the volume root, which was not watched: the removal of the old version reloaded once, and the
+// watch went with it.
+func TestWatchFileKubernetesNestedItemPath(t *testing.T) {
+	root := t.TempDir()
+	mkData := func(ts, content string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Join(root, ts, "conf"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(root, ts, "conf", "portico.yaml"), content)
+	}
+	swap := func(ts, old string) {
+		t.Helper()
+		if err := os.Symlink(ts, filepath.Join(root, "..data_tmp")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(filepath.Join(root, "..data_tmp"), filepath.Join(root, "..data")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.RemoveAll(filepath.Join(root, old)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mkData("..2026_11_26_10_00_00.000000001", "v1")
+	if err := os.Symlink("..2026_11_26_10_00_00.000000001", filepath.Join(root, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join("..data", "conf"), filepath.Join(root, "conf")); err != nil {
+		t.Fatal(err)
+	}
+	w := startWatch(t, filepath.Join(root, "conf", "portico.yaml"))
+
+	mkData("..2026_11_26_10_05_00.000000002", "v2")
+	swap("..2026_11_26_10_05_00.000000002", "..2026_11_26_10_00_00.000000001")
+	w.waitReload(t, "v2")
+
+	// The next ConfigMap update, a few minutes later.
+	mkData("..2026_11_26_10_10_00.000000003", "v3")
+	swap("..2026_11_26_10_10_00.000000003", "..2026_11_26_10_05_00.000000002")
+	w.waitReload(t, "v3")
+	w.expectQuiet(t)
+	if n := w.reloads.Load(); n != 2 {
+		t.Fatalf("reloads = %d, want 2", n)
+	}
+}
+
+// A file truncated by a writer that pauses before writing (shell redirection of a slow
+// generator, curl -o) must not be handed to reload empty; the write that fills it reloads.
+func TestWatchFileDoesNotReloadTruncatedFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "portico.yaml")
+	writeFile(t, path, "v1")
+	w := startWatch(t, path)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0o644) // `gen > portico.yaml`
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	time.Sleep(3 * watchDebounce) // the generator is still working
+	if _, err := f.WriteString("v2"); err != nil {
+		t.Fatal(err)
+	}
+	w.waitReload(t, "v2")
+	w.expectQuiet(t)
+}
+
+// A writer that writes the file in pieces, each soon after the last, is read once it is done:
+// the read waits for the file to be quiet, not a fixed time after the first event, which read
+// the file half-written (a valid YAML prefix is a config with fewer routes).
+func TestWatchFileWaitsForAWriterToFinish(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "portico.yaml")
+	writeFile(t, path, "v1")
+	w := startWatch(t, path)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// Together the pieces take longer than watchDebounce; the gaps are much shorter.
+	const pieces = "abcdefghijklmnop"
+	for _, piece := range pieces {
+		if _, err := f.WriteString(string(piece)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(watchDebounce / 10)
+	}
+	w.waitReload(t, pieces)
+}
+
+// resolveLinks reports every link on the way, including those a link's target goes through, and
+// ends on a loop.
+func TestResolveLinks(t *testing.T) {
+	root, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"v1/conf", "etc"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := func(dest, name string) {
+		t.Helper()
+		if err := os.Symlink(dest, filepath.Join(root, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link("v1", "..data")
+	link("..data/conf", "conf")
+	link(filepath.Join(root, "conf", "portico.yaml"), "etc/portico.yaml") // absolute
+	link("../etc/portico.yaml", "v1/up.yaml")                             // through ".."
+	link("loop-b", "loop-a")
+	link("loop-a", "loop-b")
+	tests := []struct {
+		path, target string
+		links        []string
+	}{
+		{path: "conf/portico.yaml", target: "v1/conf/portico.yaml", links: []string{"conf", "..data"}},
+		{path: "etc/portico.yaml", target: "v1/conf/portico.yaml", links: []string{"etc/portico.yaml", "conf", "..data"}},
+		{path: "v1/up.yaml", target: "v1/conf/portico.yaml", links: []string{"v1/up.yaml", "etc/portico.yaml", "conf", "..data"}},
+		{path: "v1/missing.yaml", target: "v1/missing.yaml"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			target, links := resolveLinks(filepath.Join(root, tt.path))
+			var want []string
+			for _, l := range tt.links {
+				want = append(want, filepath.Join(root, l))
+			}
+			if target != filepath.Join(root, tt.target) || fmt.Sprint(links) != fmt.Sprint(want) {
+				t.Fatalf("resolveLinks = %s, %v; want %s, %v", target, links, filepath.Join(root, tt.target), want)
+			}
+		})
+	}
+	if _, links := resolveLinks(filepath.Join(root, "loop-a")); len(links) != maxLinks {
+		t.Fatalf("a symlink loop followed %d links, want it cut at %d", len(links), maxLinks)
+	}
+}

@@ -40,7 +40,7 @@ type ServerConfig struct {
 	WriteTimeout      confval.Duration `yaml:"write_timeout"`       // default 0: streams may run long; use route timeouts
 	SendTimeout       confval.Duration `yaml:"send_timeout"`        // default 60s: a client taking no bytes this long is cut (nginx send_timeout)
 	IdleTimeout       confval.Duration `yaml:"idle_timeout"`        // default 120s
-	MaxHeaderBytes    confval.ByteSize `yaml:"max_header_bytes"`    // default 1MiB
+	MaxHeaderBytes    confval.ByteSize `yaml:"max_header_bytes"`    // default 1MiB, at most 64MiB
 	MaxBodyBytes      confval.ByteSize `yaml:"max_body_bytes"`      // default 10MiB, per route override
 	ShutdownTimeout   confval.Duration `yaml:"shutdown_timeout"`    // default 30s: drain time on SIGTERM
 	// ShutdownDelay keeps serving after SIGTERM with /ready answering 503, before listeners close,
@@ -48,5 +48,6 @@ type ServerConfig struct {
 	ShutdownDelay confval.Duration `yaml:"shutdown_delay"`
 	// Procs is how many OS threads run Go code at once (GOMAXPROCS). 0 keeps Go's choice: the
 	// CPUs the container may use. Fewer than the CPUs suits a host shared with busy neighbours.
+	// At most MaxProcs.
 	Procs int `yaml:"procs"`
 }

@@ -602,6 +602,15 @@ func TestServerLimits(t *testing.T) {
 	})
 }
 
+// The largest max_header_bytes validation accepts must still serve: net/http adds its 4096 bytes
+// of slack to it, which overflowed for values near MaxInt64 and refused every request with 431.
+func TestLargestAcceptedMaxHeaderBytesServes(t *testing.T) {
+	s := start(t, Config{}, ServerConfig{MaxHeaderBytes: MaxHeaderBytesLimit})
+	if got := rawRequest(t, s.Addr(), "GET / HTTP/1.1\r\nHost: portico.test\r\n"); got != http.StatusOK {
+		t.Fatalf("status %d, want 200", got)
+	}
+}
+
 // ExampleServer shows the order a caller follows: New loads certificates, Listen reports a taken
 // port, Serve blocks.
 func ExampleServer() {

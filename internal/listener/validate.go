@@ -75,6 +75,21 @@ func (c *TLSConfig) Validate(path string, p *confval.Problems) {
 	}
 }
 
+// MaxHeaderBytesLimit is the largest max_header_bytes accepted. net/http lets a connection read
+// MaxHeaderBytes plus 4096 bytes of slack for a request's headers, so a value near MaxInt64
+// overflowed that sum into a negative limit and every request got 431; well before that, every
+// connection could make the gateway hold that much memory for its headers. 64MiB is 64 times the
+// default, far above any real header block.
+const MaxHeaderBytesLimit = 64 << 20
+
+// MaxProcs is the largest server.procs accepted. procs exists to run fewer threads than CPUs; a
+// P beyond the CPUs only adds scheduler work, and the runtime allocates per-P state eagerly, so
+// 100000 stalled a reload and 2147483648 (negative as the runtime's int32) killed the process.
+// A fixed bound rather than a multiple of runtime.NumCPU keeps a config that `portico validate`
+// passes on a small CI runner valid on the large host it is deployed to; 1024 is above the
+// hardware threads of any single machine the gateway is likely to run on.
+const MaxProcs = 1024
+
 // Validate records every problem with the server limits under path ("server").
 func (c *ServerConfig) Validate(path string, p *confval.Problems) {
 	durations := []struct {
@@ -94,14 +109,20 @@ func (c *ServerConfig) Validate(path string, p *confval.Problems) {
 			p.Addf(confval.Join(path, d.name), "must not be negative (0 means the default)")
 		}
 	}
-	if c.MaxHeaderBytes < 0 {
+	switch {
+	case c.MaxHeaderBytes < 0:
 		p.Addf(confval.Join(path, "max_header_bytes"), "must not be negative (0 means the default)")
+	case c.MaxHeaderBytes > MaxHeaderBytesLimit:
+		p.Addf(confval.Join(path, "max_header_bytes"), "must be at most %d (64MiB)", MaxHeaderBytesLimit)
 	}
 	if c.MaxBodyBytes < 0 {
 		p.Addf(confval.Join(path, "max_body_bytes"), "must not be negative (0 means the default)")
 	}
-	if c.Procs < 0 {
+	switch {
+	case c.Procs < 0:
 		p.Addf(confval.Join(path, "procs"), "must not be negative (0 means one per CPU the process may use)")
+	case c.Procs > MaxProcs:
+		p.Addf(confval.Join(path, "procs"), "must be at most %d (0 means one per CPU the process may use)", MaxProcs)
 	}
 }
 

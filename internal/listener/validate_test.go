@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"math"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -137,6 +138,14 @@ func TestServerConfigValidate(t *testing.T) {
 				"s.idle_timeout: must not be negative", "s.shutdown_timeout: must not be negative",
 				"s.max_header_bytes: must not be negative", "s.max_body_bytes: must not be negative",
 			}},
+		{name: "at the bounds", cfg: ServerConfig{MaxHeaderBytes: MaxHeaderBytesLimit, Procs: MaxProcs}},
+		// net/http adds 4096 bytes of slack to MaxHeaderBytes: near MaxInt64 that overflowed into a
+		// negative read limit and every request got 431. 2147483648 procs is negative as the
+		// runtime's int32 and killed the process on reload; 100000 stalled it.
+		{name: "above the bounds", cfg: ServerConfig{MaxHeaderBytes: math.MaxInt64, Procs: 2147483648},
+			want: []string{"s.max_header_bytes: must be at most 67108864", "s.procs: must be at most 1024"}},
+		{name: "just above the bounds", cfg: ServerConfig{MaxHeaderBytes: MaxHeaderBytesLimit + 1, Procs: MaxProcs + 1},
+			want: []string{"s.max_header_bytes: must be at most", "s.procs: must be at most"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
