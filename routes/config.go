@@ -34,7 +34,9 @@ type Config struct {
 }
 
 // MatchConfig is the route's predicate. Path precedence across routes: exact > longest prefix >
-// regex in declared order.
+// regex in declared order. Path, PathPrefix and PathRegex see the path with each segment's
+// ";parameters" removed ("/admin;x/users" is "/admin/users"), as Tomcat and Spring map it; an
+// encoded ";" (%3B) stays, as data.
 type MatchConfig struct {
 	// Hosts are exact host names or "*.example.com" wildcards; empty matches any host.
 	Hosts []string `yaml:"hosts"`
@@ -50,6 +52,11 @@ type MatchConfig struct {
 	// Headers that must be present with the exact value, or present at all when the value is "*".
 	Headers map[string]string `yaml:"headers"`
 }
+
+// MaxSplitWeight bounds a split side's weight, as upstreams bounds a target's (Kong's 65535):
+// weights are ratios, and unbounded ones summed past the int range and broke the pick of every
+// request.
+const MaxSplitWeight = 65535
 
 // SplitConfig is one side of a weighted split.
 type SplitConfig struct {

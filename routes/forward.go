@@ -29,7 +29,8 @@ type forwarder struct {
 	rt      http.RoundTripper
 	rw      *rewriter
 	upgrade *httputil.ReverseProxy
-	// tee records the primary's answer for the mirror's comparison (nil when not comparing).
+	// tee records the primary's answer for the mirror's comparison (nil when not comparing); the
+	// upgrade proxy's ModifyResponse calls it too.
 	tee     func(*http.Response) error
 	onError func(http.ResponseWriter, *http.Request, error)
 	logger  *slog.Logger

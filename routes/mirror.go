@@ -99,9 +99,12 @@ func newMirror(route string, c MirrorConfig, deps Deps, rewrite func(*httputil.P
 	return m, nil
 }
 
-// start decides whether r is mirrored and, if so, launches the shadow call. It returns the request
-// to proxy: the same one, or one whose context carries the compare job. The client's request is
-// never delayed beyond reading a body the primary reads anyway.
+// start decides whether r is mirrored and, if so, prepares the shadow call. It returns the request
+// to proxy: one whose body copies itself for the shadow as the primary reads it, and whose context
+// carries the compare job. The primary is never held back for the mirror: a client that streams
+// its body (full duplex over HTTP/2, Expect: 100-continue) waits for an answer before it sends the
+// rest, so reading the body ahead of the primary would leave client and gateway waiting on each
+// other.
 func (m *mirror) start(r *http.Request) *http.Request {
 	if m.percent < 100 && rand.Float64()*100 >= m.percent {
 		return r
@@ -114,64 +117,137 @@ func (m *mirror) start(r *http.Request) *http.Request {
 		m.c.dropped.Inc()
 		return r
 	}
+	if r.ContentLength > m.maxBody {
+		m.c.dropped.Inc()
+		return r
+	}
 	select {
 	case m.sem <- struct{}{}:
 	default:
 		m.c.dropped.Inc()
 		return r
 	}
-	body, ok := m.readBody(r)
-	if !ok {
-		<-m.sem
-		m.c.dropped.Inc()
-		return r
-	}
-	ctx, cancel := context.WithTimeout(m.base, m.timeout)
+	call := &shadowCall{m: m, out: m.shadowRequest(r)}
 	if info := reqctx.From(r.Context()); info != nil {
 		// A copy: the request goroutine keeps writing its own Info while the shadow runs.
 		shadowInfo := *info
 		shadowInfo.Upstream = m.upstream
-		ctx = reqctx.With(ctx, &shadowInfo)
+		call.info = &shadowInfo
 	}
-	out := m.shadowRequest(ctx, r, body)
-	var job *compareJob
 	if m.compare {
-		job = &compareJob{maxBody: m.maxBody, done: make(chan capture, 1)}
-		r = r.WithContext(context.WithValue(r.Context(), jobKey{}, job))
+		call.job = &compareJob{maxBody: m.maxBody, done: make(chan capture, 1)}
+		r = r.WithContext(context.WithValue(r.Context(), jobKey{}, call.job))
 	}
-	go m.run(ctx, cancel, out, job)
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		call.send(nil)
+		return r
+	}
+	b := &shadowBody{rc: r.Body, call: call, limit: m.maxBody}
+	if r.ContentLength > 0 {
+		b.buf = make([]byte, 0, r.ContentLength) // at most maxBody, checked above
+	}
+	r.Body = b
 	return r
 }
 
-// readBody copies the request body for the shadow, up to maxBody. A larger (or failing) body is
-// not mirrored, and r.Body is restored so the primary still receives every byte.
-func (m *mirror) readBody(r *http.Request) ([]byte, bool) {
-	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
-		return nil, true
-	}
-	if r.ContentLength > m.maxBody {
-		return nil, false
-	}
-	orig := r.Body
-	buf, err := io.ReadAll(io.LimitReader(orig, m.maxBody+1))
-	if err != nil || int64(len(buf)) > m.maxBody {
-		r.Body = readCloser{Reader: io.MultiReader(bytes.NewReader(buf), orig), Closer: orig}
-		return nil, false
-	}
-	r.Body = readCloser{Reader: bytes.NewReader(buf), Closer: orig}
-	return buf, true
+// shadowCall is a shadow request built on the request goroutine, waiting for its body. It holds a
+// slot of the mirror's semaphore until it is sent or skipped.
+type shadowCall struct {
+	m    *mirror
+	out  *http.Request
+	info *reqctx.Info
+	job  *compareJob
 }
 
-type readCloser struct {
-	io.Reader
-	io.Closer
+// send launches the shadow call with body. The shadow's timeout starts here, not when the client's
+// request arrived, so a slow upload does not use it up.
+func (c *shadowCall) send(body []byte) {
+	m := c.m
+	if m.closed.Load() {
+		c.skip()
+		return
+	}
+	ctx, cancel := context.WithTimeout(m.base, m.timeout)
+	if c.info != nil {
+		ctx = reqctx.With(ctx, c.info)
+	}
+	out := c.out.WithContext(ctx)
+	if body != nil {
+		out.Body, out.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
+	go m.run(ctx, cancel, out, c.job)
+}
+
+// skip gives up the shadow call: its body was larger than max_body_bytes, failed, or was not read
+// to the end by the primary. Counted as dropped, like a body too large to mirror.
+func (c *shadowCall) skip() {
+	<-c.m.sem
+	c.m.c.dropped.Inc()
+}
+
+// shadowBody is the primary's request body, copied for the shadow as the primary reads it, up to
+// the mirror's max_body_bytes. The shadow is sent when the primary has read it to EOF, and skipped
+// when it grows past the limit, fails, or is closed before EOF. Read runs on the transport's
+// goroutine and Close may run on the request's, hence the lock.
+type shadowBody struct {
+	rc    io.ReadCloser
+	call  *shadowCall
+	limit int64
+
+	mu   sync.Mutex
+	buf  []byte
+	done bool // the shadow has been sent or skipped
+}
+
+func (b *shadowBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.done {
+		return n, err
+	}
+	switch {
+	case int64(len(b.buf))+int64(n) > b.limit:
+		b.finish(false)
+	case err == io.EOF:
+		b.buf = append(b.buf, p[:n]...)
+		b.finish(true)
+	case err != nil:
+		b.finish(false)
+	default:
+		b.buf = append(b.buf, p[:n]...)
+	}
+	return n, err
+}
+
+func (b *shadowBody) Close() error {
+	b.mu.Lock()
+	if !b.done {
+		b.finish(false)
+	}
+	b.mu.Unlock()
+	return b.rc.Close()
+}
+
+// finish sends or skips the shadow call, once; b.mu is held.
+func (b *shadowBody) finish(complete bool) {
+	b.done = true
+	if complete {
+		b.call.send(b.buf)
+	} else {
+		b.call.skip()
+	}
+	b.buf = nil
 }
 
 // shadowRequest builds the copy on the request goroutine (the inbound request must not be shared
-// with the shadow's goroutine), with the same rewriting as the primary.
-func (m *mirror) shadowRequest(ctx context.Context, r *http.Request, body []byte) *http.Request {
-	out := r.WithContext(ctx)
+// with the shadow's goroutine), with the same rewriting as the primary, Host included. It has no
+// body and no context yet: shadowCall.send gives it both.
+func (m *mirror) shadowRequest(r *http.Request) *http.Request {
+	out := r.WithContext(m.base)
 	out.RequestURI = ""
+	out.Body, out.ContentLength, out.GetBody = nil, 0, nil
 	// A client's "Connection: close" is about its own connection; the shadow's stays pooled,
 	// like the primary's (an HTTP/1.0 client would otherwise cost a dial per shadow).
 	out.Close = false
@@ -184,22 +260,21 @@ func (m *mirror) shadowRequest(ctx context.Context, r *http.Request, body []byte
 	pr := &httputil.ProxyRequest{In: r, Out: out}
 	m.rewrite(pr)
 	out = pr.Out
-	out.Host = shadowHost(r.Host)
+	// The Host the primary gets (preserve_host's client Host, or a request_headers.set Host),
+	// marked with "-shadow". Left empty, as it is for the primary, the shadow's upstream sends
+	// its own target's host: a virtual-hosted shadow service then serves the site it is, not the
+	// client's name for the primary.
+	out.Host = shadowHost(out.Host)
 	out.Header.Set(HeaderMirror, "1")
 	if _, ok := out.Header["User-Agent"]; !ok {
 		out.Header.Set("User-Agent", "")
 	}
-	if body == nil {
-		out.Body, out.ContentLength = nil, 0
-	} else {
-		out.Body, out.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
-		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	}
 	return out
 }
 
-// shadowHost appends "-shadow" to the host, before any port, as Envoy does, so the shadow service
-// can tell copies from live traffic by Host alone.
+// shadowHost appends "-shadow" to the host, before any port, as Envoy does to the authority it
+// mirrors, so the shadow service can tell copies from live traffic by Host alone. An empty host
+// stays empty.
 func shadowHost(h string) string {
 	if h == "" {
 		return ""

@@ -3,11 +3,14 @@ package routes
 import (
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -26,10 +29,11 @@ func TestMirrorSendsACopy(t *testing.T) {
 	shadow, shadowGot := recordingBackend(t)
 	metrics := NewMetrics(prometheus.NewRegistry())
 	gw, _ := gateway(t, []Config{{
-		Name:        "orders",
-		Upstream:    "monolith",
-		StripPrefix: "/api",
-		Mirror:      &MirrorConfig{Upstream: "orders-v2"},
+		Name:         "orders",
+		Upstream:     "monolith",
+		StripPrefix:  "/api",
+		PreserveHost: true, // the shadow gets the primary's Host, marked; see TestShadowHostFollowsRoute
+		Mirror:       &MirrorConfig{Upstream: "orders-v2"},
 	}}, Deps{Upstream: lookup(map[string]http.RoundTripper{
 		"monolith": toServer(t, primary), "orders-v2": toServer(t, shadow),
 	}), Metrics: metrics})
@@ -362,4 +366,155 @@ func TestMirrorKeepsShadowConnectionOpen(t *testing.T) {
 			t.Errorf("call %d asked its upstream connection to close", i)
 		}
 	}
+}
+
+// A client that streams its body (a bidirectional stream over HTTP/2: it waits for the answer
+// before it sends the rest) gets its answer as promptly with a mirror on the route as without: the
+// body is copied for the shadow as the primary reads it, not read ahead of the primary. The shadow
+// still gets the whole body once the primary has read it.
+func TestMirrorDoesNotHoldBackStreamingBody(t *testing.T) {
+	payload := "hello" + strings.Repeat("x", 64<<10)
+	for _, mirrored := range []bool{false, true} {
+		t.Run(fmt.Sprintf("mirrored=%v", mirrored), func(t *testing.T) {
+			backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_ = http.NewResponseController(w).EnableFullDuplex()
+				buf := make([]byte, 5)
+				_, _ = io.ReadFull(r.Body, buf)
+				_, _ = w.Write([]byte("got " + string(buf)))
+				_ = http.NewResponseController(w).Flush()
+				_, _ = io.Copy(io.Discard, r.Body)
+			}))
+			t.Cleanup(backend.Close)
+			shadow, shadowGot := recordingBackend(t)
+			metrics := NewMetrics(nil)
+			cfg := Config{Name: "stream", Upstream: "primary"}
+			if mirrored {
+				cfg.Mirror = &MirrorConfig{Upstream: "shadow"}
+			}
+			r, err := Build([]Config{cfg}, Deps{Logger: quietLogger(nil), Metrics: metrics, Upstream: lookup(map[string]http.RoundTripper{
+				"primary": toServer(t, backend), "shadow": toServer(t, shadow)})})
+			if err != nil {
+				t.Fatal(err)
+			}
+			gw := httptest.NewUnstartedServer(withInfo(r, nil))
+			gw.EnableHTTP2 = true
+			gw.StartTLS()
+			t.Cleanup(gw.Close)
+			t.Cleanup(r.Close)
+
+			pr, pw := io.Pipe()
+			// Before the server's Close (cleanups run last in, first out): a gateway still
+			// reading the body would keep Close waiting.
+			t.Cleanup(func() { _ = pw.Close() })
+			req, _ := http.NewRequest("POST", gw.URL+"/upload", pr)
+			done := make(chan *http.Response, 1)
+			go func() {
+				resp, err := gw.Client().Do(req)
+				if err != nil {
+					close(done)
+					return
+				}
+				done <- resp
+			}()
+			go func() { _, _ = pw.Write([]byte(payload)) }()
+			select {
+			case resp := <-done:
+				if resp == nil {
+					t.Fatal("request failed")
+				}
+				buf := make([]byte, 9)
+				_, _ = io.ReadFull(resp.Body, buf)
+				if resp.StatusCode != 200 || string(buf) != "got hello" {
+					t.Errorf("client got %d %q, want 200 \"got hello\"", resp.StatusCode, buf)
+				}
+				defer resp.Body.Close()
+			case <-time.After(2 * time.Second):
+				t.Fatal("no answer within 2s while the client streams its body: the mirror holds the primary back")
+			}
+			pw.Close()
+			if mirrored {
+				if got := recv(t, shadowGot, "shadow request"); got.Body != payload {
+					t.Errorf("shadow got %d bytes, want the whole body (%d)", len(got.Body), len(payload))
+				}
+			}
+		})
+	}
+}
+
+// A body the primary does not read to the end (the backend answered first, say with a 401) cannot
+// be mirrored whole: the shadow is skipped and counted as dropped, as a body too large is.
+func TestMirrorSkipsBodyPrimaryDidNotRead(t *testing.T) {
+	unread := upstreamFunc(func(r *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: http.StatusUnauthorized, Header: http.Header{}, Body: http.NoBody, Request: r}, nil
+	})
+	metrics := NewMetrics(nil)
+	gw, _ := gateway(t, []Config{{Name: "r", Upstream: "p", Mirror: &MirrorConfig{Upstream: "s", Compare: true}}},
+		Deps{Upstream: lookup(map[string]http.RoundTripper{"p": unread, "s": neverCalled(t)}), Metrics: metrics})
+	resp, err := http.Post(gw.URL+"/upload", "text/plain", strings.NewReader("a body nobody read"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("status %d, want the primary's 401", resp.StatusCode)
+	}
+	eventually(t, "the skipped shadow to be counted", func() bool { return mirrorCount(metrics, "r", "dropped") == 1 })
+}
+
+// The shadow gets the Host the primary gets, then "-shadow" (as Envoy marks the authority it
+// mirrors): a request_headers.set Host rule or preserve_host's client Host, marked. Without
+// either, the primary's upstream sends its target's host, and so does the shadow's: a
+// virtual-hosted shadow service must not see the client's name for another site.
+func TestShadowHostFollowsRoute(t *testing.T) {
+	tests := []struct {
+		name            string
+		cfg             Config
+		primary, shadow string // "target" for the upstream's own host
+	}{
+		{"request_headers set Host", Config{RequestHeaders: HeaderOps{Set: map[string]string{"Host": "orders.internal"}}},
+			"orders.internal", "orders.internal-shadow"},
+		{"set Host wins over preserve_host", Config{PreserveHost: true, RequestHeaders: HeaderOps{Set: map[string]string{"Host": "orders.internal"}}},
+			"orders.internal", "orders.internal-shadow"},
+		{"preserve_host", Config{PreserveHost: true}, "shop.example.com:8443", "shop.example.com-shadow:8443"},
+		{"target's host", Config{}, "target", "target"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			primary, primaryGot := recordingBackend(t)
+			shadow, shadowGot := recordingBackend(t)
+			cfg := tc.cfg
+			cfg.Name, cfg.Upstream, cfg.Mirror = "orders", "primary", &MirrorConfig{Upstream: "shadow"}
+			gw, _ := gateway(t, []Config{cfg}, Deps{Upstream: lookup(map[string]http.RoundTripper{
+				"primary": toServer(t, primary), "shadow": toServer(t, shadow)})})
+			req, _ := http.NewRequest("GET", gw.URL+"/orders", nil)
+			req.Host = "shop.example.com:8443"
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			wantPrimary, wantShadow := tc.primary, tc.shadow
+			if wantPrimary == "target" {
+				wantPrimary = hostOf(t, primary.URL)
+			}
+			if wantShadow == "target" {
+				wantShadow = hostOf(t, shadow.URL)
+			}
+			if got := recv(t, primaryGot, "primary request").Host; got != wantPrimary {
+				t.Errorf("primary Host = %q, want %q", got, wantPrimary)
+			}
+			if got := recv(t, shadowGot, "shadow request").Host; got != wantShadow {
+				t.Errorf("shadow Host = %q, want %q", got, wantShadow)
+			}
+		})
+	}
+}
+
+func hostOf(t *testing.T, raw string) string {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Host
 }

@@ -138,8 +138,8 @@ func newPassThrough(c Config, deps Deps) (*passThrough, error) {
 		return nil, errors.New("no upstream: set upstream or split")
 	}
 	for _, s := range sides {
-		if s.Weight < 0 {
-			return nil, fmt.Errorf("split upstream %q: negative weight %d", s.Upstream, s.Weight)
+		if s.Weight < 0 || s.Weight > MaxSplitWeight {
+			return nil, fmt.Errorf("split upstream %q: weight %d outside 0 to %d", s.Upstream, s.Weight, MaxSplitWeight)
 		}
 		if s.Weight == 0 {
 			// A zero weight takes a side out of rotation (a canary at 0%), like a target's weight.
@@ -179,7 +179,6 @@ func newPassThrough(c Config, deps Deps) (*passThrough, error) {
 		if m.compare {
 			for i := range p.backends {
 				p.backends[i].proxy.tee = recordPrimary
-				p.backends[i].proxy.upgrade.ModifyResponse = recordPrimary
 			}
 		}
 	}
@@ -195,28 +194,34 @@ func (p *passThrough) close(deadline time.Time) {
 func (p *passThrough) newProxy(upstream string, rt http.RoundTripper, rw *rewriter) *forwarder {
 	logger := p.logger.With("upstream", upstream)
 	onError := func(w http.ResponseWriter, r *http.Request, err error) { p.proxyError(w, r, err, logger) }
-	return &forwarder{
+	f := &forwarder{
 		rt:      rt,
 		rw:      rw,
 		onError: onError,
 		logger:  logger,
-		upgrade: &httputil.ReverseProxy{
-			Rewrite: func(pr *httputil.ProxyRequest) {
-				// What outboundHeader does for every other request (ReverseProxy has already
-				// taken out hop-by-hop and forwarding fields).
-				dropProtectedSpellings(pr.Out.Header)
-				rw.rewrite(pr)
-			},
-			ModifyResponse: func(res *http.Response) error {
-				res.Header.Del(reqctx.RequestIDKey) // the edge's is on the answer already
-				return nil
-			},
-			Transport:    rt,
-			BufferPool:   proxyBuffers,
-			ErrorLog:     slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) { onError(w, r, badGateway(err)) },
-		},
 	}
+	f.upgrade = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			// What outboundHeader does for every other request (ReverseProxy has already
+			// taken out hop-by-hop and forwarding fields).
+			dropProtectedSpellings(pr.Out.Header)
+			rw.rewrite(pr)
+		},
+		ModifyResponse: func(res *http.Response) error {
+			res.Header.Del(reqctx.RequestIDKey) // the edge's is on the answer already
+			// The mirror's recorder, when the route compares, runs in addition: set as the
+			// whole ModifyResponse, it let the backend's X-Request-Id through on upgrades.
+			if f.tee != nil {
+				return f.tee(res)
+			}
+			return nil
+		},
+		Transport:    rt,
+		BufferPool:   proxyBuffers,
+		ErrorLog:     slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) { onError(w, r, badGateway(err)) },
+	}
+	return f
 }
 
 // proxyError is the one place a failed upstream call becomes an answer.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -282,6 +283,37 @@ func TestUpgradePassesThrough(t *testing.T) {
 	}
 }
 
+// An upgrade's answer never carries the backend's X-Request-Id (the edge's is on it already),
+// also on a route whose mirror compares, where the recorder of the primary's answer runs too.
+func TestUpgradeAnswerDropsBackendRequestID(t *testing.T) {
+	for _, compare := range []bool{false, true} {
+		t.Run(fmt.Sprintf("compare=%v", compare), func(t *testing.T) {
+			backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("X-Request-Id", "backend-echo")
+				w.WriteHeader(http.StatusBadRequest) // e.g. a bad Sec-WebSocket-Key
+			}))
+			t.Cleanup(backend.Close)
+			gw, _ := gateway(t, []Config{{Name: "ws", Upstream: "primary",
+				Mirror: &MirrorConfig{Upstream: "shadow", Compare: compare}}},
+				Deps{Upstream: lookup(map[string]http.RoundTripper{"primary": toServer(t, backend), "shadow": staticUpstream(200, "")})})
+			req, _ := http.NewRequest("GET", gw.URL+"/ws", nil)
+			req.Header.Set("Connection", "Upgrade")
+			req.Header.Set("Upgrade", "websocket")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Errorf("status %d, want the backend's 400", resp.StatusCode)
+			}
+			if got := resp.Header.Values("X-Request-Id"); len(got) != 0 {
+				t.Errorf("backend's X-Request-Id reached the client: %q", got)
+			}
+		})
+	}
+}
+
 func TestRequestBodyLimit(t *testing.T) {
 	readBody := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -431,7 +463,9 @@ func TestBuildRejects(t *testing.T) {
 		{"upstream and split", Config{Name: "r", Upstream: "a", Split: []SplitConfig{{Upstream: "b", Weight: 1}}}, "not both"},
 		{"neither upstream nor split", Config{Name: "r"}, "no upstream"},
 		{"all weights zero", Config{Name: "r", Split: []SplitConfig{{Upstream: "a", Weight: 0}, {Upstream: "b", Weight: 0}}}, "positive weight"},
-		{"negative weight", Config{Name: "r", Split: []SplitConfig{{Upstream: "a", Weight: -1}, {Upstream: "b", Weight: 2}}}, "negative weight"},
+		{"negative weight", Config{Name: "r", Split: []SplitConfig{{Upstream: "a", Weight: -1}, {Upstream: "b", Weight: 2}}}, "weight -1 outside 0 to 65535"},
+		// Summed past the int range, these made every pick panic (rand.IntN of a negative total).
+		{"huge weights", Config{Name: "r", Split: []SplitConfig{{Upstream: "a", Weight: math.MaxInt}, {Upstream: "b", Weight: math.MaxInt}}}, "outside 0 to 65535"},
 		{"sticky both", Config{Name: "r", Split: []SplitConfig{{Upstream: "a", Weight: 1}, {Upstream: "b", Weight: 1}}, Sticky: &StickyConfig{Header: "X-U", Cookie: "u"}}, "exactly one"},
 		{"bad path regex", Config{Name: "r", Upstream: "a", Match: MatchConfig{PathRegex: "("}}, "path_regex"},
 		{"bad rewrite regex", Config{Name: "r", Upstream: "a", Rewrite: &RewriteConfig{Regex: "(["}}, "rewrite.regex"},

@@ -7,6 +7,7 @@ package routes
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -20,7 +21,8 @@ import (
 // order declared. Among routes with the same path, one with hosts beats one without, more header
 // conditions beat fewer, then the first declared wins. A route whose method list excludes the
 // request's method does not match; the next candidate is tried, and only when no route matches at
-// all but some matched on path, host and headers is the answer 405 with Allow.
+// all but some matched on path, host and headers is the answer 405 with Allow. Paths are matched
+// with each segment's ";parameters" removed (routingPath), as Tomcat and Spring map them.
 //
 // Handle every route before serving: a Router is read without locks on the request path and must
 // not change once ServeHTTP may run (a reload builds a new one).
@@ -328,16 +330,14 @@ func (r *Router) Close() {
 const closeGrace = time.Second
 
 // match returns the route for req, or nil and whether some route matched the path, host and
-// headers but not the method. It allocates nothing for exact and prefix routes.
+// headers but not the method. It allocates nothing for exact and prefix routes (nor, when the
+// path has no ';', for anything but regex routes).
 func (r *Router) match(req *http.Request) (*route, bool) {
 	host := stripPort(req.Host)
 	if len(host) > 0 && host[len(host)-1] == '.' {
 		host = host[:len(host)-1]
 	}
-	path := req.URL.Path
-	if path == "" {
-		path = "/"
-	}
+	path := routingPath(req.URL)
 	mismatch := false
 	if g := r.exact[path]; g != nil {
 		rt, mm := g.pick(req, host)
@@ -457,10 +457,7 @@ func (rt *route) matchMethod(m string) bool {
 func (r *Router) allowed(req *http.Request) []string {
 	host := stripPort(req.Host)
 	host = strings.TrimSuffix(host, ".")
-	path := req.URL.Path
-	if path == "" {
-		path = "/"
-	}
+	path := routingPath(req.URL)
 	var out []string
 	collect := func(g *group) {
 		if g == nil {
@@ -485,6 +482,48 @@ func (r *Router) allowed(req *http.Request) []string {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// routingPath is the path routes are matched against: the decoded path with each segment's
+// ";parameters" removed, as Tomcat and Spring remove them before they map a request.
+// "/admin;x/users" is "/admin/users" to such a backend, so it must meet the /admin route and its
+// policies here, not slip past them to a catch-all. Parameters are cut from the escaped path, as
+// those backends do before decoding: an encoded ";" (%3B) is data, part of the segment's name. A
+// segment that was nothing but parameters ("/;x/admin") leaves "//", merged as ServeHTTP merges
+// the client's own. The forwarded path is not changed.
+func routingPath(u *url.URL) string {
+	p := u.Path
+	if p == "" {
+		return "/"
+	}
+	if strings.IndexByte(p, ';') < 0 {
+		return p // the common case, without allocating
+	}
+	raw := u.EscapedPath()
+	if strings.IndexByte(raw, ';') < 0 {
+		return p // every ';' came encoded
+	}
+	var b strings.Builder
+	b.Grow(len(raw))
+	for i := 0; i < len(raw); i++ {
+		if raw[i] == ';' {
+			j := strings.IndexByte(raw[i:], '/')
+			if j < 0 {
+				break
+			}
+			i += j
+		}
+		b.WriteByte(raw[i])
+	}
+	stripped, err := url.PathUnescape(b.String())
+	if err != nil {
+		// Not reached: EscapedPath is well-formed and a cut ends at a '/', never inside an escape.
+		return p
+	}
+	if strings.Contains(stripped, "//") {
+		stripped = mergeSlashes(stripped)
+	}
+	return stripped
 }
 
 // maxQueryParams is net/url's own limit (GODEBUG urlmaxqueryparams, default 10000).

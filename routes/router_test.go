@@ -382,3 +382,107 @@ func TestDotSegmentsRejected(t *testing.T) {
 		})
 	}
 }
+
+// Routes match the path as Tomcat and Spring map it: each segment's ";parameters" removed.
+// "/admin;x/users" is /admin/users to such a backend, so it must meet the /admin route and its
+// policies, not miss it (and fall to a catch-all that forwards it there). An encoded ";" is data (those
+// backends cut parameters before decoding), so "%3B" stays part of the segment's name.
+func TestRoutingIgnoresPathParameters(t *testing.T) {
+	r := mustRouter(t, []routeDecl{
+		{"admin-exact", MatchConfig{Path: "/admin"}},
+		{"admin", MatchConfig{PathPrefix: "/admin"}},
+		{"admin-users", MatchConfig{PathPrefix: "/admin/users"}},
+		{"report", MatchConfig{PathRegex: `/reports/[0-9]+/pdf`}},
+		{"literal-semicolon", MatchConfig{Path: "/a;b"}},
+	})
+	tests := []struct {
+		name, target string
+		want         string // route name, or "404"
+	}{
+		{"exact with a parameter", "/admin;x", "admin-exact"},
+		{"exact with an empty parameter", "/admin;", "admin-exact"},
+		{"prefix with a parameter on its last segment", "/admin;x/users", "admin-users"},
+		{"prefix with an empty parameter", "/admin;/users", "admin-users"},
+		{"prefix with a parameter below it", "/admin/settings;jsessionid=1", "admin"},
+		{"parameters on every segment", "/admin;a=1/users;b=2/7;c", "admin-users"},
+		{"parameter in the middle of a prefix", "/admin;x/users/7", "admin-users"},
+		{"a segment of parameters only", "/;x/admin/users", "admin-users"},
+		{"prefix boundary still holds", "/adminx;y", "404"},
+		{"prefix boundary still holds below", "/adminx;y/users", "404"},
+		{"regex", "/reports;v=2/42;x/pdf", "report"},
+		{"encoded ; is data, not a parameter", "/admin%3Bx/users", "404"},
+		{"encoded ; matches a literal route", "/a%3Bb", "literal-semicolon"},
+		{"encoded ; next to a parameter", "/a%3Bb;x", "literal-semicolon"},
+		{"literal ; is a parameter", "/a;b", "404"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			r.ServeHTTP(rec, httptest.NewRequest("GET", tc.target, nil))
+			if tc.want == "404" {
+				assertError(t, rec, http.StatusNotFound, "ROUTE_NOT_FOUND")
+				return
+			}
+			if got := rec.Header().Get("X-Route"); got != tc.want {
+				t.Errorf("%s: route = %q (status %d), want %q", tc.target, got, rec.Code, tc.want)
+			}
+		})
+	}
+}
+
+// The 405's Allow lists the methods of the routes the parameter-free path matches.
+func TestPathParametersInAllow(t *testing.T) {
+	r := mustRouter(t, []routeDecl{{"admin", MatchConfig{PathPrefix: "/admin", Methods: []string{"POST"}}}})
+	rec := httptest.NewRecorder()
+	r.ServeHTTP(rec, httptest.NewRequest("DELETE", "/admin;x/users", nil))
+	assertError(t, rec, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED")
+	if got := rec.Header().Get("Allow"); got != "POST" {
+		t.Errorf("Allow = %q, want POST", got)
+	}
+}
+
+// "/admin;x/users" (which Tomcat and Spring serve as /admin/users) is routed to the /admin route,
+// with its policies, and not to the catch-all in front of such a monolith. The forwarded path
+// keeps its parameters: routing reads them away, forwarding does not.
+func TestPathParameterDoesNotSkipPrefixRoute(t *testing.T) {
+	monolithGot := make(chan string, 1)
+	monolith := upstreamFunc(func(r *http.Request) (*http.Response, error) {
+		monolithGot <- r.URL.Path
+		return staticUpstream(200, "{}").RoundTrip(r)
+	})
+	adminGot := make(chan string, 1)
+	admin := upstreamFunc(func(r *http.Request) (*http.Response, error) {
+		adminGot <- r.URL.EscapedPath()
+		return staticUpstream(200, "{}").RoundTrip(r)
+	})
+	gw, _ := gateway(t, []Config{
+		{Name: "admin", Match: MatchConfig{PathPrefix: "/admin"}, Upstream: "admin"},
+		{Name: "legacy", Match: MatchConfig{PathPrefix: "/"}, Upstream: "monolith"},
+	}, Deps{Upstream: lookup(map[string]http.RoundTripper{"admin": admin, "monolith": monolith})})
+	resp, err := http.Get(gw.URL + "/admin;x/users")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	select {
+	case p := <-monolithGot:
+		t.Fatalf("%q was routed to the catch-all (status %d), not to the /admin route", p, resp.StatusCode)
+	case p := <-adminGot:
+		if p != "/admin;x/users" {
+			t.Errorf("admin upstream got %q, want the path as sent", p)
+		}
+	default:
+		t.Fatalf("no upstream called (status %d)", resp.StatusCode)
+	}
+}
+
+// BenchmarkMatchPathParameters measures the one routing path that allocates: a path with ';'.
+func BenchmarkMatchPathParameters(b *testing.B) {
+	r := benchRouter(b, 100)
+	req := httptest.NewRequest("GET", "http://svc.example.com/svc/14;jsessionid=abc/orders/42", nil)
+	req.Header.Set("X-Tenant", "acme")
+	b.ReportAllocs()
+	for b.Loop() {
+		r.match(req)
+	}
+}

@@ -34,8 +34,11 @@ func (c *Config) Validate(path string, p *confval.Problems) {
 		} else {
 			seen[s.Upstream] = i
 		}
-		if s.Weight <= 0 {
+		switch {
+		case s.Weight <= 0:
 			p.Addf(confval.Join(spath, "weight"), "weight must be greater than 0 (remove the entry to send it nothing)")
+		case s.Weight > MaxSplitWeight:
+			p.Addf(confval.Join(spath, "weight"), "weight %d is too large: weights are ratios from 1 to %d", s.Weight, MaxSplitWeight)
 		}
 		checkPrefixes(spath, s.StripPrefix, s.AddPrefix, p)
 	}

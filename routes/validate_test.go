@@ -56,10 +56,11 @@ func TestConfigValidate(t *testing.T) {
 		{name: "neither upstream nor split", cfg: Config{Name: "r", Match: prefix}, want: []string{"r.upstream: set upstream, or split"}},
 		{name: "both upstream and split", cfg: Config{Name: "r", Match: prefix, Upstream: "u", Split: []SplitConfig{{Upstream: "a", Weight: 1}}},
 			want: []string{"r.split: set either upstream or split, not both"}},
-		{name: "split entries", cfg: Config{Name: "r", Match: prefix, Split: []SplitConfig{{Upstream: "a", Weight: 0}, {Weight: 5}, {Upstream: "a", Weight: -1}}},
+		{name: "split entries", cfg: Config{Name: "r", Match: prefix, Split: []SplitConfig{{Upstream: "a", Weight: 0}, {Weight: 5}, {Upstream: "a", Weight: -1}, {Upstream: "b", Weight: math.MaxInt}}},
 			want: []string{
 				"r.split[0].weight: greater than 0", "r.split[1].upstream: upstream is required",
 				"r.split[2].upstream: \"a\" is already split[0]", "r.split[2].weight: greater than 0",
+				"r.split[3].weight: weight 9223372036854775807 is too large: weights are ratios from 1 to 65535",
 			}},
 		{name: "sticky without split", cfg: Config{Name: "r", Match: prefix, Upstream: "u", Sticky: &StickyConfig{Header: "X-User"}},
 			want: []string{"r.sticky: sticky applies only to a split"}},
