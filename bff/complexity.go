@@ -95,3 +95,12 @@ func costAdd(a, b int) int {
 	}
 	return saturatingAdd(a, b)
 }
+
+// withFieldCosts is the executable schema as a profile's complexity limit scores it: the
+// profile's field_costs override the schema's @cost weights.
+func withFieldCosts(es graphql.ExecutableSchema, costs map[string]int) graphql.ExecutableSchema {
+	if len(costs) == 0 {
+		return es
+	}
+	return costSchema{ExecutableSchema: es, costs: costs}
+}

@@ -1,6 +1,7 @@
 package bff_test
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -118,6 +119,17 @@ func TestNewRejectsWhatCannotWork(t *testing.T) {
 			want: "web/B.graphql: operation Me is already defined in web/A.graphql"},
 		{name: "trusted documents without operations", edit: func(c *bff.Config) { c.REST = nil; c.GraphQL.TrustedDocumentsOnly = true },
 			ops: fstest.MapFS{}, want: "need operations in schema/operations/web/"},
+		// A stored operation the profile's own limits refuse would answer every request 400, as if
+		// the client had sent it.
+		{name: "route operation deeper than max_depth", edit: func(c *bff.Config) { c.GraphQL.MaxDepth = 2 },
+			want: "bffs.web.rest[0] (GET /dashboard): operation Dashboard has depth 4, more than graphql.max_depth 2"},
+		{name: "route operation over max_complexity", edit: func(c *bff.Config) { c.GraphQL.MaxComplexity = 50 },
+			want: "bffs.web.rest[0] (GET /dashboard): operation Dashboard has complexity 80 at the least, more than graphql.max_complexity 50"},
+		{name: "trusted document deeper than max_depth", edit: func(c *bff.Config) {
+			c.REST = nil
+			c.GraphQL.TrustedDocumentsOnly = true
+			c.GraphQL.MaxDepth = 3
+		}, want: "bffs.web: trusted document web/Dashboard.graphql: operation Dashboard has depth 4, more than graphql.max_depth 3"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -136,6 +148,22 @@ func TestNewRejectsWhatCannotWork(t *testing.T) {
 				t.Errorf("error %q, want it to contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestNewPricesRouteOperationsAtTheirCheapest: a route is refused only when no request could fit
+// max_complexity. MyOrders scores 120 with its default `first: 10`, over a limit of 50, but
+// GET /web/orders?first=3 fits, so New accepts it and the default page is the client's 400.
+func TestNewPricesRouteOperationsAtTheirCheapest(t *testing.T) {
+	cfg := webConfig()
+	cfg.REST = cfg.REST[1:] // Dashboard scores 80 whatever is sent
+	cfg.GraphQL.MaxComplexity = 50
+	e := newEnv(t, envOptions{web: &cfg})
+	if a := e.do(t, http.MethodGet, "/web/orders?first=3", nil); a.status != http.StatusOK {
+		t.Errorf("GET /web/orders?first=3 = %d %s, want 200", a.status, a.body)
+	}
+	if a := e.do(t, http.MethodGet, "/web/orders", nil); a.status != http.StatusBadRequest || !strings.Contains(string(a.body), "COMPLEXITY_LIMIT_EXCEEDED") {
+		t.Errorf("GET /web/orders = %d %s, want 400 COMPLEXITY_LIMIT_EXCEEDED", a.status, a.body)
 	}
 }
 

@@ -206,6 +206,30 @@ func TestAPQDocumentRespectsEachBFFsSizeLimit(t *testing.T) {
 	}
 }
 
+// TestAPQNotFoundOverGETIsNotCached: Apollo's APQ over GET answers a hash it does not know with
+// PERSISTED_QUERY_NOT_FOUND (200 application/json); a cache in front that stored it would answer
+// every later hash-only GET with it for its TTL, although the client has registered the query.
+func TestAPQNotFoundOverGETIsNotCached(t *testing.T) {
+	e := cachedProfiles(t)
+	q := "{ dashboard { unreadNotifications } }"
+	hashOnly := "/web/graphql?extensions=" + url.QueryEscape(`{"persistedQuery":{"version":1,"sha256Hash":"`+sha(q)+`"}}`)
+	a := e.do(t, http.MethodGet, hashOnly, nil)
+	if r := a.graphql(t); len(r.Errors) == 0 || r.Errors[0].code() != "PERSISTED_QUERY_NOT_FOUND" {
+		t.Fatalf("precondition: first hash-only GET %d %s, want PERSISTED_QUERY_NOT_FOUND", a.status, a.body)
+	}
+	if cc := a.header.Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("PERSISTED_QUERY_NOT_FOUND answered %d with Cache-Control %q, want no-store", a.status, cc)
+	}
+	reg := e.do(t, http.MethodGet, hashOnly+"&query="+url.QueryEscape(q), nil)
+	if r := reg.graphql(t); reg.status != http.StatusOK || len(r.Errors) > 0 {
+		t.Fatalf("precondition: registering GET %d %s", reg.status, reg.body)
+	}
+	again := e.do(t, http.MethodGet, hashOnly, nil)
+	if r := again.graphql(t); len(r.Errors) > 0 {
+		t.Errorf("hash-only GET after registration still answers %s", again.body)
+	}
+}
+
 // TestAPQRegistersOnlyDocumentsThatRun: a hash sent with its text is registered only once the
 // document has parsed, validated and passed every limit. Otherwise any client could fill the
 // shared cache (Redis, across replicas) with text that never runs anywhere.

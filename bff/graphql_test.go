@@ -16,6 +16,8 @@ import (
 
 	"github.com/portico-gw/portico/bff"
 	"github.com/portico-gw/portico/internal/reqctx"
+	"github.com/portico-gw/portico/policies"
+	"github.com/portico-gw/portico/policies/cache"
 	"github.com/portico-gw/portico/resolvers"
 	"github.com/portico-gw/portico/schema"
 	"github.com/portico-gw/portico/testing/demo"
@@ -221,6 +223,66 @@ func TestFailedRequiredFieldFailsTheAnswerWithTheBackendStatus(t *testing.T) {
 				t.Errorf("REST answer %d %s, want %d %s", rest.status, rest.body, tt.status, tt.code)
 			}
 		})
+	}
+}
+
+// cachedProfiles serves the profiles behind the gateway's cache policy with its defaults and
+// vary_headers: [Accept] (/graphql answers Vary: Accept, which the policy stores only when told).
+func cachedProfiles(t *testing.T) *env {
+	t.Helper()
+	pol, err := cache.New("c", cache.Config{VaryHeaders: []string{"Accept"}}, policies.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newEnv(t, envOptions{serve: pol.(*cache.Policy).Wrap})
+}
+
+// TestPartialGraphQLGETAnswerIsNotCached: a GET answer with a field error is 200
+// application/json like any other, so without no-store a cache in front keeps serving the failure
+// for its TTL after the backend recovered. REST partial answers are no-store too.
+func TestPartialGraphQLGETAnswerIsNotCached(t *testing.T) {
+	e := cachedProfiles(t)
+	path := "/web/graphql?query=" + url.QueryEscape("{ dashboard { unreadNotifications } }")
+	e.svc["notifications"].Behavior.SetDown(true)
+	first := e.do(t, http.MethodGet, path, nil)
+	if r := first.graphql(t); first.status != http.StatusOK || len(r.Errors) == 0 {
+		t.Fatalf("precondition: want a partial 200 answer, got %d %s", first.status, first.body)
+	}
+	if cc := first.header.Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("partial GraphQL GET answer has Cache-Control %q, want no-store", cc)
+	}
+	e.svc["notifications"].Behavior.SetDown(false)
+	again := e.do(t, http.MethodGet, path, nil)
+	if r := again.graphql(t); len(r.Errors) > 0 {
+		t.Errorf("after the backend recovered the client still gets the cached failure: %s", again.body)
+	}
+	if cc := again.header.Get("Cache-Control"); cc != "" {
+		t.Errorf("a complete answer has Cache-Control %q; it stays cacheable", cc)
+	}
+}
+
+// TestIntResultOutside32BitsIsAFieldError: GraphQL's Int is 32-bit, and the spec's output
+// coercion raises a field error outside it. A valid order (1000 × 10,000,000 cents, inside the
+// demo orders service's limits) totals 10000000000 cents: totalCents is Int!, so the order is
+// null with a BAD_GATEWAY error at totalCents, and the REST route, whose OpenAPI document
+// declares int32, answers 502 instead of the number.
+func TestIntResultOutside32BitsIsAFieldError(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	a := e.do(t, http.MethodPost, "/web/orders",
+		[]byte(`{"input": {"items": [{"sku": "A", "quantity": 1000, "unitPriceCents": 10000000}]}}`))
+	if a.status != http.StatusBadGateway || !strings.Contains(string(a.body), `"code":"BAD_GATEWAY"`) {
+		t.Errorf("REST answer %d %s, want 502 BAD_GATEWAY", a.status, a.body)
+	}
+	g := e.post(t, "web", map[string]any{"query": `mutation { placeOrder(input: {items: [{sku: "A", quantity: 1000, unitPriceCents: 10000000}]}) { totalCents } }`})
+	r := g.graphql(t)
+	if string(r.Data) != "null" || len(r.Errors) != 1 || r.Errors[0].code() != "BAD_GATEWAY" ||
+		fmt.Sprint(r.Errors[0].Path) != "[placeOrder totalCents]" || !strings.Contains(r.Errors[0].Message, "10000000000") {
+		t.Errorf("GraphQL answer %s, want data null and one BAD_GATEWAY error at placeOrder.totalCents", g.body)
+	}
+	ok := e.post(t, "web", map[string]any{"query": `mutation { placeOrder(input: {items: [
+		{sku: "A", quantity: 214, unitPriceCents: 10000000}, {sku: "B", quantity: 1, unitPriceCents: 7483647}]}) { totalCents } }`})
+	if !strings.Contains(string(ok.body), `"totalCents":2147483647`) {
+		t.Errorf("the largest Int answered %s", ok.body)
 	}
 }
 

@@ -2,6 +2,7 @@ package bff
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -271,4 +272,48 @@ func checkFieldCosts(schema *ast.Schema, costs map[string]int) error {
 		return fmt.Errorf("field_costs name fields the schema lacks: %s", strings.Join(bad, ", "))
 	}
 	return nil
+}
+
+// checkStoredLimits reports stored operations the profile runs that can never pass its own
+// max_depth or max_complexity: every request for them would answer 400 MAX_DEPTH_EXCEEDED or
+// COMPLEXITY_LIMIT_EXCEEDED, blaming the client for the config. Those are the operations of REST
+// routes and, on a trusted-documents-only profile, every stored operation, since nothing else
+// can run there. Complexity is checked at its lowest: with every Int variable 0, `first: $n`
+// prices its selection at nothing (a score only grows with first), so an operation over the
+// limit here is over it whatever a request sends.
+func checkStoredLimits(name string, cfg *Config, costs graphql.ExecutableSchema, routes []*restRoute, docs *documentSet) error {
+	g := &cfg.GraphQL
+	check := func(op *ast.OperationDefinition) error {
+		if depth := operationDepth(op); depth > g.maxDepth() {
+			return fmt.Errorf("operation %s has depth %d, more than graphql.max_depth %d", op.Name, depth, g.maxDepth())
+		}
+		lowest := map[string]any{}
+		for _, v := range op.VariableDefinitions {
+			if v.Type.Elem == nil && v.Type.NamedType == "Int" {
+				lowest[v.Variable] = 0
+			}
+		}
+		if score := operationComplexity(context.Background(), costs, op, lowest); score > g.maxComplexity() {
+			return fmt.Errorf("operation %s has complexity %d at the least, more than graphql.max_complexity %d", op.Name, score, g.maxComplexity())
+		}
+		return nil
+	}
+	var errs []error
+	checked := map[string]bool{}
+	for _, rt := range routes {
+		if err := check(rt.op); err != nil {
+			errs = append(errs, fmt.Errorf("bffs.%s.rest[%d] (%s %s): %w", name, rt.index, rt.method, strings.TrimPrefix(rt.path, cfg.Path), err))
+		}
+		checked[rt.op.Name] = true
+	}
+	if g.TrustedDocumentsOnly {
+		for _, opName := range docs.names() {
+			if op, d := docs.operation(opName); !checked[opName] {
+				if err := check(op); err != nil {
+					errs = append(errs, fmt.Errorf("bffs.%s: trusted document %s: %w", name, d.file, err))
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/vektah/gqlparser/v2/ast"
@@ -17,18 +18,15 @@ import (
 // (null allowed exactly where the schema allows it). Error answers share one Error schema.
 func openAPIDocument(name string, cfg *Config, routes []*restRoute) ([]byte, error) {
 	paths := map[string]map[string]any{}
-	opIDs := map[string]int{}
+	usedIDs := map[string]bool{}
 	for _, rt := range routes {
 		item := paths[rt.path]
 		if item == nil {
 			item = map[string]any{}
 			paths[rt.path] = item
 		}
-		id := rt.op.Name
-		if n := opIDs[id]; n > 0 {
-			id += strings.ToUpper(rt.method[:1]) + strings.ToLower(rt.method[1:])
-		}
-		opIDs[rt.op.Name]++
+		id := operationID(rt, usedIDs)
+		usedIDs[id] = true
 		item[strings.ToLower(rt.method)] = routeOperation(rt, id)
 	}
 	h := sha256.New()
@@ -72,6 +70,26 @@ func openAPIDocument(name string, cfg *Config, routes []*restRoute) ([]byte, err
 		},
 	}
 	return json.MarshalIndent(doc, "", "  ")
+}
+
+// operationID names a route's OpenAPI operation, unique in the document as OpenAPI requires:
+// the operation's name, then the name and method (OrderDetailGet), then that with a counter
+// (OrderDetailGet2, …) for a third route of one operation and method. Routes are numbered in
+// config order, so the ids do not change between builds of one config.
+func operationID(rt *restRoute, used map[string]bool) string {
+	id := rt.op.Name
+	if !used[id] {
+		return id
+	}
+	id += strings.ToUpper(rt.method[:1]) + strings.ToLower(rt.method[1:])
+	if !used[id] {
+		return id
+	}
+	for n := 2; ; n++ {
+		if c := id + strconv.Itoa(n); !used[c] {
+			return c
+		}
+	}
 }
 
 func routeOperation(rt *restRoute, id string) map[string]any {

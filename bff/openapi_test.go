@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/portico-gw/portico/bff"
 )
 
 // TestOpenAPIDocumentIsValidAndDescribesRealAnswers validates each profile's document with
@@ -149,4 +150,29 @@ func matchTemplate(tmpl, path string) bool {
 		}
 	}
 	return true
+}
+
+// TestOpenAPIOperationIDsAreUniqueAcrossRoutesOfOneOperation: three GET routes of one operation
+// (a canonical path and two aliases) get distinct operationIds, in config order, so the document
+// stays valid and the ids stay put between builds.
+func TestOpenAPIOperationIDsAreUniqueAcrossRoutesOfOneOperation(t *testing.T) {
+	cfg := webConfig()
+	cfg.REST = []bff.RESTConfig{
+		{Method: "GET", Path: "/orders/{id}", Operation: "OrderDetail", Result: "order"},
+		{Method: "GET", Path: "/o/{id}", Operation: "OrderDetail", Result: "order"},
+		{Method: "GET", Path: "/order/{id}", Operation: "OrderDetail", Result: "order"},
+	}
+	e := newEnv(t, envOptions{web: &cfg})
+	doc, err := openapi3.NewLoader().LoadFromData(e.do(t, http.MethodGet, "/web/openapi.json", nil).body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Errorf("invalid OpenAPI document: %v", err)
+	}
+	for path, want := range map[string]string{"/web/orders/{id}": "OrderDetail", "/web/o/{id}": "OrderDetailGet", "/web/order/{id}": "OrderDetailGet2"} {
+		if item := doc.Paths.Find(path); item == nil || item.Get == nil || item.Get.OperationID != want {
+			t.Errorf("GET %s: operationId not %q", path, want)
+		}
+	}
 }

@@ -59,7 +59,8 @@ type Profile struct {
 
 // New builds the profile called name. Everything that can be checked is checked here, not per
 // request: the config, that every stored operation parses and validates against the schema, that
-// REST routes name existing operations and variables, and that field costs name real fields.
+// REST routes name existing operations and variables, that the stored operations the profile runs
+// fit its depth and complexity limits, and that field costs name real fields.
 func New(name string, cfg Config, deps Deps) (*Profile, error) {
 	var problems confval.Problems
 	cfg.Validate(confval.Key("bffs", name), &problems)
@@ -91,6 +92,9 @@ func New(name string, cfg Config, deps Deps) (*Profile, error) {
 		return nil, fmt.Errorf("bff %s: rest routes and trusted_documents_only need operations in schema/operations/%s/, and there are none", name, name)
 	}
 	if p.routes, err = buildRoutes(&cfg, docs, schema, name); err != nil {
+		return nil, err
+	}
+	if err := checkStoredLimits(name, &cfg, withFieldCosts(deps.Schema, cfg.GraphQL.FieldCosts), p.routes, docs); err != nil {
 		return nil, err
 	}
 	if p.openapi, err = openAPIDocument(name, &cfg, p.routes); err != nil {
@@ -128,9 +132,11 @@ func (p *Profile) newServer(es graphql.ExecutableSchema, apq graphql.Cache[strin
 	srv.SetErrorPresenter(p.presentError)
 	srv.SetRecoverFunc(p.recoverPanic)
 	// Response interceptors: a failed @required field nulls data; errors come out sorted by path,
-	// so the answer never depends on which backend failed first.
+	// so the answer never depends on which backend failed first. A field interceptor makes an Int
+	// result outside 32 bits a field error, as the spec's output coercion requires.
 	srv.Use(resolvers.FailOnRequired{})
 	srv.Use(resolvers.StableErrors{})
+	srv.Use(resolvers.Int32Results{})
 	srv.Use(integralNumbers{})
 	srv.Use(documentSize{max: g.maxDocumentBytes()})
 	srv.Use(storedDocuments{docs: p.docs, trustedOnly: g.TrustedDocumentsOnly, apq: g.apq()})
@@ -148,11 +154,7 @@ func (p *Profile) newServer(es graphql.ExecutableSchema, apq graphql.Cache[strin
 	}
 	srv.Use(strictVariables{schema: es.Schema()})
 	srv.Use(depthLimit{max: g.maxDepth()})
-	costs := es
-	if len(g.FieldCosts) > 0 {
-		costs = costSchema{ExecutableSchema: es, costs: g.FieldCosts}
-	}
-	srv.Use(complexityLimit{max: g.maxComplexity(), es: costs, scores: lru.New[int](scoreCacheSize)})
+	srv.Use(complexityLimit{max: g.maxComplexity(), es: withFieldCosts(es, g.FieldCosts), scores: lru.New[int](scoreCacheSize)})
 	if apqCache != nil {
 		// Last: a document sent with its hash is registered only once everything above accepted it.
 		srv.Use(apqRegistration{cache: apqCache})
@@ -198,7 +200,13 @@ func (p *Profile) newRouter() (h http.Handler, err error) {
 	}
 	for _, path := range order {
 		g := groups[normalizedPattern(strings.TrimPrefix(path, p.cfg.Path))]
-		mux.Handle(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		pattern := path
+		if strings.HasSuffix(pattern, "/") {
+			// Only the route at "/" ends in a slash ("/web/"), which ServeMux reads as the whole
+			// subtree: {$} keeps it to its own path, so unknown paths under the profile stay 404.
+			pattern += "{$}"
+		}
+		mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			rt := g.routes[r.Method]
 			if rt == nil && r.Method == http.MethodHead {
 				rt = g.routes[http.MethodGet]

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"net/url"
 	"slices"
@@ -405,8 +404,8 @@ func readRESTBody(w http.ResponseWriter, r *http.Request, limit int64) (map[stri
 	if len(strings.TrimSpace(string(b))) == 0 {
 		return nil, nil
 	}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != mediaJSON {
-		return nil, apierror.New(http.StatusUnsupportedMediaType, codeUnsupportedMediaType, "send the body as "+mediaJSON)
+	if msg := unreadableBody(r.Header.Get("Content-Type")); msg != "" {
+		return nil, apierror.New(http.StatusUnsupportedMediaType, codeUnsupportedMediaType, msg)
 	}
 	var body map[string]any
 	if err := decodeJSON(b, &body); err != nil {

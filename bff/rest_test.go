@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portico-gw/portico/bff"
 	"github.com/portico-gw/portico/testing/demo"
 )
 
@@ -96,6 +97,11 @@ func TestRESTStatusesAndParameters(t *testing.T) {
 		{name: "missing body field", method: "POST", path: "/web/orders", body: `{}`, status: 400, code: "BAD_REQUEST", mention: `"input"`},
 		{name: "unknown body field", method: "POST", path: "/web/orders", body: `{"inptu": {}}`, status: 400, code: "BAD_REQUEST", mention: `"inptu"`},
 		{name: "body not JSON", method: "POST", path: "/web/orders", body: `items=1`, contentType: "text/plain", status: 415, code: "UNSUPPORTED_MEDIA_TYPE"},
+		// Read as UTF-8, the Latin-1 "Café" would be placed as "Caf\uFFFD"; /graphql answers 415 too.
+		{name: "body not UTF-8", method: "POST", path: "/web/orders", body: "{\"input\": {\"items\": [{\"sku\": \"Caf\xe9\", \"quantity\": 1, \"unitPriceCents\": 5}]}}",
+			contentType: "application/json; charset=iso-8859-1", status: 415, code: "UNSUPPORTED_MEDIA_TYPE", mention: `"iso-8859-1"`},
+		{name: "body declared UTF-8", method: "POST", path: "/web/orders", body: `{"input": {"items": [{"sku": "Café", "quantity": 1, "unitPriceCents": 5}]}}`,
+			contentType: "application/json; charset=UTF-8", status: 200},
 		{name: "body not an object", method: "POST", path: "/web/orders", body: `[1]`, status: 400, code: "BAD_REQUEST"},
 		{name: "place an order", method: "POST", path: "/web/orders",
 			body: `{"input": {"items": [{"sku": "SKU-1", "quantity": 2, "unitPriceCents": 150}]}}`, status: 200},
@@ -141,6 +147,27 @@ func TestRESTStatusesAndParameters(t *testing.T) {
 			t.Fatalf("answer %d %s, want the new order", a.status, a.body)
 		}
 	})
+}
+
+// TestRESTRouteAtRootMatchesOnlyItsPath: a route at "/" is mounted at "/web/", which Go's
+// ServeMux would read as the whole subtree; it answers its own path only, and anything else under
+// the profile stays 404, whatever the method.
+func TestRESTRouteAtRootMatchesOnlyItsPath(t *testing.T) {
+	cfg := webConfig()
+	cfg.REST = append(cfg.REST, bff.RESTConfig{Method: "GET", Path: "/", Operation: "Dashboard"})
+	e := newEnv(t, envOptions{web: &cfg})
+	if a := e.do(t, http.MethodGet, "/web/", nil); a.status != http.StatusOK || !strings.Contains(string(a.body), `"dashboard"`) {
+		t.Fatalf("GET /web/ = %d %s, want the route's 200", a.status, a.body)
+	}
+	for _, req := range []struct{ method, path string }{
+		{http.MethodGet, "/web/no-such-route"},
+		{http.MethodGet, "/web/orders/o1/extra"},
+		{http.MethodPost, "/web/no-such-route"},
+	} {
+		if a := e.do(t, req.method, req.path, nil); a.status != http.StatusNotFound {
+			t.Errorf("%s %s = %d %.80s, want 404 (no route)", req.method, req.path, a.status, a.body)
+		}
+	}
 }
 
 // TestClientCancelStopsBackendCalls: when the client goes away, the backend call's context is

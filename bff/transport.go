@@ -12,6 +12,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -229,20 +230,43 @@ func bodyOf(r *graphql.Response) any {
 	return r
 }
 
+// writeGraphQL writes every GraphQL answer. One that carries errors is marked no-store, as the
+// REST facade marks its partial answers: a GET answer is 200 application/json whatever went
+// wrong, so a shared cache in front (Portico's cache policy among them) would otherwise keep
+// serving a backend failure after the backend recovered, or PERSISTED_QUERY_NOT_FOUND after the
+// client registered the query, for the whole TTL.
 func writeGraphQL(w http.ResponseWriter, status int, media string, resp any) {
 	buf := buffers.Get().(*bytes.Buffer)
 	defer putBuffer(buf)
+	failed := hasErrors(resp)
 	if err := encodeResponse(buf, resp); err != nil {
 		buf.Reset()
 		buf.WriteString(`{"errors":[{"message":"internal error","extensions":{"code":"INTERNAL"}}]}`)
-		status = http.StatusInternalServerError
+		status, failed = http.StatusInternalServerError, true
 	}
 	h := w.Header()
 	h.Set("Content-Type", media)
 	h.Set("Content-Length", strconv.Itoa(buf.Len()))
 	h.Set("X-Content-Type-Options", "nosniff")
+	if failed {
+		h.Set("Cache-Control", "no-store")
+	}
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
+}
+
+// hasErrors reports whether an answer writeGraphQL is given (one result, or a batch of them)
+// carries any error.
+func hasErrors(resp any) bool {
+	switch r := resp.(type) {
+	case *graphql.Response:
+		return len(r.Errors) > 0
+	case requestErrorBody:
+		return true
+	case []any:
+		return slices.ContainsFunc(r, hasErrors)
+	}
+	return false
 }
 
 // encodeResponse writes resp as JSON. An executed operation's answer is assembled by hand around
@@ -326,15 +350,8 @@ func readGET(r *http.Request) (*graphql.RawParams, string, *gqlerror.Error) {
 
 // readPOST checks the request's media type and reads the body within the size limit into buf.
 func (p *Profile) readPOST(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) *gqlerror.Error {
-	// The exact media type, what nearly every client sends, skips the parser and its map.
-	if ct := r.Header.Get("Content-Type"); ct != mediaJSON {
-		mt, mp, err := mime.ParseMediaType(ct)
-		if err != nil || mt != mediaJSON {
-			return codedError(codeUnsupportedMediaType, "send the request body as %s", mediaJSON)
-		}
-		if cs, ok := mp["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
-			return codedError(codeUnsupportedMediaType, "the request body must be UTF-8, not %s", quoteClient(cs))
-		}
+	if msg := unreadableBody(r.Header.Get("Content-Type")); msg != "" {
+		return codedError(codeUnsupportedMediaType, "%s", msg)
 	}
 	limit := p.maxBodyBytes()
 	if n := r.ContentLength; n > 0 && n <= limit {
@@ -348,6 +365,25 @@ func (p *Profile) readPOST(w http.ResponseWriter, r *http.Request, buf *bytes.Bu
 		return codedError(codeBadRequest, "reading the request body failed")
 	}
 	return nil
+}
+
+// unreadableBody checks the Content-Type of a JSON request body, for /graphql and the REST
+// routes alike: it must be application/json, in UTF-8 if it names a charset, since the body is
+// decoded as UTF-8 and a Latin-1 "é" would silently become U+FFFD. It returns why the body
+// cannot be read (a 415), or "" when it can.
+func unreadableBody(contentType string) string {
+	// The exact media type, what nearly every client sends, skips the parser and its map.
+	if contentType == mediaJSON {
+		return ""
+	}
+	mt, mp, err := mime.ParseMediaType(contentType)
+	if err != nil || mt != mediaJSON {
+		return "send the request body as " + mediaJSON
+	}
+	if cs, ok := mp["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return "the request body must be UTF-8, not " + quoteClient(cs)
+	}
+	return ""
 }
 
 // maxBodyBytes leaves room for variables beside the largest document.

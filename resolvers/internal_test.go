@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -202,5 +204,36 @@ func TestUserPageEncodesLikeURLValues(t *testing.T) {
 		if got := userPage(id, 5); got != want {
 			t.Errorf("userPage(%q) = %q, want %q", id, got, want)
 		}
+	}
+}
+
+// TestOutsideInt32 finds an integer outside GraphQL's 32-bit Int whatever Go type a resolver
+// returns it in, through pointers and lists, and passes the bounds themselves.
+func TestOutsideInt32(t *testing.T) {
+	big, minInt, maxInt := 10_000_000_000, math.MinInt32, math.MaxInt32
+	tests := []struct {
+		name    string
+		v       any
+		outside bool
+	}{
+		{name: "int", v: 5},
+		{name: "largest", v: maxInt},
+		{name: "smallest", v: minInt},
+		{name: "one past the largest", v: maxInt + 1, outside: true},
+		{name: "one below the smallest", v: minInt - 1, outside: true},
+		{name: "pointer", v: &big, outside: true},
+		{name: "nil pointer", v: (*int)(nil)},
+		{name: "int64", v: int64(big), outside: true},
+		{name: "uint64", v: uint64(math.MaxUint64), outside: true},
+		{name: "list", v: []int{1, big}, outside: true},
+		{name: "list of pointers", v: []*int{&maxInt, nil}},
+		{name: "nil", v: nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, outside := outsideInt32(reflect.ValueOf(tt.v)); outside != tt.outside {
+				t.Errorf("outsideInt32(%v) = %v, want %v", tt.v, outside, tt.outside)
+			}
+		})
 	}
 }
