@@ -21,6 +21,7 @@ import (
 	"github.com/portico-gw/portico/resolvers"
 	"github.com/portico-gw/portico/schema"
 	"github.com/portico-gw/portico/testing/demo"
+	"github.com/portico-gw/portico/testing/spy"
 )
 
 const dashboardQuery = `query Dash { dashboard { me { id name } recentOrders { id status } unreadNotifications } }`
@@ -58,9 +59,9 @@ func TestDashboardLatencyIsTheSlowestBackendNotTheSum(t *testing.T) {
 	// only if the calls are in flight together (a sequential implementation makes each wait out
 	// the rendezvous and fails below). This replaces an upper bound on wall time (200ms against
 	// a 100ms slowest backend), which the race detector on a loaded machine can exceed.
-	rv := newRendezvous(3)
+	rv := spy.NewRendezvous(3)
 	e := newEnv(t, envOptions{wrap: map[string]func(http.Handler) http.Handler{
-		"users": rv.wrap, "orders": rv.wrap, "notifications": rv.wrap,
+		"users": rv.Wrap, "orders": rv.Wrap, "notifications": rv.Wrap,
 	}})
 	for name, d := range map[string]time.Duration{"users": 50 * time.Millisecond, "orders": 80 * time.Millisecond, "notifications": 100 * time.Millisecond} {
 		if err := e.svc[name].Behavior.SetLatency(d); err != nil {
@@ -70,7 +71,7 @@ func TestDashboardLatencyIsTheSlowestBackendNotTheSum(t *testing.T) {
 	start := time.Now()
 	e.query(t, "web", dashboardQuery, nil, nil)
 	took := time.Since(start)
-	if !rv.met() {
+	if !rv.Met() {
 		t.Error("the three backend calls were not in flight at the same time")
 	}
 	// A lower bound only: timers never fire early, so no load can break it.
@@ -80,24 +81,13 @@ func TestDashboardLatencyIsTheSlowestBackendNotTheSum(t *testing.T) {
 }
 
 func TestFiftyOrdersMakeOneUsersCallAndOnePaymentsCall(t *testing.T) {
-	var mu sync.Mutex
-	var batches [][]string // the ids of each batched payments call
-	record := func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path == "/payments" && r.URL.Query().Has("ids") {
-				mu.Lock()
-				batches = append(batches, strings.Split(r.URL.Query().Get("ids"), ","))
-				mu.Unlock()
-			}
-			next.ServeHTTP(w, r)
-		})
-	}
+	payments := spy.NewBatches("/payments")
 	// The production window (1ms) batches these 50 lookups on an idle machine; under the race
 	// detector on a loaded one, goroutine start-up can straddle even a wide window and split a
 	// batch in two (CI-like stress: "payments GET /payments: 2 requests, want 1"), which costs a
 	// call, not correctness. So the batching is asserted (each payment asked for once, in calls
 	// that carry several ids), not a call count; the wide window keeps it one call in practice.
-	e := newEnv(t, envOptions{batchWait: 50 * time.Millisecond, wrap: map[string]func(http.Handler) http.Handler{"payments": record}})
+	e := newEnv(t, envOptions{batchWait: 50 * time.Millisecond, wrap: map[string]func(http.Handler) http.Handler{"payments": payments.Wrap}})
 	q := `query($n: Int) { orders(userId: "u1", first: $n) { edges { node { id user { id name } payment { id status } } } } }`
 	var got struct {
 		Orders struct {
@@ -130,29 +120,13 @@ func TestFiftyOrdersMakeOneUsersCallAndOnePaymentsCall(t *testing.T) {
 			t.Errorf("%s %s: %d requests, want %d", c.svc, c.route, n, c.want)
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	asked := map[string]int{}
-	largest := 0
-	for _, ids := range batches {
-		largest = max(largest, len(ids))
-		for _, id := range ids {
-			asked[id]++
-		}
+	b := payments.Summary()
+	if b.Calls > 1 {
+		t.Logf("50 payment lookups made %d batched calls (a loaded machine split the window)", b.Calls)
 	}
-	if len(batches) > 1 {
-		t.Logf("50 payment lookups made %d batched calls (a loaded machine split the window)", len(batches))
-	}
-	if largest < 2 {
-		t.Errorf("%d payments calls of one id each: the loader did not batch", len(batches))
-	}
-	if len(asked) != 50 {
-		t.Errorf("batched payments calls asked for %d distinct ids, want 50", len(asked))
-	}
-	for id, n := range asked {
-		if n != 1 {
-			t.Errorf("payment %s asked for %d times, want once", id, n)
-		}
+	if b.Largest < 2 || len(b.Asked) != 50 || len(b.Repeated()) > 0 {
+		t.Errorf("payments: %d batched calls, the largest of %d ids, %d distinct ids, asked again: %v; want 50 ids once each, in calls of several",
+			b.Calls, b.Largest, len(b.Asked), b.Repeated())
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -299,44 +298,4 @@ func newServer(t testing.TB, h http.Handler) *httptest.Server {
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv
-}
-
-// rendezvous holds each wrapped call until want calls have arrived (or 3s pass, which counts as a
-// miss), proving they were in flight together without timing them.
-type rendezvous struct {
-	mu     sync.Mutex
-	want   int
-	n      int
-	missed int
-	all    chan struct{}
-}
-
-func newRendezvous(want int) *rendezvous {
-	return &rendezvous{want: want, all: make(chan struct{})}
-}
-
-func (rv *rendezvous) wrap(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rv.mu.Lock()
-		rv.n++
-		if rv.n == rv.want {
-			close(rv.all)
-		}
-		rv.mu.Unlock()
-		select {
-		case <-rv.all:
-		case <-time.After(3 * time.Second):
-			rv.mu.Lock()
-			rv.missed++
-			rv.mu.Unlock()
-		case <-r.Context().Done():
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-func (rv *rendezvous) met() bool {
-	rv.mu.Lock()
-	defer rv.mu.Unlock()
-	return rv.n >= rv.want && rv.missed == 0
 }

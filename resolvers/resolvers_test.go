@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/portico-gw/portico/internal/reqctx"
 	"github.com/portico-gw/portico/resolvers"
 	"github.com/portico-gw/portico/testing/demo"
+	"github.com/portico-gw/portico/testing/spy"
 	"github.com/portico-gw/portico/upstreams"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 )
@@ -74,14 +74,14 @@ func TestDashboardComposesThreeServicesConcurrently(t *testing.T) {
 	expect.backendJSON(t, "orders", "/orders/recent?user_id=u1&limit=5", &wantOrders)
 	expect.backendJSON(t, "notifications", "/notifications/count?user_id=u1", &wantCount)
 
-	rv := newRendezvous(3)
+	rv := spy.NewRendezvous(3)
 	s := newStack(t, stackOptions{wrap: map[string]func(http.Handler) http.Handler{
-		"users": rv.wrap, "orders": rv.wrap, "notifications": rv.wrap,
+		"users": rv.Wrap, "orders": rv.Wrap, "notifications": rv.Wrap,
 	}})
 	var got dashboard
 	s.mustQuery(t, dashboardQuery, &got)
 
-	if !rv.met() {
+	if !rv.Met() {
 		t.Error("the three backend calls were not in flight at the same time")
 	}
 	d := got.Dashboard
@@ -126,19 +126,8 @@ func TestOrdersBatchUsersAndPayments(t *testing.T) {
 	// detector on a loaded one, goroutine start-up can straddle even a wide window and split the
 	// payments batch in two, which costs a call, not correctness. So payments are asserted by
 	// what was asked (each id once, in calls of several ids), not by a call count.
-	var mu sync.Mutex
-	var batches [][]string
-	record := func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path == "/payments" && r.URL.Query().Has("ids") {
-				mu.Lock()
-				batches = append(batches, strings.Split(r.URL.Query().Get("ids"), ","))
-				mu.Unlock()
-			}
-			next.ServeHTTP(w, r)
-		})
-	}
-	s := newStack(t, stackOptions{batchWait: 50 * time.Millisecond, wrap: map[string]func(http.Handler) http.Handler{"payments": record}})
+	payments := spy.NewBatches("/payments")
+	s := newStack(t, stackOptions{batchWait: 50 * time.Millisecond, wrap: map[string]func(http.Handler) http.Handler{"payments": payments.Wrap}})
 	q := `query($first: Int) { orders(userId: "u1", first: $first) { edges { node {
 		id user { id name } payment { id status } } } } }`
 	var got struct {
@@ -158,23 +147,9 @@ func TestOrdersBatchUsersAndPayments(t *testing.T) {
 			t.Fatalf("order %s: payment = %+v, want p%s", e.Node.ID, e.Node.Payment, n)
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	asked := map[string]int{}
-	largest := 0
-	for _, ids := range batches {
-		largest = max(largest, len(ids))
-		for _, id := range ids {
-			asked[id]++
-		}
-	}
-	if largest < 2 || len(asked) != 50 {
-		t.Errorf("payments: %d batched calls, the largest of %d ids, %d distinct ids; want 50 ids in calls of several", len(batches), largest, len(asked))
-	}
-	for id, n := range asked {
-		if n != 1 {
-			t.Errorf("payment %s asked for %d times, want once", id, n)
-		}
+	if b := payments.Summary(); b.Largest < 2 || len(b.Asked) != 50 || len(b.Repeated()) > 0 {
+		t.Errorf("payments: %d batched calls, the largest of %d ids, %d distinct ids, asked again: %v; want 50 ids once each, in calls of several",
+			b.Calls, b.Largest, len(b.Asked), b.Repeated())
 	}
 	if n := s.svc["payments"].Requests(demo.RoutePayment); n != 0 {
 		t.Errorf("payments: %d single lookups, want none", n)
@@ -683,21 +658,10 @@ func TestUnknownUpstreamIsAnErrorNotAPanic(t *testing.T) {
 }
 
 func TestManyOrdersSplitIntoBatchesOfAtMostOneHundred(t *testing.T) {
-	var mu sync.Mutex
-	var batches [][]string
-	record := func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path == "/orders" && r.URL.Query().Has("ids") {
-				mu.Lock()
-				batches = append(batches, strings.Split(r.URL.Query().Get("ids"), ","))
-				mu.Unlock()
-			}
-			next.ServeHTTP(w, r)
-		})
-	}
+	orders := spy.NewBatches("/orders")
 	// A wide window, so that all 150 root fields join batches even when the race detector and
 	// a loaded machine slow their start: the split, not the timing, is under test.
-	s := newStack(t, stackOptions{batchWait: 50 * time.Millisecond, wrap: map[string]func(http.Handler) http.Handler{"orders": record}})
+	s := newStack(t, stackOptions{batchWait: 50 * time.Millisecond, wrap: map[string]func(http.Handler) http.Handler{"orders": orders.Wrap}})
 	var b strings.Builder
 	b.WriteString("{")
 	for i := 1; i <= 150; i++ {
@@ -711,31 +675,14 @@ func TestManyOrdersSplitIntoBatchesOfAtMostOneHundred(t *testing.T) {
 			t.Fatalf("o%d = %+v", i, o)
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	asked := map[string]int{}
-	largest := 0
-	for _, ids := range batches {
-		if len(ids) > 100 {
-			t.Errorf("one batched call asked for %d ids, want at most 100", len(ids))
-		}
-		largest = max(largest, len(ids))
-		for _, id := range ids {
-			asked[id]++
-		}
+	sum := orders.Summary()
+	if sum.Largest > 100 {
+		t.Errorf("one batched call asked for %d ids, want at most 100", sum.Largest)
 	}
-	if len(batches) < 2 {
-		t.Errorf("150 lookups made %d batched calls, want at least 2", len(batches))
+	if sum.Calls < 2 || sum.Largest < 2 {
+		t.Errorf("150 lookups made %d batched calls, the largest of %d ids; want several calls of several ids", sum.Calls, sum.Largest)
 	}
-	if largest < 2 {
-		t.Errorf("every batched call asked for one id: the loader did not batch")
-	}
-	if len(asked) != 150 {
-		t.Errorf("batched calls asked for %d distinct ids, want 150", len(asked))
-	}
-	for id, n := range asked {
-		if n != 1 {
-			t.Errorf("id %s asked for %d times, want once", id, n)
-		}
+	if len(sum.Asked) != 150 || len(sum.Repeated()) > 0 {
+		t.Errorf("batched calls asked for %d distinct ids, again for %v; want 150, once each", len(sum.Asked), sum.Repeated())
 	}
 }

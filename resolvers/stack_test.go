@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -187,45 +186,4 @@ func (s *stack) backendJSON(t *testing.T, name, path string, out any) {
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
 		t.Fatalf("decoding %s%s: %v", name, path, err)
 	}
-}
-
-// rendezvous holds each request until want requests are in flight at once (or a generous
-// timeout passes), proving that callers fan out concurrently without measuring time: sequential
-// calls would never meet.
-type rendezvous struct {
-	want   int
-	mu     sync.Mutex
-	n      int
-	all    chan struct{}
-	missed int
-}
-
-func newRendezvous(want int) *rendezvous {
-	return &rendezvous{want: want, all: make(chan struct{})}
-}
-
-func (rv *rendezvous) wrap(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rv.mu.Lock()
-		rv.n++
-		if rv.n == rv.want {
-			close(rv.all)
-		}
-		rv.mu.Unlock()
-		select {
-		case <-rv.all:
-		case <-time.After(3 * time.Second):
-			rv.mu.Lock()
-			rv.missed++
-			rv.mu.Unlock()
-		case <-r.Context().Done():
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-func (rv *rendezvous) met() bool {
-	rv.mu.Lock()
-	defer rv.mu.Unlock()
-	return rv.n >= rv.want && rv.missed == 0
 }
