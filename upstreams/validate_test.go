@@ -1,61 +1,22 @@
 package upstreams
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"math"
-	"math/big"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/portico-gw/portico/internal/confval"
+	"github.com/portico-gw/portico/testing/certtest"
 )
-
-// writeValidationKeyPair writes a self-signed certificate and its key as PEM files in dir.
-func writeValidationKeyPair(t *testing.T, dir, name string) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")
-	for file, block := range map[string]*pem.Block{
-		certFile: {Type: "CERTIFICATE", Bytes: der},
-		keyFile:  {Type: "EC PRIVATE KEY", Bytes: keyDER},
-	} {
-		if err := os.WriteFile(file, pem.EncodeToMemory(block), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return certFile, keyFile
-}
 
 func validationInt(n int) *int { return &n }
 
 func TestConfigValidate(t *testing.T) {
 	dir := t.TempDir()
-	cert, key := writeValidationKeyPair(t, dir, "a")
-	_, otherKey := writeValidationKeyPair(t, dir, "b")
+	cert, key := certtest.WriteSelfSigned(t, dir, "a", "a")
+	_, otherKey := certtest.WriteSelfSigned(t, dir, "b", "b")
 	target := []TargetConfig{{URL: "http://127.0.0.1:9101"}}
 
 	tests := []struct {

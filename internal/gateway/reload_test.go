@@ -2,19 +2,11 @@ package gateway
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
 	"log/slog"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -22,6 +14,7 @@ import (
 	"time"
 
 	"github.com/portico-gw/portico/internal/config"
+	"github.com/portico-gw/portico/testing/certtest"
 )
 
 func TestReloadKeepsTargetHealth(t *testing.T) {
@@ -72,32 +65,6 @@ routes:
 	}
 }
 
-// writeSelfSigned writes name.pem and name-key.pem in dir: a certificate for localhost whose
-// common name is cn, so a client can tell which one it was served.
-func writeSelfSigned(t *testing.T, dir, name, cn string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		DNSNames: []string{"localhost"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, name+".pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, name+"-key.pem"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // lockedLog collects log output written from any goroutine.
 type lockedLog struct {
 	mu sync.Mutex
@@ -122,8 +89,8 @@ func (l *lockedLog) String() string {
 // reloads reported success: a renewed certificate was never served.
 func TestReloadRefreshesCertificatesWhileAListenerChangeWaitsForRestart(t *testing.T) {
 	dir := t.TempDir()
-	writeSelfSigned(t, dir, "old", "old-cert")
-	writeSelfSigned(t, dir, "new", "new-cert")
+	certtest.WriteSelfSigned(t, dir, "old", "old-cert", "localhost")
+	certtest.WriteSelfSigned(t, dir, "new", "new-cert", "localhost")
 	backend := echo(t)
 	tlsListener := func(cert string) string {
 		return `  - address: "127.0.0.1:0"

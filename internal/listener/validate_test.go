@@ -1,54 +1,15 @@
 package listener
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"math"
-	"math/big"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/portico-gw/portico/internal/confval"
+	"github.com/portico-gw/portico/testing/certtest"
 )
-
-// writeValidationKeyPair writes a self-signed certificate and its key as PEM files in dir.
-func writeValidationKeyPair(t *testing.T, dir, name string) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")
-	for file, block := range map[string]*pem.Block{
-		certFile: {Type: "CERTIFICATE", Bytes: der},
-		keyFile:  {Type: "EC PRIVATE KEY", Bytes: keyDER},
-	} {
-		if err := os.WriteFile(file, pem.EncodeToMemory(block), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return certFile, keyFile
-}
 
 func TestCheckAddress(t *testing.T) {
 	tests := []struct{ addr, err string }{
@@ -76,8 +37,8 @@ func TestCheckAddress(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	dir := t.TempDir()
-	cert, key := writeValidationKeyPair(t, dir, "a.example.com")
-	cert2, key2 := writeValidationKeyPair(t, dir, "b.example.com")
+	cert, key := certtest.WriteSelfSigned(t, dir, "a.example.com", "a.example.com", "a.example.com")
+	cert2, key2 := certtest.WriteSelfSigned(t, dir, "b.example.com", "b.example.com", "b.example.com")
 	pair := []CertConfig{{Cert: cert, Key: key}}
 
 	tests := []struct {
