@@ -142,25 +142,7 @@ func TestFollowersLeaveOnceTheAnswerCannotBeShared(t *testing.T) {
 		}
 	}()
 	waitFor(t, func() bool { return be.calls.Load() == 1 })
-	second := make(chan *http.Response, 1)
-	go func() {
-		resp, err := g.Client().Get(g.URL + "/events")
-		if err != nil {
-			t.Error(err)
-			second <- nil
-			return
-		}
-		second <- resp
-	}()
-	select {
-	case resp := <-second:
-		if resp != nil {
-			resp.Body.Close()
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("second client got no headers while the first client's event stream was open: " +
-			"it was held behind the whole stream")
-	}
+	getsHeadersWhileOpen(t, g.Client(), g.URL+"/events", "the first client's event stream")
 }
 
 // TestConditionalOnUnstoredAnswerKeepsSetCookie: an answer that is not stored (Set-Cookie) is still turned
@@ -332,24 +314,7 @@ func TestFollowersLeaveWhenTheBodyOverflows(t *testing.T) {
 		}
 	}()
 	waitFor(t, func() bool { return be.calls.Load() == 1 })
-	second := make(chan *http.Response, 1)
-	go func() {
-		resp, err := g.Client().Get(g.URL + "/big")
-		if err != nil {
-			t.Error(err)
-			second <- nil
-			return
-		}
-		second <- resp
-	}()
-	select {
-	case resp := <-second:
-		if resp != nil {
-			resp.Body.Close()
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("second client got no headers while the oversize answer was still open: it was held behind the whole answer")
-	}
+	getsHeadersWhileOpen(t, g.Client(), g.URL+"/big", "the oversize answer")
 }
 
 // TestHeadStopsDownloadingOnOverflow: a HEAD miss whose streamed (chunked) GET answer overflows
@@ -505,3 +470,28 @@ func TestEarlyHintFieldsStayOnTheInterimAnswer(t *testing.T) {
 // (several MiB once autotuned) hold what was written before the cut, so the HEAD tests' 64 MiB
 // bodies are judged against a third of their size, not against the exact cut.
 const maxInFlight = 24 << 20
+
+// getsHeadersWhileOpen fails t unless a GET of url gets its headers while the first client's
+// answer (what) is still open: a follower held behind the leader's whole answer never would.
+// A wait, not a time bound: the leader's answer stays open until the test ends.
+func getsHeadersWhileOpen(t *testing.T, c *http.Client, url, what string) {
+	t.Helper()
+	second := make(chan *http.Response, 1)
+	go func() {
+		resp, err := c.Get(url)
+		if err != nil {
+			t.Error(err)
+			second <- nil
+			return
+		}
+		second <- resp
+	}()
+	select {
+	case resp := <-second:
+		if resp != nil {
+			resp.Body.Close()
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("second client got no headers while %s was open: it was held behind the whole answer", what)
+	}
+}
