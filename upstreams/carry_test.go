@@ -179,16 +179,7 @@ func TestReloadCarriesBreakerWithSameSettings(t *testing.T) {
 	promReg := prometheus.NewRegistry()
 	m := NewMetrics(promReg)
 	old, u := newTestRegistry(t, cfg, Options{Metrics: m})
-	for range 2 {
-		resp, err := get(t, u, "x")
-		if err != nil {
-			t.Fatal(err)
-		}
-		readAll(t, resp)
-	}
-	if st := old.Status()[0].Breaker; st != "open" {
-		t.Fatalf("breaker %q before the reload, want open", st)
-	}
+	openBreaker(t, old, u)
 
 	reg := reload(t, old, m, cfg)
 	old.Close()
@@ -247,16 +238,7 @@ func TestReloadDoesNotCarryBreakerToNewTargets(t *testing.T) {
 		CircuitBreaker: &BreakerConfig{MinRequests: 2, FailureRatio: 0.5, OpenFor: dur(time.Minute)},
 	}
 	old, u := newTestRegistry(t, cfg)
-	for range 2 {
-		resp, err := get(t, u, "x")
-		if err != nil {
-			t.Fatal(err)
-		}
-		readAll(t, resp)
-	}
-	if st := old.Status()[0].Breaker; st != "open" {
-		t.Fatalf("breaker %q before the reload, want open", st)
-	}
+	openBreaker(t, old, u)
 	moved := cfg
 	moved.Targets = targetsOf(good.URL)
 	reg := reload(t, old, nil, moved)
@@ -355,5 +337,21 @@ func TestFailedRegistryLeavesNoSeries(t *testing.T) {
 	}
 	if g := metricValue(t, promReg, "portico_upstream_healthy", "upstream", "svc"); g != 0 {
 		t.Errorf("the serving registry's dead target reads %v after a failed rebuild, want 0", g)
+	}
+}
+
+// openBreaker fails two calls through u, whose only target fails and whose breaker opens after
+// two, and checks that it opened.
+func openBreaker(t *testing.T, reg *Registry, u *Upstream) {
+	t.Helper()
+	for range 2 {
+		resp, err := get(t, u, "x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, resp)
+	}
+	if st := reg.Status()[0].Breaker; st != "open" {
+		t.Fatalf("breaker %q before the reload, want open", st)
 	}
 }

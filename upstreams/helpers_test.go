@@ -83,6 +83,19 @@ func (l *hitLog) all() []hit {
 	return append([]hit(nil), l.hits...)
 }
 
+// count is how many requests backend received.
+func (l *hitLog) count(backend string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, h := range l.hits {
+		if h.backend == backend {
+			n++
+		}
+	}
+	return n
+}
+
 // recordingBackend answers status to every request and logs it under name.
 func recordingBackend(t testing.TB, name string, log *hitLog, status func() int) *httptest.Server {
 	t.Helper()

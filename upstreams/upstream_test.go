@@ -115,13 +115,7 @@ func TestRetryDoesNotPinFirstAttempts(t *testing.T) {
 				}
 				readAll(t, resp)
 			}
-			toFailing := 0
-			for _, h := range log.all() {
-				if h.backend == "failing" {
-					toFailing++
-				}
-			}
-			if toFailing > n*3/4 {
+			if toFailing := log.count("failing"); toFailing > n*3/4 {
 				t.Fatalf("the failing target got %d of %d first attempts; its share is %d", toFailing, n, n/2)
 			}
 		})
@@ -925,12 +919,7 @@ func TestMetrics(t *testing.T) {
 		}
 		readAll(t, resp)
 	}
-	badHits := 0
-	for _, h := range log.all() {
-		if h.backend == "bad" {
-			badHits++
-		}
-	}
+	badHits := log.count("bad")
 	if got := metricValue(t, promReg, "portico_upstream_requests_total", "target", good.URL, "outcome", "2xx"); got != 4 {
 		t.Errorf("2xx count %v, want 4", got)
 	}

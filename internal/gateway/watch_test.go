@@ -81,6 +81,15 @@ func (w *watched) expectQuiet(t *testing.T) {
 	}
 }
 
+// expectReloads waits out any late reload, then checks there were want in all.
+func (w *watched) expectReloads(t *testing.T, want int32) {
+	t.Helper()
+	w.expectQuiet(t)
+	if n := w.reloads.Load(); n != want {
+		t.Fatalf("reloads = %d, want %d", n, want)
+	}
+}
+
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
@@ -110,10 +119,7 @@ func TestWatchFileReloadsOnceOnChange(t *testing.T) {
 			w := startWatch(t, path)
 			tt.change(t, path)
 			w.waitReload(t, "v2")
-			w.expectQuiet(t)
-			if n := w.reloads.Load(); n != 1 {
-				t.Fatalf("reloads = %d, want 1", n)
-			}
+			w.expectReloads(t, 1)
 		})
 	}
 }
@@ -246,10 +252,7 @@ func TestWatchFileKubernetesConfigMapSwap(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.waitReload(t, "v2")
-	w.expectQuiet(t)
-	if n := w.reloads.Load(); n != 1 {
-		t.Fatalf("reloads = %d, want 1", n)
-	}
+	w.expectReloads(t, 1)
 }
 
 func TestWatchFileStopsOnCancel(t *testing.T) {
@@ -357,10 +360,7 @@ func TestWatchFileKubernetesNestedItemPath(t *testing.T) {
 	mkData("..2026_11_26_10_10_00.000000003", "v3")
 	swap("..2026_11_26_10_10_00.000000003", "..2026_11_26_10_05_00.000000002")
 	w.waitReload(t, "v3")
-	w.expectQuiet(t)
-	if n := w.reloads.Load(); n != 2 {
-		t.Fatalf("reloads = %d, want 2", n)
-	}
+	w.expectReloads(t, 2)
 }
 
 // A file truncated by a writer that pauses before writing (shell redirection of a slow

@@ -10,10 +10,6 @@ import (
 	"github.com/portico-gw/portico/policies"
 )
 
-// Two jwt policies on one route reading different cookies: a token in policy A's cookie that A
-// does not know (its iss is B's issuer, or nobody's) is never verified by anyone, yet a valid
-// token in B's cookie lets the request through. ErrNotMine is settled by "some same-scheme
-// authenticator accepted *a* credential", not "accepted *this* credential".
 // Two jwt policies reading different cookies: a forged token in one policy's cookie is not
 // excused by a valid token in the other's, which the other policy accepted and the first never
 // verified (it answered ErrNotMine for a token the other did not even read).
