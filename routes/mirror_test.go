@@ -416,7 +416,8 @@ func TestMirrorDoesNotHoldBackStreamingBody(t *testing.T) {
 				}
 				done <- resp
 			}()
-			go func() { _, _ = pw.Write([]byte(payload)) }()
+			written := make(chan struct{})
+			go func() { _, _ = pw.Write([]byte(payload)); close(written) }()
 			select {
 			case resp := <-done:
 				if resp == nil {
@@ -430,6 +431,13 @@ func TestMirrorDoesNotHoldBackStreamingBody(t *testing.T) {
 				defer resp.Body.Close()
 			case <-time.After(2 * time.Second):
 				t.Fatal("no answer within 2s while the client streams its body: the mirror holds the primary back")
+			}
+			// Closing the pipe while the writer is still blocked in Write would cut the
+			// body short: wait until the transport has taken all of it.
+			select {
+			case <-written:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the gateway stopped reading the client's body")
 			}
 			pw.Close()
 			if mirrored {
