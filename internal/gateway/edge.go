@@ -31,7 +31,9 @@ func proxyClaim(k string) bool {
 	}
 	switch k {
 	case "Forwarded", "X-Real-Ip", "X-Client-Ip", "True-Client-Ip", "Cf-Connecting-Ip", "X-Cluster-Client-Ip",
-		"X-Original-Url", "X-Rewrite-Url", "X-Original-Host", "X-Url-Scheme", "Front-End-Https":
+		// Rails' request.ip and PHP's usual "real IP" code read Client-Ip first.
+		"Client-Ip", "Fastly-Client-Ip", "X-Originating-Ip", "X-Remote-Ip", "X-Remote-Addr", "X-Proxyuser-Ip",
+		"X-Original-Url", "X-Rewrite-Url", "X-Original-Host", "X-Host", "X-Url-Scheme", "Front-End-Https":
 		return true
 	}
 	return false

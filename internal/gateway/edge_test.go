@@ -142,6 +142,9 @@ func TestUntrustedClientCannotSendProxyClaims(t *testing.T) {
 		"X-Original-Url": "/admin", "X-Rewrite-Url": "/admin", "True-Client-Ip": "10.0.0.1",
 		"X-Client-Ip": "10.0.0.1", "Cf-Connecting-Ip": "10.0.0.1", "Front-End-Https": "on",
 		"X_forwarded_ssl": "on", "X_original_url": "/admin",
+		"Client-Ip": "10.0.0.1", "Client_ip": "10.0.0.1", "Fastly-Client-Ip": "10.0.0.1",
+		"X-Originating-Ip": "10.0.0.1", "X-Remote-Ip": "10.0.0.1", "X-Remote-Addr": "10.0.0.1",
+		"X-Proxyuser-Ip": "10.0.0.1", "X-Host": "evil.example",
 	}
 	for k, v := range spoofed {
 		r.Header[k] = []string{v} // as sent: Go keeps an underscore spelling apart
