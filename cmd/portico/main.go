@@ -175,7 +175,8 @@ func serve(f *config.File, path string, logger *slog.Logger, stdout io.Writer, b
 				}
 			}
 		}()
-		if err := gateway.WatchFile(ctx, path, logger, func() { _ = g.Reload(path) }); err != nil {
+		inputs := gateway.Inputs{Files: g.InputFiles, Applied: g.Applied()}
+		if err := gateway.WatchFile(ctx, path, logger, func() { _ = g.Reload(path) }, inputs); err != nil {
 			logger.Warn("watching config file; reload with SIGHUP instead", "error", err.Error())
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
@@ -224,6 +225,46 @@ func (f *File) resolvePaths(dir string) {
 			f.Policies[name] = c
 		}
 	}
+}
+
+// InputFiles lists the files the config reads when it is applied: certificates, keys and CA
+// bundles, consumers' key files, policies' PEM files. Each is listed once, sorted. Their content
+// is part of what a reload builds, so the config watcher watches them as it watches the file.
+// The access log is written, not read, and is not one of them.
+func (f *File) InputFiles() []string {
+	var out []string
+	add := func(p *string) {
+		if *p != "" {
+			out = append(out, *p)
+		}
+	}
+	for _, l := range f.Listeners {
+		if t := l.TLS; t != nil {
+			for _, c := range t.Certificates {
+				add(&c.Cert)
+				add(&c.Key)
+			}
+			add(&t.ClientCA)
+		}
+	}
+	for _, u := range f.Upstreams {
+		if t := u.TLS; t != nil {
+			add(&t.CAFile)
+			add(&t.CertFile)
+			add(&t.KeyFile)
+		}
+	}
+	for _, c := range f.Consumers {
+		add(&c.KeysFile)
+	}
+	for _, c := range f.Policies {
+		// add only reads the paths, so the settings the running snapshot uses are not touched.
+		if r, ok := c.Settings().(PathResolver); ok {
+			r.ResolvePaths(add)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // PathResolver is implemented by policy settings that name files (PEM keys, for example), so

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -218,6 +219,14 @@ upstreams:
 		if got != want {
 			t.Errorf("path = %q, want %q", got, want)
 		}
+	}
+	// The watcher's list: every file read, ca.pem once, the access log (written) not at all.
+	var want []string
+	for _, name := range []string{"ca.pem", "client-key.pem", "client.pem", "server-key.pem", "server.pem"} {
+		want = append(want, filepath.Join(tlsDir, name))
+	}
+	if got := f.InputFiles(); !slices.Equal(got, want) {
+		t.Errorf("InputFiles() = %q, want %q", got, want)
 	}
 	// Parse has no file, so the same relative paths are looked up from the working directory.
 	if _, err := Parse([]byte(cfg), "inline"); err == nil || !strings.Contains(err.Error(), `"certs/server.pem" does not exist`) {

@@ -50,6 +50,8 @@ type Gateway struct {
 
 	current atomic.Pointer[Snapshot]
 	ready   atomic.Bool
+	// applied delivers after a config is applied (buffered: a signal waiting is enough).
+	applied chan struct{}
 
 	// sessions counts requests that may become hijacked connections (protocol upgrades, such as
 	// WebSockets): http.Server.Shutdown neither tracks nor waits for those, so the drain does.
@@ -150,6 +152,7 @@ func assemble(opts Options) *Gateway {
 			Help: "Config reloads by result (success or failure).",
 		}, []string{"result"}),
 		outputs: map[string]io.Writer{"stdout": opts.Stdout, "": opts.Stdout, "stderr": os.Stderr},
+		applied: make(chan struct{}, 1),
 	}
 	g.apqStoreErrors = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "portico_apq_store_errors_total",
@@ -180,6 +183,10 @@ func (g *Gateway) Apply(f *config.File) error {
 	}
 	old := g.current.Swap(snap)
 	g.reloads.WithLabelValues("success").Inc()
+	select {
+	case g.applied <- struct{}{}:
+	default:
+	}
 	g.adoptStores(snap.stores)
 	if err := g.reloadListeners(f); err != nil {
 		// Routes and upstreams are already live; a bad certificate keeps the old one serving.
@@ -596,6 +603,19 @@ func (g *Gateway) Close() {
 			_ = f.Close()
 		}
 	}
+}
+
+// Applied delivers after each config applied, so a file watcher can follow the files the config
+// in force reads (InputFiles). Signals coalesce: one waiting stands for any number of applies.
+func (g *Gateway) Applied() <-chan struct{} { return g.applied }
+
+// InputFiles lists the files the config in force reads (certificates, keys, CA bundles, key
+// files): a change to one of them takes a reload to be served.
+func (g *Gateway) InputFiles() []string {
+	if cur := g.current.Load(); cur != nil {
+		return cur.File.InputFiles()
+	}
+	return nil
 }
 
 // Reload loads path and applies it, logging the outcome; a bad file leaves the old config serving.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,20 +25,33 @@ const (
 	watchMaxDelay = time.Second
 )
 
-// WatchFile calls reload when the content of path changes. It watches directories, not the file,
-// because editors and config-management tools replace files by rename (and Kubernetes swaps a
-// symlinked directory), which ends a watch on the file itself. When path goes through symlinks
-// (a config linked in from a deploy tree, a ConfigMap volume), the directory of every link on the
-// way and the directory of the file it resolves to are watched too, and the watches move when a
-// link is changed to point elsewhere.
+// WatchFile calls reload when the content of the config file at path changes, or the content of
+// a file the config in force reads (inputs: certificates, keys, CA bundles, consumers' key files,
+// PEM keys), so that a certificate renewed on disk is served without a SIGHUP. It watches
+// directories, not files, because editors and config-management tools replace files by rename
+// (and Kubernetes swaps a symlinked directory), which ends a watch on the file itself. When a path
+// goes through symlinks (a config linked in from a deploy tree, a ConfigMap or Secret volume), the
+// directory of every link on the way and the directory of the file it resolves to are watched
+// too, and the watches move when a link is changed to point elsewhere.
 //
-// Only events for the file and for the links on its way count, so a log written beside the config
-// neither reads the config nor postpones a reload. The file is read once it has been quiet for
-// 200ms, or 1s after the first event if it keeps changing; reload runs only when its content
-// changed. An empty file (truncated by a writer that has not written yet) is not reloaded: the
-// write that fills it is another event.
-func WatchFile(ctx context.Context, path string, logger *slog.Logger, reload func()) error {
-	return watchFile(ctx, path, logger, reload, watchHooks{})
+// Only events for the watched files and for the links on their way count, so a log written beside
+// the config neither reads the config nor postpones a reload. The files are read once they have
+// been quiet for 200ms, or 1s after the first event if they keep changing; reload runs only when
+// a content changed. An empty config file (truncated by a writer that has not written yet) is not
+// reloaded: the write that fills it is another event. A change to an input is kept for the next
+// reload while the config file is missing or empty.
+func WatchFile(ctx context.Context, path string, logger *slog.Logger, reload func(), inputs Inputs) error {
+	return watchFile(ctx, path, logger, reload, inputs, watchHooks{})
+}
+
+// Inputs tell the watcher which files besides the config file to watch.
+type Inputs struct {
+	// Files returns the files the config in force reads (Gateway.InputFiles). Nil watches the
+	// config file alone.
+	Files func() []string
+	// Applied delivers after a config is applied, by this watcher's reload or by a SIGHUP, so
+	// that the watches follow a config that names other files (Gateway.Applied).
+	Applied <-chan struct{}
 }
 
 // watchHooks let tests observe the watcher's decisions instead of sleeping and hoping.
@@ -46,7 +60,7 @@ type watchHooks struct {
 	stopped func()             // when the goroutine returns
 }
 
-func watchFile(ctx context.Context, path string, logger *slog.Logger, reload func(), hooks watchHooks) error {
+func watchFile(ctx context.Context, path string, logger *slog.Logger, reload func(), inputs Inputs, hooks watchHooks) error {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return err
@@ -55,19 +69,20 @@ func watchFile(ctx context.Context, path string, logger *slog.Logger, reload fun
 	if err != nil {
 		return fmt.Errorf("creating file watcher: %w", err)
 	}
-	w := &configWatch{path: abs, fsw: fw, dirs: map[string]bool{}}
+	w := &configWatch{path: abs, fsw: fw, dirs: map[string]bool{}, files: map[string]*watchedFile{}}
+	// The baselines are taken before returning: taken inside the goroutine, they could already
+	// hold a change the caller made right after WatchFile returned, and that change would never
+	// reload.
+	w.setFiles(inputs.files())
 	if err := w.follow(); err != nil {
-		// Without the file's own directory nothing would be seen; without a link's, only that
-		// link being moved would be missed.
+		// Without the config file's own directory nothing would be seen; without a link's or an
+		// input's, only a change there would be missed.
 		if !w.dirs[filepath.Dir(w.target)] {
 			_ = fw.Close()
 			return err
 		}
-		logger.Warn("config watcher: a symlink on the way to the config file is not watched; reload with SIGHUP after moving it", "error", err.Error())
+		logger.Warn("config watcher: some files are not watched; reload with SIGHUP after changing them", "error", err.Error())
 	}
-	// The baseline is taken before returning: taken inside the goroutine, it could already hold a
-	// change the caller made right after WatchFile returned, and that change would never reload.
-	last, _ := readHash(abs)
 	go func() {
 		defer func() {
 			if hooks.stopped != nil {
@@ -88,15 +103,20 @@ func watchFile(ctx context.Context, path string, logger *slog.Logger, reload fun
 		}()
 		var due <-chan time.Time
 		// first is the first event of the burst not yet read, zero when none is. A burst ends only
-		// with a read of the file; one that found it missing or empty stays open, so the event
-		// that fills the file reads it at once if watchMaxDelay has passed: a writer that rewrites
-		// the file periodically is otherwise read at the same point of its cycle, which can be
-		// between its truncation and its write, every time.
+		// with a read of the config file; one that found it missing or empty stays open, so the
+		// event that fills the file reads it at once if watchMaxDelay has passed: a writer that
+		// rewrites the file periodically is otherwise read at the same point of its cycle, which
+		// can be between its truncation and its write, every time.
 		var first time.Time
 		for {
 			select {
 			case <-ctx.Done():
 				return
+			case <-inputs.Applied:
+				w.setFiles(inputs.files())
+				if err := w.follow(); err != nil {
+					logger.Warn("config watcher", "error", err.Error())
+				}
 			case ev, ok := <-fw.Events:
 				if !ok {
 					return
@@ -130,18 +150,14 @@ func watchFile(ctx context.Context, path string, logger *slog.Logger, reload fun
 				logger.Warn("config watcher", "error", err.Error())
 			case <-due:
 				due = nil
-				// A missing file is mid-replace, and an empty one truncated by a writer that has
-				// not written yet; the event that ends either starts another check.
-				h, size := readHash(abs)
-				changed := h != last && size > 0
-				switch {
-				case h != "" && size == 0:
+				changed, state := w.check()
+				switch state {
+				case configEmpty:
 					logger.Info("config file is empty; waiting for it to be written", "path", abs)
-				case h != "":
+				case configRead:
 					first = time.Time{}
 				}
 				if changed {
-					last = h
 					reload()
 				}
 				if hooks.checked != nil {
@@ -153,27 +169,116 @@ func watchFile(ctx context.Context, path string, logger *slog.Logger, reload fun
 	return nil
 }
 
-// configWatch is what the watcher knows of the path to the config file: the symlinks on the way
-// and the file they lead to, and the directories watched for them.
+func (in Inputs) files() []string {
+	if in.Files == nil {
+		return nil
+	}
+	return in.Files()
+}
+
+// configWatch is what the watcher knows of the files it watches: the symlinks on the way to each
+// and the files they lead to, and the directories watched for them.
 type configWatch struct {
-	path   string // absolute, as given
+	path   string // the config file, absolute, as given
 	target string // the file path leads to, resolved
+	files  map[string]*watchedFile
 	fsw    *fsnotify.Watcher
-	// names are the paths whose events count: the file the config path resolves to and every
+	// names are the paths whose events count: the file each watched path resolves to and every
 	// symlink on the way, each in its resolved directory (the form events are named in).
 	names map[string]bool
 	dirs  map[string]bool // watched
 }
 
-// follow resolves the path again and moves the watches to the directories of what it now goes
-// through. It keeps every watch it could add and reports the directories it could not watch.
+// watchedFile is the config file or one of its inputs, by its absolute path as named.
+type watchedFile struct {
+	path string
+	last string // hash of the content the last reload read (or, for a new input, found)
+}
+
+// setFiles makes the watched files the config file and inputs. A file watched already keeps its
+// last content; a new one's is read now.
+func (w *configWatch) setFiles(inputs []string) {
+	keep := map[string]bool{w.path: true}
+	for _, p := range inputs {
+		if abs, err := filepath.Abs(p); err == nil {
+			keep[abs] = true
+		}
+	}
+	for p := range keep {
+		if w.files[p] == nil {
+			h, _ := readHash(p)
+			w.files[p] = &watchedFile{path: p, last: h}
+		}
+	}
+	for p := range w.files {
+		if !keep[p] {
+			delete(w.files, p)
+		}
+	}
+}
+
+// configState is what a check found of the config file itself.
+type configState int
+
+const (
+	configMissing configState = iota // mid-replace: the event that ends it starts another check
+	configEmpty                      // truncated by a writer that has not written yet
+	configRead
+)
+
+// check reads every watched file and reports whether one changed since the last reload, when
+// the config file can be read. Changes are remembered only when they are reported, so a change to
+// an input seen while the config file was empty is reported once the config file is back.
+func (w *configWatch) check() (changed bool, state configState) {
+	type seen struct {
+		f    *watchedFile
+		hash string
+	}
+	var fresh []seen
+	for _, f := range w.files {
+		h, size := readHash(f.path)
+		if f.path == w.path {
+			switch {
+			case h == "":
+				state = configMissing
+			case size == 0:
+				state = configEmpty
+			default:
+				state = configRead
+			}
+		}
+		// A missing or empty input is mid-replace too (or gone, which the reload will report
+		// when the config still names it); only content counts as a change.
+		if h != "" && size > 0 && h != f.last {
+			fresh = append(fresh, seen{f, h})
+		}
+	}
+	if state != configRead || len(fresh) == 0 {
+		return false, state
+	}
+	for _, s := range fresh {
+		s.f.last = s.hash
+	}
+	return true, state
+}
+
+// follow resolves every watched path again and moves the watches to the directories of what they
+// now go through. It keeps every watch it could add and reports the directories it could not
+// watch.
 func (w *configWatch) follow() error {
-	target, links := resolveLinks(w.path)
-	names := map[string]bool{target: true}
-	dirs := map[string]bool{filepath.Dir(target): true}
-	for _, l := range links {
-		names[l] = true
-		dirs[filepath.Dir(l)] = true
+	names := map[string]bool{}
+	dirs := map[string]bool{}
+	for p := range w.files {
+		target, links := resolveLinks(p)
+		if p == w.path {
+			w.target = target
+		}
+		names[target] = true
+		dirs[filepath.Dir(target)] = true
+		for _, l := range links {
+			names[l] = true
+			dirs[filepath.Dir(l)] = true
+		}
 	}
 	var errs []string
 	for d := range dirs {
@@ -191,14 +296,15 @@ func (w *configWatch) follow() error {
 			_ = w.fsw.Remove(d)
 		}
 	}
-	w.target, w.names, w.dirs = target, names, dirs
+	w.names, w.dirs = names, dirs
 	if len(errs) > 0 {
+		slices.Sort(errs)
 		return fmt.Errorf("%s", strings.Join(errs, "; "))
 	}
 	return nil
 }
 
-// relevant reports whether ev may have changed the config file: an event on the file (write,
+// relevant reports whether ev may have changed a watched file: an event on the file (write,
 // create, rename over it), on the file it resolves to, or on a symlink on the way to it (a
 // Kubernetes "..data" swap, a deploy tree's "current" link moved to a new release). A chmod alone
 // changes no content.

@@ -25,6 +25,11 @@ type watched struct {
 
 func startWatch(t *testing.T, path string) *watched {
 	t.Helper()
+	return startWatchInputs(t, path, Inputs{})
+}
+
+func startWatchInputs(t *testing.T, path string, inputs Inputs) *watched {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &watched{
 		path:    path,
@@ -42,7 +47,7 @@ func startWatch(t *testing.T, path string) *watched {
 		w.reloads.Add(1)
 		b, _ := os.ReadFile(path)
 		w.reload <- string(b)
-	}, hooks)
+	}, inputs, hooks)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -453,4 +458,125 @@ func TestResolveLinks(t *testing.T) {
 	if _, links := resolveLinks(filepath.Join(root, "loop-a")); len(links) != maxLinks {
 		t.Fatalf("a symlink loop followed %d links, want it cut at %d", len(links), maxLinks)
 	}
+}
+
+// A certificate renewed on disk (cert-manager, certbot) is served without a SIGHUP: the files the
+// config reads are watched like the config file, and a change to any of them reloads.
+func TestWatchFileReloadsWhenAnInputChanges(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "portico.yaml")
+	writeFile(t, path, "v1")
+	certs := filepath.Join(t.TempDir(), "certs") // elsewhere: its directory must be watched too
+	if err := os.Mkdir(certs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cert, key := filepath.Join(certs, "tls.crt"), filepath.Join(certs, "tls.key")
+	writeFile(t, cert, "cert1")
+	writeFile(t, key, "key1")
+	w := startWatchInputs(t, path, Inputs{Files: func() []string { return []string{cert, key} }})
+
+	// A renewal writes both files; they are read together once quiet, so one reload.
+	writeFile(t, cert, "cert2")
+	writeFile(t, key, "key2")
+	w.waitReload(t, "v1")
+	w.expectReloads(t, 1)
+
+	// The same content written again is no change.
+	writeFile(t, cert, "cert2")
+	w.expectReloads(t, 1)
+
+	// A file beside the inputs that the config does not read is not one.
+	writeFile(t, filepath.Join(certs, "ca.crt"), "other")
+	w.expectReloads(t, 1)
+}
+
+// A Kubernetes Secret volume updates its files by swapping the ..data link, as a ConfigMap does.
+func TestWatchFileInputInSecretVolume(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "portico.yaml")
+	writeFile(t, path, "v1")
+	vol := t.TempDir()
+	version := func(name, content string) {
+		t.Helper()
+		if err := os.Mkdir(filepath.Join(vol, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(vol, name, "tls.crt"), content)
+	}
+	version("..2026_11_27_08_00_00.1", "cert1")
+	if err := os.Symlink("..2026_11_27_08_00_00.1", filepath.Join(vol, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	cert := filepath.Join(vol, "tls.crt")
+	if err := os.Symlink(filepath.Join("..data", "tls.crt"), cert); err != nil {
+		t.Fatal(err)
+	}
+	w := startWatchInputs(t, path, Inputs{Files: func() []string { return []string{cert} }})
+	version("..2026_11_27_09_00_00.2", "cert2")
+	if err := os.Symlink("..2026_11_27_09_00_00.2", filepath.Join(vol, "..data_tmp")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(vol, "..data_tmp"), filepath.Join(vol, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	w.waitReload(t, "v1")
+	w.expectReloads(t, 1)
+}
+
+// After a config is applied (by the watcher or by SIGHUP) the watches follow the files it names:
+// a certificate it no longer reads is no reason to reload, the one it reads now is.
+func TestWatchFileFollowsTheInputsOfTheAppliedConfig(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "portico.yaml")
+	writeFile(t, path, "v1")
+	oldCert, newCert := filepath.Join(dir, "old.pem"), filepath.Join(t.TempDir(), "new.pem")
+	writeFile(t, oldCert, "old1")
+	writeFile(t, newCert, "new1")
+	var current atomic.Pointer[string]
+	current.Store(&oldCert)
+	applied := make(chan struct{}, 1)
+	w := startWatchInputs(t, path, Inputs{Files: func() []string { return []string{*current.Load()} }, Applied: applied})
+
+	current.Store(&newCert)
+	applied <- struct{}{}
+	// The watcher takes the signal before the next event it reads; wait until it has.
+	for deadline := time.Now().Add(3 * time.Second); len(applied) > 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the watcher did not take the applied signal")
+		}
+	}
+	writeFile(t, oldCert, "old2")
+	w.expectReloads(t, 0)
+	writeFile(t, newCert, "new2")
+	w.waitReload(t, "v1")
+	w.expectReloads(t, 1)
+}
+
+// An input that is missing (a file the config names but an operator deleted) does not stop a
+// change to the config file from reloading: the new config may no longer name it.
+func TestWatchFileMissingInputDoesNotBlockReload(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "portico.yaml")
+	writeFile(t, path, "v1")
+	gone := filepath.Join(dir, "gone.pem")
+	w := startWatchInputs(t, path, Inputs{Files: func() []string { return []string{gone} }})
+	writeFile(t, path, "v2")
+	w.waitReload(t, "v2")
+	w.expectReloads(t, 1)
+}
+
+// A certificate renewed while the config file is truncated (its writer not done) is not lost:
+// the reload waits for the config, and happens even if the config comes back unchanged.
+func TestWatchFileKeepsAnInputChangeWhileConfigIsEmpty(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "portico.yaml")
+	writeFile(t, path, "v1")
+	cert := filepath.Join(dir, "tls.crt")
+	writeFile(t, cert, "cert1")
+	w := startWatchInputs(t, path, Inputs{Files: func() []string { return []string{cert} }})
+	writeFile(t, path, "")
+	writeFile(t, cert, "cert2")
+	w.expectReloads(t, 0)
+	writeFile(t, path, "v1")
+	w.waitReload(t, "v1")
+	w.expectReloads(t, 1)
 }
