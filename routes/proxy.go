@@ -561,11 +561,28 @@ func (rw *rewriter) rewritePath(u *url.URL) {
 	if rw.strip == "" && rw.add == "" && rw.re == nil {
 		return
 	}
-	u.Path = rw.applyPath(u.Path, false)
+	strip := rw.strip
+	if strip != "" {
+		if raw := u.EscapedPath(); strings.IndexByte(raw, ';') >= 0 {
+			// The router matched this path without its ;parameters (routingPath), so the prefix
+			// it matched is stripped the same way, on the escaped form, where a ';' that starts
+			// parameters is told from an encoded one.
+			if rest, ok := stripParamPrefix((&url.URL{Path: strip}).EscapedPath(), raw); ok {
+				if dec, err := url.PathUnescape(rest); err == nil {
+					u.Path, u.RawPath = dec, rest
+					if (&url.URL{Path: dec}).EscapedPath() == rest {
+						u.RawPath = "" // Go writes it so anyway
+					}
+				}
+			}
+			strip = ""
+		}
+	}
+	u.Path = rw.applyPath(u.Path, false, strip)
 	if u.RawPath == "" {
 		return
 	}
-	raw := rw.applyPath(u.RawPath, true)
+	raw := rw.applyPath(u.RawPath, true, strip)
 	if dec, err := url.PathUnescape(raw); err == nil && dec == u.Path {
 		u.RawPath = raw
 	} else {
@@ -573,9 +590,8 @@ func (rw *rewriter) rewritePath(u *url.URL) {
 	}
 }
 
-func (rw *rewriter) applyPath(p string, escaped bool) string {
-	if rw.strip != "" {
-		strip := rw.strip
+func (rw *rewriter) applyPath(p string, escaped bool, strip string) string {
+	if strip != "" {
 		if escaped {
 			strip = (&url.URL{Path: strip}).EscapedPath()
 		}
@@ -598,6 +614,41 @@ func (rw *rewriter) applyPath(p string, escaped bool) string {
 		p = "/" + p
 	}
 	return p
+}
+
+// stripParamPrefix strips prefix from the escaped path raw as the router matched it: each
+// segment without its ;parameters and runs of slashes as one (routingPath). The parameters of a
+// stripped segment go with it ("/api;jsessionid=1/orders" less "/api" is "/orders"); those after
+// it stay. ok is false when raw does not start with prefix so read.
+func stripParamPrefix(prefix, raw string) (rest string, ok bool) {
+	if prefixMatches(prefix, raw) {
+		return raw[len(strings.TrimSuffix(prefix, "/")):], true
+	}
+	// clean is raw as matched; at[i] is the index in raw of clean[i].
+	clean := make([]byte, 0, len(raw))
+	at := make([]int, 0, len(raw))
+	for i := 0; i < len(raw); i++ {
+		if raw[i] == ';' {
+			j := strings.IndexByte(raw[i:], '/')
+			if j < 0 {
+				break
+			}
+			i += j
+		}
+		if raw[i] == '/' && len(clean) > 0 && clean[len(clean)-1] == '/' {
+			continue
+		}
+		clean = append(clean, raw[i])
+		at = append(at, i)
+	}
+	if !prefixMatches(prefix, string(clean)) {
+		return raw, false
+	}
+	cut := len(strings.TrimSuffix(prefix, "/"))
+	if cut == len(clean) {
+		return "", true
+	}
+	return raw[at[cut]:], true
 }
 
 // proxyBuffers recycles ReverseProxy's 32 KiB copy buffers across all routes. Arrays, not slices,

@@ -164,6 +164,16 @@ func TestRewritePath(t *testing.T) {
 		{"regex result gets a leading slash", Config{Rewrite: &RewriteConfig{Regex: `^/old/`, Replacement: ""}}, "/old/x", "/x", "/x"},
 		{"escaped slash survives a strip", Config{StripPrefix: "/api"}, "/api/files/a%2Fb", "/files/a/b", "/files/a%2Fb"},
 		{"escaped slash survives add", Config{AddPrefix: "/v2"}, "/files/a%2Fb", "/v2/files/a/b", "/v2/files/a%2Fb"},
+		// The router matches a path without its ;parameters, so strip_prefix does too; a
+		// stripped segment's parameters go with it, later ones stay.
+		{"strip a prefix holding parameters", Config{StripPrefix: "/api/v1"}, "/api/v1;jsessionid=1/orders", "/orders", "/orders"},
+		{"strip keeps later parameters", Config{StripPrefix: "/api/v1"}, "/api;a=1/v1/orders;jsessionid=2", "/orders;jsessionid=2", "/orders;jsessionid=2"},
+		{"strip a whole path with parameters", Config{StripPrefix: "/api"}, "/api;x=1", "/", "/"},
+		{"strip with parameters then add", Config{StripPrefix: "/api/", AddPrefix: "/v2"}, "/api;x=1/orders", "/v2/orders", "/v2/orders"},
+		{"a segment of parameters only is no segment", Config{StripPrefix: "/api/v1"}, "/api/;x=1/v1/o", "/o", "/o"},
+		{"parameters do not join segments", Config{StripPrefix: "/api"}, "/apix;a=1/y", "/apix;a=1/y", "/apix;a=1/y"},
+		{"an encoded semicolon is no parameter", Config{StripPrefix: "/api"}, "/api%3Bx/y", "/api;x/y", "/api%3Bx/y"},
+		{"escaping after the stripped parameters is kept", Config{StripPrefix: "/api"}, "/api;x=1/a%2Fb", "/a/b", "/a%2Fb"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -180,6 +190,34 @@ func TestRewritePath(t *testing.T) {
 				t.Errorf("got Path %q EscapedPath %q, want %q %q", u.Path, u.EscapedPath(), tc.wantPath, tc.wantRawOK)
 			}
 		})
+	}
+}
+
+// A prefix route takes a path whose segments carry ;parameters (Tomcat's jsessionid), and its
+// strip_prefix strips what the router matched: the backend got the path unstripped.
+func TestStripPrefixOfPathWithParameters(t *testing.T) {
+	backend, got := recordingBackend(t)
+	gw, _ := gateway(t, []Config{{
+		Name: "orders", Match: MatchConfig{PathPrefix: "/api/v1"}, Upstream: "orders", StripPrefix: "/api/v1",
+	}}, Deps{Upstream: lookup(map[string]http.RoundTripper{"orders": toServer(t, backend)})})
+	for in, want := range map[string]string{
+		"/api/v1/orders":               "/orders",
+		"/api/v1;jsessionid=1/orders":  "/orders",
+		"/api/v1/orders;jsessionid=1":  "/orders;jsessionid=1",
+		"/api;a=b/v1;c=d/orders;e=f/x": "/orders;e=f/x",
+	} {
+		resp, err := http.Get(gw.URL + in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: status %d", in, resp.StatusCode)
+		}
+		if r := recv(t, got, "backend request"); r.Path != want {
+			t.Errorf("%s reached the backend as %q, want %q", in, r.Path, want)
+		}
 	}
 }
 
