@@ -7,10 +7,11 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"fmt"
-	"os"
 	"strings"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/portico-gw/portico/internal/confval"
 )
 
 // dummyBcryptHash is a bcrypt hash (cost 10, bcrypt.DefaultCost) of a random password nobody knows.
@@ -166,7 +167,7 @@ type fileKey struct {
 
 // readKeysFile reads one key per line; blank lines and lines starting with # are skipped.
 func readKeysFile(path string) ([]fileKey, error) {
-	data, err := os.ReadFile(path)
+	data, err := confval.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading keys_file: %w", err)
 	}

@@ -87,6 +87,8 @@ func TestCredentialErrors(t *testing.T) {
 		}, `consumer "b": keys[0]: an API key is also consumer "a"'s`, []string{"s3cr3t-key"}},
 		{"empty key", []policies.ConsumerConfig{{Name: "a", Keys: []string{" "}}}, "empty API key", nil},
 		{"missing keys file", []policies.ConsumerConfig{{Name: "a", KeysFile: "/nonexistent/keys"}}, "reading keys_file", nil},
+		// A device would be read until memory ran out.
+		{"keys file that is a device", []policies.ConsumerConfig{{Name: "a", KeysFile: "/dev/zero"}}, "is a device or a socket", nil},
 		{"bad bcrypt hash", []policies.ConsumerConfig{
 			{Name: "a", BasicAuth: &policies.BasicCredential{Username: "u", PasswordHash: "plain-password"}},
 		}, "not a bcrypt hash", []string{"plain-password"}},

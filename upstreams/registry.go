@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +17,8 @@ import (
 	"time"
 
 	"github.com/sony/gobreaker/v2"
+
+	"github.com/portico-gw/portico/internal/confval"
 )
 
 // Defaults for every optional field of Config; config.go documents them for users.
@@ -546,7 +547,7 @@ func buildTLS(c *TLSConfig) (*tls.Config, error) {
 	cfg.ServerName = c.ServerName
 	cfg.InsecureSkipVerify = c.InsecureSkipVerify
 	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
+		pem, err := confval.ReadFile(c.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("tls.ca_file: %w", err)
 		}
@@ -560,7 +561,7 @@ func buildTLS(c *TLSConfig) (*tls.Config, error) {
 		if c.CertFile == "" || c.KeyFile == "" {
 			return nil, errors.New("tls: cert_file and key_file must be set together")
 		}
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		cert, err := confval.LoadKeyPair(c.CertFile, c.KeyFile)
 		if err != nil {
 			return nil, fmt.Errorf("tls client certificate: %w", err)
 		}

@@ -1,13 +1,11 @@
 package upstreams
 
 import (
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"math"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 
@@ -213,7 +211,7 @@ func (b *BreakerConfig) validate(path string, p *confval.Problems) {
 
 func (t *TLSConfig) validate(path string, p *confval.Problems) {
 	if t.CAFile != "" && p.RequireFile(confval.Join(path, "ca_file"), t.CAFile) {
-		if data, err := os.ReadFile(t.CAFile); err != nil {
+		if data, err := confval.ReadFile(t.CAFile); err != nil {
 			p.Addf(confval.Join(path, "ca_file"), "reading %q: %v", t.CAFile, err)
 		} else if !x509.NewCertPool().AppendCertsFromPEM(data) {
 			p.Addf(confval.Join(path, "ca_file"), "no PEM certificate found in %q", t.CAFile)
@@ -230,7 +228,7 @@ func (t *TLSConfig) validate(path string, p *confval.Problems) {
 		certOK := p.RequireFile(certPath, t.CertFile)
 		keyOK := p.RequireFile(keyPath, t.KeyFile)
 		if certOK && keyOK {
-			if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
+			if _, err := confval.LoadKeyPair(t.CertFile, t.KeyFile); err != nil {
 				p.Addf(certPath, "cert_file %q and key_file %q are not a usable pair: %v", t.CertFile, t.KeyFile, err)
 			}
 		}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -25,7 +24,7 @@ import (
 //
 // See Parse for the rules of decoding and interpolation.
 func Load(path string) (*File, error) {
-	data, err := os.ReadFile(path)
+	data, err := confval.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
 	}

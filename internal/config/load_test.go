@@ -233,3 +233,11 @@ upstreams:
 		t.Errorf("Parse err = %v", err)
 	}
 }
+
+// A config named as a device is refused at once; /dev/zero was read until memory ran out.
+func TestLoadRefusesADevice(t *testing.T) {
+	_, err := Load("/dev/zero")
+	if err == nil || !strings.Contains(err.Error(), "is a device or a socket") {
+		t.Fatalf("Load(/dev/zero) err = %v", err)
+	}
+}

@@ -167,8 +167,8 @@ func IsQuotable(s string) bool {
 	return true
 }
 
-// RequireFile records a problem at path unless file exists and is a regular file (or similar),
-// and reports whether it does.
+// RequireFile records a problem at path unless file exists and is a regular file of at most
+// MaxFileBytes (see ReadFile), and reports whether it is.
 func (p *Problems) RequireFile(path, file string) bool {
 	st, err := os.Stat(file)
 	switch {
@@ -178,8 +178,9 @@ func (p *Problems) RequireFile(path, file string) bool {
 	case err != nil:
 		p.Addf(path, "cannot read %q: %v", file, err)
 		return false
-	case st.IsDir():
-		p.Addf(path, "%q is a directory, not a file", file)
+	}
+	if err := readable(file, st); err != nil {
+		p.Addf(path, "%v", err)
 		return false
 	}
 	return true

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/portico-gw/portico/internal/confval"
 )
 
 const (
@@ -357,9 +359,13 @@ func resolveLinks(path string) (target string, links []string) {
 }
 
 // readHash returns a hash of the file's content and its size; the hash is empty when the file
-// cannot be read.
+// cannot be read. Only regular files are read: a pipe (a config given as a shell's <(...)) would
+// block the watcher, and a pipe cannot change the way a file does anyway.
 func readHash(path string) (hash string, size int) {
-	b, err := os.ReadFile(path)
+	if st, err := os.Stat(path); err != nil || !st.Mode().IsRegular() {
+		return "", 0
+	}
+	b, err := confval.ReadFile(path)
 	if err != nil {
 		return "", 0
 	}

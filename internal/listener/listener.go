@@ -11,9 +11,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"sync/atomic"
 	"time"
+
+	"github.com/portico-gw/portico/internal/confval"
 )
 
 // Server is one configured listener and the http.Server that serves it.
@@ -86,14 +87,14 @@ func LoadTLS(cfg TLSConfig) (*tls.Config, error) {
 		tc.MinVersion = tls.VersionTLS13
 	}
 	for _, c := range cfg.Certificates {
-		pair, err := tls.LoadX509KeyPair(c.Cert, c.Key)
+		pair, err := confval.LoadKeyPair(c.Cert, c.Key)
 		if err != nil {
 			return nil, fmt.Errorf("loading certificate %s: %w", c.Cert, err)
 		}
 		tc.Certificates = append(tc.Certificates, pair)
 	}
 	if cfg.ClientCA != "" {
-		pem, err := os.ReadFile(cfg.ClientCA)
+		pem, err := confval.ReadFile(cfg.ClientCA)
 		if err != nil {
 			return nil, fmt.Errorf("reading client CA: %w", err)
 		}

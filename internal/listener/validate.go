@@ -1,12 +1,10 @@
 package listener
 
 import (
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 
 	"github.com/portico-gw/portico/internal/confval"
@@ -149,7 +147,7 @@ func checkKeyPair(path, certField, certFile, keyField, keyFile string, required 
 	if !certOK || !keyOK {
 		return
 	}
-	if _, err := tls.LoadX509KeyPair(certFile, keyFile); err != nil {
+	if _, err := confval.LoadKeyPair(certFile, keyFile); err != nil {
 		p.Addf(certPath, "%s %q and %s %q are not a usable pair: %v", certField, certFile, keyField, keyFile, err)
 	}
 }
@@ -160,7 +158,7 @@ func checkCAFile(path, file string, p *confval.Problems) {
 	if !p.RequireFile(path, file) {
 		return
 	}
-	data, err := os.ReadFile(file)
+	data, err := confval.ReadFile(file)
 	if err != nil {
 		p.Addf(path, "reading %q: %v", file, err)
 		return

@@ -9,8 +9,9 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
+
+	"github.com/portico-gw/portico/internal/confval"
 )
 
 // minRSABits: shorter RSA keys are factorable by well-funded attackers; IdPs have used 2048+ for
@@ -26,7 +27,7 @@ func loadKey(k KeyConfig) (any, error) {
 	data := []byte(k.PEM)
 	if k.PEMFile != "" {
 		var err error
-		if data, err = os.ReadFile(k.PEMFile); err != nil {
+		if data, err = confval.ReadFile(k.PEMFile); err != nil {
 			return nil, fmt.Errorf("reading pem_file: %w", err)
 		}
 	}
