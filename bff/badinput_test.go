@@ -5,9 +5,11 @@ package bff_test
 // attack it keeps out.
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -361,4 +363,29 @@ func TestBadInputErrorsDoNotEchoLongClientStrings(t *testing.T) {
 			t.Errorf("the error prints the client's JSON as a Go value: %s", a.body)
 		}
 	})
+}
+
+// A body whose declared length is over the limit is refused at once, as on pass-through routes:
+// it was answered "100 Continue" (inviting a gigabyte) and then waited for until the read timeout.
+func TestOversizedContentLengthRefusedBeforeTheBody(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	for _, path := range []string{"/web/graphql", "/web/orders"} {
+		t.Run(path, func(t *testing.T) {
+			c, err := net.Dial("tcp", strings.TrimPrefix(e.srv.URL, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"+
+				"Content-Length: 1073741824\r\nExpect: 100-continue\r\n\r\n", path)
+			line, err := bufio.NewReader(c).ReadString('\n')
+			if err != nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			if !strings.HasPrefix(line, "HTTP/1.1 413") {
+				t.Fatalf("status line %q, want 413 before any of the body is sent", strings.TrimSpace(line))
+			}
+		})
+	}
 }

@@ -392,6 +392,12 @@ func (rt *restRoute) variables(w http.ResponseWriter, r *http.Request, pathValue
 }
 
 func readRESTBody(w http.ResponseWriter, r *http.Request, limit int64) (map[string]any, *apierror.Error) {
+	// As readPOST: a declared length over the limit is refused before reading (and before a
+	// 100 Continue).
+	if r.ContentLength > limit {
+		return nil, apierror.New(http.StatusRequestEntityTooLarge, codeRequestEntityTooLarge,
+			fmt.Sprintf("the request body is larger than %d bytes", limit))
+	}
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooLarge *http.MaxBytesError

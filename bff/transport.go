@@ -354,7 +354,12 @@ func (p *Profile) readPOST(w http.ResponseWriter, r *http.Request, buf *bytes.Bu
 		return codedError(codeUnsupportedMediaType, "%s", msg)
 	}
 	limit := p.maxBodyBytes()
-	if n := r.ContentLength; n > 0 && n <= limit {
+	// A declared length over the limit is refused before any of the body is read, and before
+	// the server would answer "Expect: 100-continue" with an invitation to send it.
+	if r.ContentLength > limit {
+		return codedError(codeRequestEntityTooLarge, "the request body is larger than %d bytes", limit)
+	}
+	if n := r.ContentLength; n > 0 {
 		buf.Grow(int(n) + bytes.MinRead) // ReadFrom wants MinRead spare bytes before it reads EOF
 	}
 	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit)); err != nil {
