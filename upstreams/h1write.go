@@ -22,6 +22,12 @@ const defaultUserAgent = "Go-http-client/1.1"
 // Request.Write itself. Fields go out in the map's order, not sorted: order between different
 // fields carries no meaning.
 func writeRequest(w *bufio.Writer, req *http.Request) error {
+	// First, for every request: Request.Write, which the unusual ones go to, turns CR and LF in
+	// a field value into spaces but passes NUL and the other control bytes on (a Host of
+	// "api.example~" took a NUL in X-Authenticated-Subject to the backend).
+	if err := validFields(req.Header); err != nil {
+		return err
+	}
 	host := req.Host
 	if host == "" {
 		host = req.URL.Host
@@ -35,9 +41,6 @@ func writeRequest(w *bufio.Writer, req *http.Request) error {
 	}
 	if hasCTL(path) || hasCTL(req.URL.RawQuery) {
 		return req.Write(w)
-	}
-	if err := validFields(req.Header); err != nil {
-		return err
 	}
 	method := req.Method
 	if method == "" {
