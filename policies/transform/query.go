@@ -42,9 +42,11 @@ func editQuery(s *opSet, rawQuery string, vals []string) (string, error) {
 		}
 		rawKey, rawVal, eq := strings.Cut(seg, "=")
 		if strings.IndexByte(seg, ';') >= 0 {
-			for _, part := range strings.Split(seg, ";")[1:] {
+			for i, part := range strings.Split(seg, ";") {
+				// The first part's name is the pair's own unless ';' comes before the '='
+				// ("token;x=1" is stored as "token;x"; a ';'-splitting backend reads "token").
 				k, _, _ := strings.Cut(part, "=")
-				if s.edits(lenientUnescape(k)) {
+				if (i > 0 || k != rawKey) && s.edits(lenientUnescape(k)) {
 					return "", errHiddenQueryName
 				}
 			}
