@@ -5,9 +5,11 @@ package jwtauth
 import (
 	"context"
 	"crypto"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"runtime"
 	"strings"
@@ -234,7 +236,40 @@ var (
 	errMissingClaim    = errors.New("required claim missing")
 	errUnknownConsumer = errors.New("no consumer for token")
 	errBadSubject      = errors.New("sub holds a control character")
+	errTimeRange       = errors.New("exp, nbf or iat out of range")
+	errCritical        = errors.New("token has critical header extensions (crit), which Portico does not implement")
 )
+
+// maxNumericDate bounds exp, nbf and iat: 2^53 seconds, past which a float64 no longer holds
+// every second. jwt/v5 converts a NumericDate to int64 unchecked, so an nbf or iat of 1e19 wrapped
+// to the far past and a token "not valid before" the year 3e11 was valid now.
+const maxNumericDate = 1 << 53
+
+// checkTimeClaims refuses a numeric time claim outside ±maxNumericDate.
+func checkTimeClaims(claims jwt.MapClaims) error {
+	for _, name := range [...]string{"exp", "nbf", "iat"} {
+		v, ok := claims[name]
+		if !ok {
+			continue
+		}
+		var f float64
+		switch n := v.(type) {
+		case float64:
+			f = n
+		case json.Number:
+			var err error
+			if f, err = n.Float64(); err != nil {
+				return errTimeRange
+			}
+		default:
+			continue // not a number: the validator refuses its type
+		}
+		if math.IsNaN(f) || math.Abs(f) > maxNumericDate {
+			return errTimeRange
+		}
+	}
+	return nil
+}
 
 // Authenticate finds a token (Authorization: Bearer, then cookies, then query parameters),
 // verifies it and maps it to a consumer.
@@ -259,6 +294,9 @@ func (j *JWT) Authenticate(r *http.Request) (*reqctx.Identity, error) {
 	}
 	// keyFor succeeded, so "iss" names a configured issuer.
 	issName, _ := claims["iss"].(string)
+	if err := checkTimeClaims(claims); err != nil {
+		return nil, err
+	}
 	if err := j.issuers[issName].validator.Validate(claims); err != nil {
 		return nil, err
 	}
@@ -351,6 +389,11 @@ func (kl keyLookup) keyFor(t *jwt.Token) (any, error) {
 	alg := t.Method.Alg()
 	if !iss.algs[alg] {
 		return nil, errAlgorithm
+	}
+	// RFC 7515 4.1.11: a token whose crit lists an extension the verifier does not understand
+	// must be refused, and Portico understands none (nor may crit be empty).
+	if _, crit := t.Header["crit"]; crit {
+		return nil, errCritical
 	}
 	rawKID, hasKID := t.Header["kid"]
 	if hasKID {

@@ -497,3 +497,41 @@ func TestResolvePaths(t *testing.T) {
 		t.Fatal("an unset path was set")
 	}
 }
+
+// Validly signed tokens a verifier must still refuse: time claims past int64 seconds wrapped to
+// the far past in jwt/v5's conversion (an nbf of 1e19 was valid now), and RFC 7515 4.1.11 makes
+// a crit extension that is not understood fatal.
+func TestTokensWithUnusableHeaderOrTimesRefused(t *testing.T) {
+	keys(t)
+	j := buildJWT(t, testConfig(t), testConsumers(t))
+	hs := func(c jwt.MapClaims, h map[string]any) string {
+		return sign(t, jwt.SigningMethodHS256, []byte(hmacSecret), c, h)
+	}
+	tests := []struct {
+		name string
+		tok  string
+		want error
+	}{
+		{"nbf 1e19", hs(claims("hmac-iss", "nbf", 1e19), nil), errTimeRange},
+		{"nbf 1e300", hs(claims("hmac-iss", "nbf", 1e300), nil), errTimeRange},
+		{"iat 1e19", hs(claims("hmac-iss", "iat", 1e19), nil), errTimeRange},
+		{"exp -1e19", hs(claims("hmac-iss", "exp", -1e19), nil), errTimeRange},
+		{"exp as a string", hs(claims("hmac-iss", "exp", "2099-01-01"), nil), jwt.ErrInvalidType},
+		{"nbf an hour ahead", hs(claims("hmac-iss", "nbf", time.Now().Add(time.Hour).Unix()), nil), jwt.ErrTokenNotValidYet},
+		{"crit naming an extension", hs(claims("hmac-iss"), map[string]any{"crit": []any{"exp-ext"}, "exp-ext": 1}), errCritical},
+		{"empty crit", hs(claims("hmac-iss"), map[string]any{"crit": []any{}}), errCritical},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id, err := j.Authenticate(bearer(tt.tok))
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Authenticate = %+v, %v; want %v", id, err, tt.want)
+			}
+		})
+	}
+	// Ordinary times still pass.
+	now := time.Now().Unix()
+	if _, err := j.Authenticate(bearer(hs(claims("hmac-iss", "nbf", now-60, "iat", now-60, "exp", now+3600), nil))); err != nil {
+		t.Fatalf("a token with ordinary times was refused: %v", err)
+	}
+}
