@@ -70,6 +70,7 @@ func (c *Config) validateTargets(path string, p *confval.Problems) {
 	}
 	seen := map[string]int{}
 	total := 0
+	badWeight := false // reported already: the sum says nothing then
 	for i, t := range c.Targets {
 		ipath := confval.Index(tpath, i)
 		if err := validateTargetURL(t.URL); err != nil {
@@ -85,15 +86,17 @@ func (c *Config) validateTargets(path string, p *confval.Problems) {
 		}
 		if w < 0 {
 			p.Addf(confval.Join(ipath, "weight"), "weight must not be negative (0 takes the target out of rotation)")
+			badWeight = true
 			continue
 		}
 		if w > maxTargetWeight {
 			p.Addf(confval.Join(ipath, "weight"), "weight %d is too large: weights are ratios from 0 to %d", w, maxTargetWeight)
+			badWeight = true
 			continue
 		}
 		total += w
 	}
-	if total == 0 {
+	if total == 0 && !badWeight {
 		p.Addf(tpath, "all targets have weight 0, so none would get traffic")
 	}
 }

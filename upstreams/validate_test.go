@@ -49,7 +49,12 @@ func TestConfigValidate(t *testing.T) {
 		{name: "duplicate target", cfg: Config{Targets: []TargetConfig{{URL: "http://h:1"}, {URL: "http://h:1"}}},
 			want: []string{"u.targets[1].url: duplicate target \"http://h:1\" (also targets[0])"}},
 		{name: "weights", cfg: Config{Targets: []TargetConfig{{URL: "http://a", Weight: validationInt(-1)}, {URL: "http://b", Weight: validationInt(0)}}},
-			want: []string{"u.targets[0].weight: must not be negative", "u.targets: all targets have weight 0"}},
+			want: []string{"u.targets[0].weight: must not be negative"}},
+		{name: "all weights zero", cfg: Config{Targets: []TargetConfig{{URL: "http://a", Weight: validationInt(0)}, {URL: "http://b", Weight: validationInt(0)}}},
+			want: []string{"u.targets: all targets have weight 0"}},
+		// The weight refused is not counted as 0: "all targets have weight 0" was a false second problem.
+		{name: "one weight too large", cfg: Config{Targets: []TargetConfig{{URL: "http://a", Weight: validationInt(99999999999)}}},
+			want: []string{"u.targets[0].weight: weight 99999999999 is too large"}},
 		{name: "weights at and above the bound", cfg: Config{Targets: []TargetConfig{
 			{URL: "http://a", Weight: validationInt(maxTargetWeight)}, {URL: "http://b", Weight: validationInt(maxTargetWeight + 1)}, {URL: "http://c", Weight: validationInt(math.MaxInt)},
 		}}, want: []string{
