@@ -206,3 +206,68 @@ func headerPath(parent, name string) string {
 	}
 	return confval.Join(parent, name)
 }
+
+// ShadowedRegexRoutes finds the regex routes no request can reach. Every prefix route is tried
+// before any regex route, so a regex route whose paths all lie under an unconditional prefix
+// route (no hosts, no headers, and every method the regex route takes) never gets a request: a
+// catch-all "/" in front of a monolith silences every regex route. It returns the index of the
+// prefix route that takes their requests, by the regex route's index in cfgs.
+func ShadowedRegexRoutes(cfgs []Config) map[int]int {
+	var out map[int]int
+	for i, c := range cfgs {
+		if c.Match.PathRegex == "" {
+			continue
+		}
+		// A leading '^' is redundant inside the router's own anchors, and hides the literal
+		// prefix from LiteralPrefix.
+		re, err := regexp.Compile(`^(?s:` + strings.TrimPrefix(c.Match.PathRegex, "^") + `)$`)
+		if err != nil {
+			continue // Validate reports it
+		}
+		lit, _ := re.LiteralPrefix()
+		for j, pc := range cfgs {
+			m := pc.Match
+			if m.Path != "" || m.PathRegex != "" || len(m.Hosts) > 0 || len(m.Headers) > 0 {
+				continue
+			}
+			if !coversLiteral(m.PathPrefix, lit) || !methodsCover(m.Methods, c.Match.Methods) {
+				continue
+			}
+			if out == nil {
+				out = map[int]int{}
+			}
+			out[i] = j
+			break
+		}
+	}
+	return out
+}
+
+// coversLiteral reports whether every path starting with lit lies under prefix ("" is "/", which
+// every path does).
+func coversLiteral(prefix, lit string) bool {
+	if prefix == "" || prefix == "/" {
+		return true
+	}
+	if !strings.HasPrefix(lit, prefix) {
+		return false
+	}
+	return prefix[len(prefix)-1] == '/' || (len(lit) > len(prefix) && lit[len(prefix)] == '/')
+}
+
+// methodsCover reports whether a route taking methods takes every request of a route taking
+// want (empty: every method).
+func methodsCover(methods, want []string) bool {
+	if len(methods) == 0 {
+		return true
+	}
+	if len(want) == 0 {
+		return false
+	}
+	for _, w := range want {
+		if !slices.ContainsFunc(methods, func(m string) bool { return strings.EqualFold(m, w) }) {
+			return false
+		}
+	}
+	return true
+}

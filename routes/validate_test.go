@@ -124,3 +124,47 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// Prefix routes come before regex routes, so a regex route whose requests an unconditional
+// prefix route takes can never match; the shipped example had one behind its catch-all "/".
+func TestShadowedRegexRoutes(t *testing.T) {
+	re := func(name, pattern string, methods ...string) Config {
+		return Config{Name: name, Upstream: "u", Match: MatchConfig{PathRegex: pattern, Methods: methods}}
+	}
+	prefix := func(name, p string, m MatchConfig) Config {
+		m.PathPrefix = p
+		return Config{Name: name, Upstream: "u", Match: m}
+	}
+	tests := []struct {
+		name string
+		cfgs []Config
+		want map[int]int
+	}{
+		{"catch-all before a regex", []Config{re("r", "^/users/[0-9]+/profile$", "GET"), prefix("legacy", "/", MatchConfig{})}, map[int]int{0: 1}},
+		{"a match without a path is a catch-all", []Config{re("r", "/x/.*"), {Name: "all", Upstream: "u"}}, map[int]int{0: 1}},
+		{"prefix covering the regex's literal", []Config{prefix("users", "/users", MatchConfig{}), re("r", "/users/[0-9]+")}, map[int]int{1: 0}},
+		{"prefix ending in a slash", []Config{prefix("users", "/users/", MatchConfig{}), re("r", "/users/[0-9]+")}, map[int]int{1: 0}},
+		{"literal off a segment boundary", []Config{prefix("users", "/users", MatchConfig{}), re("r", "/users[0-9]+")}, nil},
+		{"literal shorter than the prefix", []Config{prefix("users", "/users/admin", MatchConfig{}), re("r", "/users/.*")}, nil},
+		{"catch-all with hosts", []Config{re("r", "/x"), prefix("legacy", "/", MatchConfig{Hosts: []string{"www.example.com"}})}, nil},
+		{"catch-all with a header", []Config{re("r", "/x"), prefix("legacy", "/", MatchConfig{Headers: map[string]string{"X-Legacy": "*"}})}, nil},
+		{"catch-all for fewer methods", []Config{re("r", "/x", "GET", "POST"), prefix("legacy", "/", MatchConfig{Methods: []string{"GET"}})}, nil},
+		{"catch-all for every method the regex takes", []Config{re("r", "/x", "get"), prefix("legacy", "/", MatchConfig{Methods: []string{"GET", "HEAD"}})}, map[int]int{0: 1}},
+		{"regex for any method, catch-all for some", []Config{re("r", "/x"), prefix("legacy", "/", MatchConfig{Methods: []string{"GET"}})}, nil},
+		{"case-insensitive regex has no literal", []Config{prefix("users", "/users", MatchConfig{}), re("r", "(?i)/users/x")}, nil},
+		{"exact route is no shadow", []Config{{Name: "e", Upstream: "u", Match: MatchConfig{Path: "/"}}, re("r", "/x")}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := ShadowedRegexRoutes(tt.cfgs)
+			if len(got) != len(tt.want) {
+				t.Fatalf("ShadowedRegexRoutes = %v, want %v", got, tt.want)
+			}
+			for i, j := range tt.want {
+				if got[i] != j {
+					t.Fatalf("ShadowedRegexRoutes = %v, want %v", got, tt.want)
+				}
+			}
+		})
+	}
+}

@@ -241,3 +241,16 @@ func TestLoadRefusesADevice(t *testing.T) {
 		t.Fatalf("Load(/dev/zero) err = %v", err)
 	}
 }
+
+// A regex route behind an unconditional prefix route is refused with the route that shadows it.
+func TestRegexRouteBehindCatchAllRefused(t *testing.T) {
+	_, err := Parse([]byte(`upstreams: {u: {targets: [{url: "http://127.0.0.1:1"}]}}
+routes:
+  - {name: profile, match: {path_regex: "^/users/[0-9]+$"}, upstream: u}
+  - {name: legacy, match: {path_prefix: /}, upstream: u}
+`), "inline")
+	if err == nil || !strings.Contains(err.Error(), `inline:3:`) ||
+		!strings.Contains(err.Error(), `routes[0].match.path_regex: route "profile" can never match: route "legacy"`) {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -1,9 +1,8 @@
 package config
 
 import (
+	"cmp"
 	"errors"
-	"github.com/portico-gw/portico/policies/builtin"
-	"github.com/redis/go-redis/v9"
 	"io/fs"
 	"net/netip"
 	"os"
@@ -12,6 +11,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/portico-gw/portico/policies/builtin"
+	"github.com/portico-gw/portico/routes"
 
 	"github.com/portico-gw/portico/internal/confval"
 	"github.com/portico-gw/portico/internal/listener"
@@ -73,6 +77,12 @@ func (f *File) validate() confval.Problems {
 		if r.Mirror != nil {
 			checkRef(confval.Join(rpath, "mirror.upstream"), r.Mirror.Upstream)
 		}
+	}
+	for i, j := range routes.ShadowedRegexRoutes(f.Routes) {
+		by := f.Routes[j]
+		p.Addf(confval.Join(indexPath("routes", i), "match.path_regex"),
+			"route %q can never match: route %q (path_prefix %q) takes every request it would, as prefixes come before regexes; match it by path or path_prefix, or narrow %q with hosts, methods or headers",
+			f.Routes[i].Name, by.Name, cmp.Or(by.Match.PathPrefix, "/"), by.Name)
 	}
 	f.validateBFFs(routeAt, &p)
 	f.validatePolicies(&p)
