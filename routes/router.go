@@ -54,6 +54,8 @@ type route struct {
 	h       http.Handler
 	// listsOptions: the route names OPTIONS among its methods, so it answers preflights itself.
 	listsOptions bool
+	// listsTrace: the route names TRACE among its methods; no other route takes it.
+	listsTrace bool
 }
 
 type hostPattern struct {
@@ -100,6 +102,7 @@ func (r *Router) Handle(name string, m MatchConfig, h http.Handler) error {
 		}
 	}
 	rt.listsOptions = slices.Contains(rt.methods, http.MethodOptions)
+	rt.listsTrace = slices.Contains(rt.methods, http.MethodTrace)
 	if slices.Contains(rt.methods, http.MethodGet) && !slices.Contains(rt.methods, http.MethodHead) {
 		// RFC 9110 9.1: a server that answers GET answers HEAD (net/http's ServeMux and nginx's
 		// limit_except GET do the same).
@@ -257,6 +260,12 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			fmt.Sprintf("the query has more than %d parameters", maxQueryParams)))
 		return
 	}
+	if strings.IndexByte(req.URL.Path, 0) >= 0 {
+		// "/admin%00/x" misses the /admin route (no segment boundary) and reaches a backend
+		// written in C or PHP as "/admin", cut at the NUL, past that route's policies.
+		apierror.Write(w, req, apierror.New(http.StatusBadRequest, "BAD_REQUEST", "path must not contain a NUL (%00)"))
+		return
+	}
 	if hasDotSegment(req.URL.Path) {
 		// "/public/../admin" would match "/public" here and be resolved to "/admin" by the backend,
 		// skipping the policies of the route that owns "/admin". Browsers and curl never send dot
@@ -291,6 +300,18 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			return
 		}
 		apierror.Write(w, req, apierror.New(http.StatusNotFound, "ROUTE_NOT_FOUND", "no route matches the request"))
+		return
+	}
+	if req.Method == http.MethodTrace && !rt.listsTrace {
+		// A backend answers TRACE with the request as it received it, fields the route adds
+		// included (request_headers secrets such as an X-Api-Key, identity headers): nginx
+		// refuses TRACE outright. A route that lists TRACE in its methods takes it.
+		allow := strings.Join(rt.methods, ", ")
+		if allow == "" {
+			allow = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+		}
+		apierror.Write(w, req, &apierror.Error{Status: http.StatusMethodNotAllowed, Code: "METHOD_NOT_ALLOWED",
+			Message: "TRACE is not allowed here", Header: http.Header{"Allow": {allow}}})
 		return
 	}
 	if info := reqctx.From(req.Context()); info != nil {

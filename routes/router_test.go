@@ -367,6 +367,10 @@ func TestDotSegmentsRejected(t *testing.T) {
 		{"dots inside a name", "/public/a..b/.well-known/x.y", true},
 		{"a parameter on a name", "/public/a;v=1/x", true},
 		{"three dots is a name", "/public/...", true},
+		// "/public/a%00/../x" aside, a NUL cuts the path short in C and PHP backends.
+		{"encoded NUL", "/public/a%00/x", false},
+		{"encoded NUL at the end", "/public%00", false},
+		{"an encoded control byte other than NUL", "/public/a%01b", true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -484,5 +488,28 @@ func BenchmarkMatchPathParameters(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		r.match(req)
+	}
+}
+
+// TRACE is refused (a backend echoes the request as it got it, with the fields the route adds)
+// unless the route lists it.
+func TestTraceRefusedUnlessListed(t *testing.T) {
+	r := mustRouter(t, []routeDecl{
+		{"any", MatchConfig{PathPrefix: "/any"}},
+		{"some", MatchConfig{PathPrefix: "/some", Methods: []string{"GET", "POST"}}},
+		{"traced", MatchConfig{PathPrefix: "/traced", Methods: []string{"GET", "TRACE"}}},
+	})
+	for target, allow := range map[string]string{"/any/x": "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS", "/some/x": "GET, HEAD, POST"} {
+		rec := httptest.NewRecorder()
+		r.ServeHTTP(rec, httptest.NewRequest("TRACE", target, nil))
+		assertError(t, rec, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED")
+		if got := rec.Header().Get("Allow"); got != allow {
+			t.Errorf("TRACE %s: Allow %q, want %q", target, got, allow)
+		}
+	}
+	rec := httptest.NewRecorder()
+	r.ServeHTTP(rec, httptest.NewRequest("TRACE", "/traced/x", nil))
+	if rec.Header().Get("X-Route") != "traced" {
+		t.Errorf("TRACE on a route that lists it: status %d, want the route", rec.Code)
 	}
 }
