@@ -32,7 +32,8 @@ type Config struct {
 	// default; write 1ms for practically none).
 	Leeway confval.Duration `yaml:"leeway"`
 	// RequiredClaims must be present in every token. "exp" and "nbf" here also make those
-	// claims mandatory for the time checks; other names are checked for presence.
+	// claims mandatory for the time checks; other names must hold a value (null, "" and an empty
+	// list or object count as missing).
 	RequiredClaims []string `yaml:"required_claims"`
 	// CookieNames are cookies a token may come in, tried in order after the Authorization header.
 	// Default none.

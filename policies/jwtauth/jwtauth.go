@@ -245,6 +245,22 @@ var (
 // to the far past and a token "not valid before" the year 3e11 was valid now.
 const maxNumericDate = 1 << 53
 
+// hasValue reports whether a required claim holds something: null, "" and an empty list or
+// object are missing ("sub": null made an identity without a subject).
+func hasValue(v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return false
+	case string:
+		return x != ""
+	case []any:
+		return len(x) > 0
+	case map[string]any:
+		return len(x) > 0
+	}
+	return true
+}
+
 // checkTimeClaims refuses a numeric time claim outside ±maxNumericDate.
 func checkTimeClaims(claims jwt.MapClaims) error {
 	for _, name := range [...]string{"exp", "nbf", "iat"} {
@@ -301,7 +317,7 @@ func (j *JWT) Authenticate(r *http.Request) (*reqctx.Identity, error) {
 		return nil, err
 	}
 	for _, c := range j.present {
-		if _, ok := claims[c]; !ok {
+		if !hasValue(claims[c]) {
 			return nil, fmt.Errorf("%w: %s", errMissingClaim, c)
 		}
 	}
