@@ -389,3 +389,27 @@ func TestOversizedContentLengthRefusedBeforeTheBody(t *testing.T) {
 		})
 	}
 }
+
+// A persisted-query hash that cannot be a SHA-256 is the client's error: "not found" invited it to
+// send a document under a hash that can never be the document's.
+func TestMalformedPersistedQueryHash(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	for name, hash := range map[string]string{
+		"too long":       strings.Repeat("a", 100_000),
+		"too short":      "abc",
+		"not hex":        strings.Repeat("g", 64),
+		"sha256: prefix": "sha256:" + strings.Repeat("a", 64),
+	} {
+		t.Run(name, func(t *testing.T) {
+			a := e.post(t, "web", map[string]any{"extensions": map[string]any{"persistedQuery": map[string]any{"version": 1, "sha256Hash": hash}}})
+			if a.status != http.StatusBadRequest || !strings.Contains(string(a.body), "64 hexadecimal digits") || len(a.body) > 2000 {
+				t.Fatalf("answer %d %.300s; want 400 naming the hash's form", a.status, a.body)
+			}
+		})
+	}
+	// An unknown hash of the right form is still "not found", so the client sends the document.
+	a := e.post(t, "web", map[string]any{"extensions": map[string]any{"persistedQuery": map[string]any{"version": 1, "sha256Hash": strings.Repeat("A", 64)}}})
+	if !strings.Contains(string(a.body), "PersistedQueryNotFound") {
+		t.Fatalf("answer %d %.300s; want PersistedQueryNotFound", a.status, a.body)
+	}
+}

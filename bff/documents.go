@@ -246,7 +246,25 @@ func persistedQueryHash(params *graphql.RawParams) (hash string, present bool, e
 		// The value is not printed: it may be any JSON, of any size.
 		return "", true, codedError(codeBadRequest, "unsupported persisted query version (supported: 1)")
 	}
+	if !isSHA256Hex(hash) {
+		// Not found would invite the client to send the document with a hash that can never
+		// be its own; the hash is not printed, it may be of any size.
+		return "", true, codedError(codeBadRequest, "extensions.persistedQuery.sha256Hash must be 64 hexadecimal digits")
+	}
 	return hash, true, nil
+}
+
+func isSHA256Hex(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
 }
 
 // isVersionOne reports whether a persistedQuery.version is 1: a JSON number, as Apollo's clients
