@@ -413,3 +413,33 @@ func TestMalformedPersistedQueryHash(t *testing.T) {
 		t.Fatalf("answer %d %.300s; want PersistedQueryNotFound", a.status, a.body)
 	}
 }
+
+// Variable coercion errors speak JSON, not Go: gqlparser wrote "cannot use value 0 as Int" for
+// 1.5 or 1e300, "must be a PlaceOrderInput, not a slice" and "cannot use map as ID".
+func TestVariableErrorsSpeakJSON(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	tests := []struct {
+		name, query, vars, want string
+	}{
+		{"fractional Int", `query($f:Int){ orders(first:$f){ pageInfo{ hasNextPage } } }`, `{"f":1.5}`, "Int cannot represent this value: it takes a whole number"},
+		{"huge Int", `query($f:Int){ orders(first:$f){ pageInfo{ hasNextPage } } }`, `{"f":1e300}`, "Int cannot represent this value"},
+		{"list for an input object", `mutation($in: PlaceOrderInput!){ placeOrder(input: $in){ id } }`, `{"in":[1]}`, "must be an object of type PlaceOrderInput, not a list"},
+		{"object for an ID", `query($id: ID!){ order(id: $id){ id } }`, `{"id":{"a":1}}`, "cannot use an object as ID"},
+		{"boolean for an Int", `query($f:Int){ orders(first:$f){ pageInfo{ hasNextPage } } }`, `{"f":true}`, "cannot use a boolean as Int"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body, _ := json.Marshal(map[string]any{"query": tt.query, "variables": json.RawMessage(tt.vars)})
+			a := e.do(t, http.MethodPost, "/web/graphql", body)
+			r := a.graphql(t)
+			if len(r.Errors) == 0 || !strings.Contains(r.Errors[0].Message, tt.want) {
+				t.Fatalf("answer %d %.400s; want a message with %q", a.status, a.body, tt.want)
+			}
+			for _, goName := range []string{"value 0", "slice", "map", "float64", "bool "} {
+				if strings.Contains(r.Errors[0].Message, goName) {
+					t.Errorf("message %q names Go's %q", r.Errors[0].Message, goName)
+				}
+			}
+		})
+	}
+}

@@ -66,6 +66,7 @@ func (p *Profile) presentError(ctx context.Context, err error) *gqlerror.Error {
 			out.Extensions["code"] = codeBadRequest
 		}
 	}
+	out.Message = variableMessage(out.Path, out.Message)
 	if id := requestID(ctx); id != "" {
 		out.Extensions["request_id"] = id
 	}
