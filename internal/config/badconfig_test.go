@@ -107,3 +107,26 @@ upstreams:
 		t.Errorf("the problem repeats the secret, or lost its place:\n%s", msg)
 	}
 }
+
+// A YAML tag other than !!str is refused at its line: goccy converted "!!int x" to 0 without a
+// word, and the next error named a value the file does not hold (listen "0").
+func TestBadConfigTagsRefused(t *testing.T) {
+	_, err := Parse([]byte("admin: \"off\"\nlisten: !!int \"x\"\nserver: {shutdown_timeout: !!float 5s}\n"), "t.yaml")
+	if err == nil {
+		t.Fatal("tags must be refused")
+	}
+	msg := err.Error()
+	for _, want := range []string{"t.yaml:2:", "listen: YAML tag !!int is not supported", "t.yaml:3:", "YAML tag !!float"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("want %q in:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, `"0"`) {
+		t.Errorf("the error names a value the file does not hold:\n%s", msg)
+	}
+	// !!str keeps a value a string, as written.
+	f, err := Parse([]byte("admin: \"off\"\nlisten: !!str \"127.0.0.1:9\"\n"), "t.yaml")
+	if err != nil || f.Listen != "127.0.0.1:9" {
+		t.Fatalf("!!str: listen %q, err %v", f.Listen, err)
+	}
+}

@@ -80,6 +80,12 @@ func (c *schemaCheck) check(n ast.Node, t reflect.Type, path string) {
 		c.typeError(n, path, "unknown alias %q", name)
 		return
 	}
+	if tag := explicitTag(n); tag != "" {
+		// goccy converts a value to the tag's type without a word when it cannot ("!!int x" is
+		// 0), and the errors after that name a value the file does not hold.
+		c.typeError(n, path, "YAML tag %s is not supported here: write the value itself (!!str, to keep a value a string, is)", tag)
+		return
+	}
 	n = c.doc.resolve(n)
 	if n == nil || n.Type() == ast.NullType {
 		return
@@ -430,4 +436,22 @@ func collectFields(t reflect.Type, index []int, sf *structFields) {
 		}
 		sf.byName[name] = fieldInfo{index: idx, name: name, typ: f.Type}
 	}
+}
+
+// explicitTag returns the first tag on n (through anchors) other than !!str, or "".
+func explicitTag(n ast.Node) string {
+	for range maxAliasDepth {
+		switch v := n.(type) {
+		case *ast.AnchorNode:
+			n = v.Value
+		case *ast.TagNode:
+			if tag := v.Start.Value; tag != "!!str" && tag != "tag:yaml.org,2002:str" {
+				return tag
+			}
+			n = v.Value
+		default:
+			return ""
+		}
+	}
+	return ""
 }
