@@ -87,17 +87,28 @@ func batchFetch[T any](b Backend, upstream, path, field string, idOf func(*T) st
 			return nil, []error{err}
 		}
 		var list []*T
-		if raw, ok := body[field]; ok {
-			if err := json.Unmarshal(raw, &list); err != nil {
-				return nil, []error{badAnswer(upstream, err)}
-			}
+		raw, ok := body[field]
+		if !ok {
+			// Not "none of these IDs" (that is an empty list): an answer of another shape.
+			return nil, []error{badAnswer(upstream, fmt.Errorf("the answer has no %q list", field))}
+		}
+		if err := json.Unmarshal(raw, &list); err != nil {
+			return nil, []error{badAnswer(upstream, err)}
 		}
 		byID := make(map[string]*T, len(list))
 		for _, v := range list {
 			if v == nil {
 				continue // a null element names no key: the keys asked for stay null
 			}
-			byID[idOf(v)] = v
+			if err := check(v); err != nil {
+				return nil, []error{badAnswer(upstream, err)}
+			}
+			id := idOf(v)
+			if _, dup := byID[id]; dup {
+				// Two answers for one ID: serving either would be a guess.
+				return nil, []error{badAnswer(upstream, fmt.Errorf("the answer lists %q twice", id))}
+			}
+			byID[id] = v
 		}
 		out := make([]*T, len(ids))
 		for i, id := range ids {

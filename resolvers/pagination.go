@@ -67,8 +67,8 @@ func pageSize(first *int) (int, error) {
 
 // ordersPage is the orders service's answer to GET /orders?user_id=&after=&limit=.
 type ordersPage struct {
-	Orders     []*model.Order `json:"orders"`
-	NextCursor string         `json:"next_cursor"`
+	Orders     *[]*model.Order `json:"orders"`
+	NextCursor string          `json:"next_cursor"`
 }
 
 // orderConnection fetches one page of userID's orders. It asks the service for the page that
@@ -101,7 +101,11 @@ func (r *Resolver) orderConnection(ctx context.Context, userID string, first *in
 		}
 		return nil, upstreamError(upstreamOrders, err)
 	}
-	orders := page.Orders[min(start.skip, len(page.Orders)):]
+	all, err := answerList(upstreamOrders, "orders", page.Orders)
+	if err != nil {
+		return nil, err
+	}
+	orders := all[min(start.skip, len(all)):]
 	truncated := len(orders) > n // a service that ignores limit
 	if truncated {
 		orders = orders[:n]

@@ -2,6 +2,8 @@ package resolvers
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -27,6 +29,9 @@ func (r *Resolver) me(ctx context.Context) (*model.User, error) {
 		}
 		return nil, upstreamError(upstreamUsers, err)
 	}
+	if err := u.Check(); err != nil {
+		return nil, upstreamError(upstreamUsers, badAnswer(upstreamUsers, err))
+	}
 	// Later lookups of the same user in this operation (an order's user) need no call.
 	r.loaders(ctx).users().Prime(u.ID, &u)
 	return &u, nil
@@ -49,17 +54,17 @@ func (r *Resolver) recentOrders(ctx context.Context, userID string, first *int) 
 		return nil, err
 	}
 	var out struct {
-		Orders []*model.Order `json:"orders"`
+		Orders *[]*model.Order `json:"orders"`
 	}
 	if err := r.backend.GetJSON(ctx, upstreamOrders, "/orders/recent?"+userPage(userID, n), &out); err != nil {
 		return nil, upstreamError(upstreamOrders, err)
 	}
-	orders := out.Orders
+	orders, err := answerList(upstreamOrders, "orders", out.Orders)
+	if err != nil {
+		return nil, err
+	}
 	if len(orders) > n {
 		orders = orders[:n]
-	}
-	if orders == nil {
-		orders = []*model.Order{}
 	}
 	r.prefetchOrderRelations(ctx, orders)
 	return orders, nil
@@ -74,12 +79,16 @@ func userPage(userID string, n int) string {
 // unreadNotifications counts a user's unread notifications.
 func (r *Resolver) unreadNotifications(ctx context.Context, userID string) (*int, error) {
 	var out struct {
-		Unread int `json:"unread"`
+		Unread *int `json:"unread"`
 	}
 	if err := r.backend.GetJSON(ctx, upstreamNotifications, "/notifications/count?user_id="+url.QueryEscape(userID), &out); err != nil {
 		return nil, upstreamError(upstreamNotifications, err)
 	}
-	return &out.Unread, nil
+	if out.Unread == nil {
+		// {} or {"count": 7} is not "no unread notifications".
+		return nil, upstreamError(upstreamNotifications, badAnswer(upstreamNotifications, errors.New(`the answer has no "unread" count`)))
+	}
+	return out.Unread, nil
 }
 
 // notifications fetches a user's latest notifications.
@@ -89,15 +98,12 @@ func (r *Resolver) notifications(ctx context.Context, userID string, first *int)
 		return nil, err
 	}
 	var out struct {
-		Notifications []*model.Notification `json:"notifications"`
+		Notifications *[]*model.Notification `json:"notifications"`
 	}
 	if err := r.backend.GetJSON(ctx, upstreamNotifications, "/notifications?"+userPage(userID, n), &out); err != nil {
 		return nil, upstreamError(upstreamNotifications, err)
 	}
-	if out.Notifications == nil {
-		out.Notifications = []*model.Notification{}
-	}
-	return out.Notifications, nil
+	return answerList(upstreamNotifications, "notifications", out.Notifications)
 }
 
 // maxOrderItems bounds a new order's lines; the orders service would refuse an absurd order
@@ -133,6 +139,9 @@ func (r *Resolver) placeOrder(ctx context.Context, input model.PlaceOrderInput) 
 	if err := r.backend.SendJSON(ctx, upstreamOrders, http.MethodPost, "/orders", body, &o); err != nil {
 		return nil, upstreamError(upstreamOrders, err)
 	}
+	if err := o.Check(); err != nil {
+		return nil, upstreamError(upstreamOrders, badAnswer(upstreamOrders, err))
+	}
 	r.loaders(ctx).orders().Prime(o.ID, &o)
 	return &o, nil
 }
@@ -148,10 +157,39 @@ func (r *Resolver) markNotificationsRead(ctx context.Context, ids []string) (int
 		IDs    []string `json:"ids,omitempty"`
 	}{UserID: Viewer(ctx), IDs: ids}
 	var out struct {
-		Marked int `json:"marked"`
+		Marked *int `json:"marked"`
 	}
 	if err := r.backend.SendJSON(ctx, upstreamNotifications, http.MethodPost, "/notifications/read", body, &out); err != nil {
 		return 0, upstreamError(upstreamNotifications, err)
 	}
-	return out.Marked, nil
+	if out.Marked == nil {
+		return 0, upstreamError(upstreamNotifications, badAnswer(upstreamNotifications, errors.New(`the answer has no "marked" count`)))
+	}
+	return *out.Marked, nil
+}
+
+// answerList is the list a backend answered under field: absent, null, or holding a null is not
+// an empty list but an answer of another shape (502), since the schema's lists are non-null of
+// non-null.
+func answerList[T any](upstream, field string, list *[]*T) ([]*T, error) {
+	if list == nil {
+		return nil, upstreamError(upstream, badAnswer(upstream, fmt.Errorf("the answer has no %q list", field)))
+	}
+	for _, v := range *list {
+		if v == nil {
+			return nil, upstreamError(upstream, badAnswer(upstream, fmt.Errorf("the %q list holds a null", field)))
+		}
+		if err := check(v); err != nil {
+			return nil, upstreamError(upstream, badAnswer(upstream, err))
+		}
+	}
+	return *list, nil
+}
+
+// check runs v's Check when its type has one (the model types a backend answers with).
+func check(v any) error {
+	if c, ok := v.(interface{ Check() error }); ok {
+		return c.Check()
+	}
+	return nil
 }
