@@ -88,9 +88,10 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, in *http.Request) {
 		f.onError(w, in, err)
 		return
 	}
-	if res.StatusCode < 100 || res.StatusCode > 999 {
-		// net/http's parsers take any three digits; a ResponseWriter panics on what is not a
-		// status code. The backend's answer is broken: 502, like any other broken answer.
+	if res.StatusCode < 100 || res.StatusCode > 599 {
+		// net/http's parsers take any three digits; RFC 9110 (15) defines 100 to 599 only, and
+		// a ResponseWriter panics below 100. The backend's answer is broken: 502, like any other
+		// broken answer (nginx says "upstream sent invalid status" and does the same).
 		_ = res.Body.Close()
 		f.onError(w, in, badGateway(fmt.Errorf("backend answered with status code %d", res.StatusCode)))
 		return

@@ -626,9 +626,10 @@ func TestForwardUnaskedSwitchingProtocolsIsBadGateway(t *testing.T) {
 }
 
 // A status line with three digits that are not a status code (net/http's parsers accept 000 to
-// 999) is a broken answer: 502, not a ResponseWriter panic and a cut connection.
-func TestForwardStatusBelow100IsBadGateway(t *testing.T) {
-	for _, status := range []string{"099", "000"} {
+// 999; RFC 9110 defines 100 to 599) is a broken answer: 502, not a ResponseWriter panic and a
+// cut connection below 100, nor a 999 passed on to the client.
+func TestForwardStatusOutsideTheRangeIsBadGateway(t *testing.T) {
+	for _, status := range []string{"099", "000", "600", "999"} {
 		backend := rawAnswer(t, "HTTP/1.1 "+status+" Odd\r\nContent-Length: 2\r\n\r\nok")
 		for name, rt := range map[string]http.RoundTripper{"net/http": toServer(t, backend), "portico": upstreamTo(t, backend)} {
 			gw := fwGateway(t, rt)
