@@ -562,12 +562,12 @@ func (rw *rewriter) rewritePath(u *url.URL) {
 		return
 	}
 	strip := rw.strip
-	if strip != "" {
+	if strip != "" && !prefixMatches(strip, u.Path) {
 		if raw := u.EscapedPath(); strings.IndexByte(raw, ';') >= 0 {
 			// The router matched this path without its ;parameters (routingPath), so the prefix
 			// it matched is stripped the same way, on the escaped form, where a ';' that starts
 			// parameters is told from an encoded one.
-			if rest, ok := stripParamPrefix((&url.URL{Path: strip}).EscapedPath(), raw); ok {
+			if rest, ok := stripParamPrefix(strip, raw); ok {
 				if dec, err := url.PathUnescape(rest); err == nil {
 					u.Path, u.RawPath = dec, rest
 					if (&url.URL{Path: dec}).EscapedPath() == rest {
@@ -616,39 +616,46 @@ func (rw *rewriter) applyPath(p string, escaped bool, strip string) string {
 	return p
 }
 
-// stripParamPrefix strips prefix from the escaped path raw as the router matched it: each
-// segment without its ;parameters and runs of slashes as one (routingPath). The parameters of a
-// stripped segment go with it ("/api;jsessionid=1/orders" less "/api" is "/orders"); those after
-// it stay. ok is false when raw does not start with prefix so read.
+// stripParamPrefix strips prefix (decoded, as configured) from the escaped path raw as the router
+// matched it: segment by segment, each without its ;parameters and decoded, runs of slashes as
+// one (routingPath). The parameters of a stripped segment go with it
+// ("/api;jsessionid=1/orders" less "/api" is "/orders"); those after it stay, as sent. ok is
+// false when raw does not start with prefix so read.
 func stripParamPrefix(prefix, raw string) (rest string, ok bool) {
-	if prefixMatches(prefix, raw) {
-		return raw[len(strings.TrimSuffix(prefix, "/")):], true
+	trimmed := strings.Trim(prefix, "/")
+	if trimmed == "" {
+		return raw, true // "/" strips nothing
 	}
-	// clean is raw as matched; at[i] is the index in raw of clean[i].
-	clean := make([]byte, 0, len(raw))
-	at := make([]int, 0, len(raw))
-	for i := 0; i < len(raw); i++ {
-		if raw[i] == ';' {
-			j := strings.IndexByte(raw[i:], '/')
-			if j < 0 {
+	i := 0
+	for _, want := range strings.Split(trimmed, "/") {
+		var name string
+		for {
+			if i >= len(raw) || raw[i] != '/' {
+				return raw, false
+			}
+			for i < len(raw) && raw[i] == '/' {
+				i++
+			}
+			j := i
+			for j < len(raw) && raw[j] != '/' {
+				j++
+			}
+			name, _, _ = strings.Cut(raw[i:j], ";")
+			i = j
+			if name != "" || i >= len(raw) {
 				break
 			}
-			i += j
+			// A segment of parameters only ("/api/;x/v1") is no segment: routingPath merges
+			// the slashes around it.
 		}
-		if raw[i] == '/' && len(clean) > 0 && clean[len(clean)-1] == '/' {
-			continue
+		if got, err := url.PathUnescape(name); err != nil || got != want {
+			return raw, false
 		}
-		clean = append(clean, raw[i])
-		at = append(at, i)
 	}
-	if !prefixMatches(prefix, string(clean)) {
-		return raw, false
+	if strings.HasSuffix(prefix, "/") && i >= len(raw) {
+		return raw, false // "/api/" takes only paths below /api
 	}
-	cut := len(strings.TrimSuffix(prefix, "/"))
-	if cut == len(clean) {
-		return "", true
-	}
-	return raw[at[cut]:], true
+	return raw[i:], true
 }
 
 // proxyBuffers recycles ReverseProxy's 32 KiB copy buffers across all routes. Arrays, not slices,

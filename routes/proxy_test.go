@@ -174,6 +174,12 @@ func TestRewritePath(t *testing.T) {
 		{"parameters do not join segments", Config{StripPrefix: "/api"}, "/apix;a=1/y", "/apix;a=1/y", "/apix;a=1/y"},
 		{"an encoded semicolon is no parameter", Config{StripPrefix: "/api"}, "/api%3Bx/y", "/api;x/y", "/api%3Bx/y"},
 		{"escaping after the stripped parameters is kept", Config{StripPrefix: "/api"}, "/api;x=1/a%2Fb", "/a/b", "/a%2Fb"},
+		// The client escapes what Go would not, or not what Go would: compared decoded.
+		{"parameters after a prefix escaped otherwise", Config{StripPrefix: "/café"}, "/caf%c3%a9/orders;jsessionid=1", "/orders;jsessionid=1", "/orders;jsessionid=1"},
+		{"parameters after a prefix Go would escape", Config{StripPrefix: "/api(v1)"}, "/api(v1)/orders;jsessionid=1", "/orders;jsessionid=1", "/orders;jsessionid=1"},
+		{"parameters after a needlessly escaped prefix", Config{StripPrefix: "/api"}, "/%61pi/orders;jsessionid=1", "/orders;jsessionid=1", "/orders;jsessionid=1"},
+		{"parameters in a needlessly escaped prefix", Config{StripPrefix: "/api"}, "/%61pi;x=1/orders", "/orders", "/orders"},
+		{"a prefix requiring a sub-path, with parameters", Config{StripPrefix: "/api/"}, "/api;x=1/x", "/x", "/x"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
