@@ -91,6 +91,8 @@ type Snapshot struct {
 	trusted    []netip.Prefix
 	accessLog  *slog.Logger
 	cancel     context.CancelFunc
+	// inputs are the files the config reads, with their content's hash before the build.
+	inputs map[string]string
 }
 
 // Options are the process-wide parts a Gateway is built with.
@@ -173,6 +175,9 @@ func (g *Gateway) Apply(f *config.File) error {
 	}
 	// Before the build: policies size their worker pools from GOMAXPROCS (basic-auth's hashing).
 	g.applyProcs(f.Server.Procs)
+	// Before the build too: a file changed while the build reads it then differs from its hash,
+	// and the watcher reloads once more, where a hash taken after could hide the change.
+	inputs := hashFiles(f.InputFiles())
 	snap, err := g.build(f)
 	if err != nil {
 		if cur := g.current.Load(); cur != nil {
@@ -181,6 +186,7 @@ func (g *Gateway) Apply(f *config.File) error {
 		g.reloads.WithLabelValues("failure").Inc()
 		return err
 	}
+	snap.inputs = inputs
 	old := g.current.Swap(snap)
 	g.reloads.WithLabelValues("success").Inc()
 	select {
@@ -610,10 +616,12 @@ func (g *Gateway) Close() {
 func (g *Gateway) Applied() <-chan struct{} { return g.applied }
 
 // InputFiles lists the files the config in force reads (certificates, keys, CA bundles, key
-// files): a change to one of them takes a reload to be served.
-func (g *Gateway) InputFiles() []string {
+// files), each with a hash of its content taken just before that config was built: a change to
+// one of them takes a reload to be served, and a change the build may not have seen shows as a
+// hash that differs from the file's.
+func (g *Gateway) InputFiles() map[string]string {
 	if cur := g.current.Load(); cur != nil {
-		return cur.File.InputFiles()
+		return cur.inputs
 	}
 	return nil
 }

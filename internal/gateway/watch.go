@@ -48,9 +48,9 @@ func WatchFile(ctx context.Context, path string, logger *slog.Logger, reload fun
 
 // Inputs tell the watcher which files besides the config file to watch.
 type Inputs struct {
-	// Files returns the files the config in force reads (Gateway.InputFiles). Nil watches the
-	// config file alone.
-	Files func() []string
+	// Files returns the files the config in force reads, each with the hash (readHash) of the
+	// content its build saw (Gateway.InputFiles). Nil watches the config file alone.
+	Files func() map[string]string
 	// Applied delivers after a config is applied, by this watcher's reload or by a SIGHUP, so
 	// that the watches follow a config that names other files (Gateway.Applied).
 	Applied <-chan struct{}
@@ -75,7 +75,8 @@ func watchFile(ctx context.Context, path string, logger *slog.Logger, reload fun
 	// The baselines are taken before returning: taken inside the goroutine, they could already
 	// hold a change the caller made right after WatchFile returned, and that change would never
 	// reload.
-	w.setFiles(inputs.files())
+	// Inputs carry the hashes their build saw; one that changed since is compared at once.
+	added := w.setFiles(inputs.files())
 	if err := w.follow(); err != nil {
 		// Without the config file's own directory nothing would be seen; without a link's or an
 		// input's, only a change there would be missed.
@@ -110,14 +111,38 @@ func watchFile(ctx context.Context, path string, logger *slog.Logger, reload fun
 		// rewrites the file periodically is otherwise read at the same point of its cycle, which
 		// can be between its truncation and its write, every time.
 		var first time.Time
+		// schedule pushes the read back to watchDebounce from now, but not past watchMaxDelay
+		// after the first event of the burst.
+		schedule := func() {
+			now := time.Now()
+			if first.IsZero() {
+				first = now
+			}
+			wait := max(min(watchDebounce, first.Add(watchMaxDelay).Sub(now)), 0)
+			if timer == nil {
+				timer = time.NewTimer(wait)
+			} else {
+				// Since Go 1.23 a Reset timer never delivers a value from before the Reset.
+				timer.Reset(wait)
+			}
+			due = timer.C
+		}
+		if added {
+			schedule()
+		}
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-inputs.Applied:
-				w.setFiles(inputs.files())
+				added := w.setFiles(inputs.files())
 				if err := w.follow(); err != nil {
 					logger.Warn("config watcher", "error", err.Error())
+				}
+				if added {
+					// A new input may have changed after the build read it and before it was
+					// watched, and its event is lost: compare now.
+					schedule()
 				}
 			case ev, ok := <-fw.Events:
 				if !ok {
@@ -131,20 +156,7 @@ func watchFile(ctx context.Context, path string, logger *slog.Logger, reload fun
 				if err := w.follow(); err != nil {
 					logger.Warn("config watcher", "error", err.Error())
 				}
-				// Each relevant event pushes the read back to watchDebounce after it, but not
-				// past watchMaxDelay after the first of the burst.
-				now := time.Now()
-				if first.IsZero() {
-					first = now
-				}
-				wait := max(min(watchDebounce, first.Add(watchMaxDelay).Sub(now)), 0)
-				if timer == nil {
-					timer = time.NewTimer(wait)
-				} else {
-					// Since Go 1.23 a Reset timer never delivers a value from before the Reset.
-					timer.Reset(wait)
-				}
-				due = timer.C
+				schedule()
 			case err, ok := <-fw.Errors:
 				if !ok {
 					return
@@ -171,7 +183,7 @@ func watchFile(ctx context.Context, path string, logger *slog.Logger, reload fun
 	return nil
 }
 
-func (in Inputs) files() []string {
+func (in Inputs) files() map[string]string {
 	if in.Files == nil {
 		return nil
 	}
@@ -197,19 +209,27 @@ type watchedFile struct {
 	last string // hash of the content the last reload read (or, for a new input, found)
 }
 
-// setFiles makes the watched files the config file and inputs. A file watched already keeps its
-// last content; a new one's is read now.
-func (w *configWatch) setFiles(inputs []string) {
+// setFiles makes the watched files the config file and inputs, each input with the hash of the
+// content the config in force was built from: a change made after the build but before the
+// watcher got here is still a change. The config file keeps what the watcher last read. It
+// reports whether an input is new to the watcher.
+func (w *configWatch) setFiles(inputs map[string]string) (added bool) {
 	keep := map[string]bool{w.path: true}
-	for _, p := range inputs {
-		if abs, err := filepath.Abs(p); err == nil {
-			keep[abs] = true
-		}
+	if w.files[w.path] == nil {
+		h, _ := readHash(w.path)
+		w.files[w.path] = &watchedFile{path: w.path, last: h}
 	}
-	for p := range keep {
-		if w.files[p] == nil {
-			h, _ := readHash(p)
-			w.files[p] = &watchedFile{path: p, last: h}
+	for p, h := range inputs {
+		abs, err := filepath.Abs(p)
+		if err != nil || abs == w.path {
+			continue
+		}
+		keep[abs] = true
+		if f := w.files[abs]; f != nil {
+			f.last = h
+		} else {
+			w.files[abs] = &watchedFile{path: abs, last: h}
+			added = true
 		}
 	}
 	for p := range w.files {
@@ -217,6 +237,16 @@ func (w *configWatch) setFiles(inputs []string) {
 			delete(w.files, p)
 		}
 	}
+	return added
+}
+
+// hashFiles reads each file's hash (readHash), "" for one that cannot be read.
+func hashFiles(paths []string) map[string]string {
+	out := make(map[string]string, len(paths))
+	for _, p := range paths {
+		out[p], _ = readHash(p)
+	}
+	return out
 }
 
 // configState is what a check found of the config file itself.
@@ -249,9 +279,11 @@ func (w *configWatch) check() (changed bool, state configState) {
 				state = configRead
 			}
 		}
-		// A missing or empty input is mid-replace too (or gone, which the reload will report
-		// when the config still names it); only content counts as a change.
-		if h != "" && size > 0 && h != f.last {
+		// A missing input is mid-replace too (or gone, which the reload will report when the
+		// config still names it). An empty one is content: an emptied keys_file revokes every
+		// key, and a certificate caught half-written fails its reload, keeping the old one,
+		// until the write that completes it.
+		if h != "" && h != f.last && (size > 0 || f.path != w.path) {
 			fresh = append(fresh, seen{f, h})
 		}
 	}

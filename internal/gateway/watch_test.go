@@ -473,7 +473,7 @@ func TestWatchFileReloadsWhenAnInputChanges(t *testing.T) {
 	cert, key := filepath.Join(certs, "tls.crt"), filepath.Join(certs, "tls.key")
 	writeFile(t, cert, "cert1")
 	writeFile(t, key, "key1")
-	w := startWatchInputs(t, path, Inputs{Files: func() []string { return []string{cert, key} }})
+	w := startWatchInputs(t, path, Inputs{Files: hashesOf(cert, key)})
 
 	// A renewal writes both files; they are read together once quiet, so one reload.
 	writeFile(t, cert, "cert2")
@@ -510,7 +510,7 @@ func TestWatchFileInputInSecretVolume(t *testing.T) {
 	if err := os.Symlink(filepath.Join("..data", "tls.crt"), cert); err != nil {
 		t.Fatal(err)
 	}
-	w := startWatchInputs(t, path, Inputs{Files: func() []string { return []string{cert} }})
+	w := startWatchInputs(t, path, Inputs{Files: hashesOf(cert)})
 	version("..2026_11_27_09_00_00.2", "cert2")
 	if err := os.Symlink("..2026_11_27_09_00_00.2", filepath.Join(vol, "..data_tmp")); err != nil {
 		t.Fatal(err)
@@ -534,7 +534,7 @@ func TestWatchFileFollowsTheInputsOfTheAppliedConfig(t *testing.T) {
 	var current atomic.Pointer[string]
 	current.Store(&oldCert)
 	applied := make(chan struct{}, 1)
-	w := startWatchInputs(t, path, Inputs{Files: func() []string { return []string{*current.Load()} }, Applied: applied})
+	w := startWatchInputs(t, path, Inputs{Files: func() map[string]string { return hashFiles([]string{*current.Load()}) }, Applied: applied})
 
 	current.Store(&newCert)
 	applied <- struct{}{}
@@ -558,7 +558,7 @@ func TestWatchFileMissingInputDoesNotBlockReload(t *testing.T) {
 	path := filepath.Join(dir, "portico.yaml")
 	writeFile(t, path, "v1")
 	gone := filepath.Join(dir, "gone.pem")
-	w := startWatchInputs(t, path, Inputs{Files: func() []string { return []string{gone} }})
+	w := startWatchInputs(t, path, Inputs{Files: hashesOf(gone)})
 	writeFile(t, path, "v2")
 	w.waitReload(t, "v2")
 	w.expectReloads(t, 1)
@@ -572,11 +572,52 @@ func TestWatchFileKeepsAnInputChangeWhileConfigIsEmpty(t *testing.T) {
 	writeFile(t, path, "v1")
 	cert := filepath.Join(dir, "tls.crt")
 	writeFile(t, cert, "cert1")
-	w := startWatchInputs(t, path, Inputs{Files: func() []string { return []string{cert} }})
+	w := startWatchInputs(t, path, Inputs{Files: hashesOf(cert)})
 	writeFile(t, path, "")
 	writeFile(t, cert, "cert2")
 	w.expectReloads(t, 0)
 	writeFile(t, path, "v1")
+	w.waitReload(t, "v1")
+	w.expectReloads(t, 1)
+}
+
+// hashesOf is Inputs.Files for a config that reads paths, built from what they hold when asked.
+func hashesOf(paths ...string) func() map[string]string {
+	return func() map[string]string { return hashFiles(paths) }
+}
+
+// An emptied input is a change: "truncate keys.txt" revokes every key, and it never reloaded
+// (only the config file waits for content).
+func TestWatchFileEmptiedInputReloads(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "portico.yaml")
+	writeFile(t, path, "v1")
+	keys := filepath.Join(dir, "keys.txt")
+	writeFile(t, keys, "k-123\n")
+	w := startWatchInputs(t, path, Inputs{Files: hashesOf(keys)})
+	writeFile(t, keys, "")
+	w.waitReload(t, "v1")
+	w.expectReloads(t, 1)
+}
+
+// The hashes an applied config hands over are those its build read: an input that changed after
+// the build and before the watcher took the signal (its event lost, the file not yet watched)
+// is compared at once and reloads.
+func TestWatchFileInputChangedBeforeItWasWatched(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "portico.yaml")
+	writeFile(t, path, "v1")
+	cert := filepath.Join(t.TempDir(), "tls.crt")
+	writeFile(t, cert, "cert1")
+	built := hashFiles([]string{cert}) // what the build read
+	writeFile(t, cert, "cert2")        // before the watcher watches it
+	applied := make(chan struct{}, 1)
+	var files atomic.Pointer[map[string]string]
+	none := map[string]string{}
+	files.Store(&none)
+	w := startWatchInputs(t, path, Inputs{Files: func() map[string]string { return *files.Load() }, Applied: applied})
+	files.Store(&built)
+	applied <- struct{}{}
 	w.waitReload(t, "v1")
 	w.expectReloads(t, 1)
 }
