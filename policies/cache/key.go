@@ -66,10 +66,11 @@ func (p *Policy) key(r *http.Request, info *reqctx.Info, method string) string {
 	return out.String()
 }
 
-// appendIdentity adds exactly the identity Portico forwards upstream (X-Consumer-Name,
+// appendIdentity adds the identity Portico forwards upstream (X-Consumer-Name,
 // X-Authenticated-Subject, X-Consumer-Groups, X-Anonymous-Consumer; see
-// reqctx.SetUpstreamHeaders), so two requests that share a key cannot have looked different to
-// the upstream. The resolver cache's backendKey uses it too.
+// reqctx.SetUpstreamHeaders) and the token issuer the subject belongs to, so two requests that
+// share a key cannot have looked different to the upstream. The resolver cache's backendKey uses
+// it too.
 func appendIdentity(b []byte, info *reqctx.Info) []byte {
 	if info == nil || info.Identity == nil {
 		return append(b, 0)
@@ -84,6 +85,11 @@ func appendIdentity(b []byte, info *reqctx.Info) []byte {
 	}
 	b = appendField(b, id.Consumer)
 	b = appendField(b, id.Subject)
+	// The subject is the issuer's: "sub": "1" at one identity provider is not "sub": "1" at
+	// another, and the upstream tells them apart by their tokens (two jwt policies on a route,
+	// or allow_unknown_consumers, leave the consumer empty for both).
+	iss, _ := id.Claims["iss"].(string)
+	b = appendField(b, iss)
 	b = binary.AppendUvarint(b, uint64(len(id.Groups)))
 	for _, g := range id.Groups {
 		b = appendField(b, g)
