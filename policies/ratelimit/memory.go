@@ -114,14 +114,18 @@ func (m *memoryStore) take(_ context.Context, key []byte, now int64, pos *[maxWi
 	var c [maxWindows]counts
 	for i := range s.windows {
 		w, p := &e.win[i], &pos[i]
-		switch w.idx {
-		case p.idx:
-		case p.idx - 1:
+		switch {
+		case w.idx == p.idx:
+		case w.idx == p.idx-1:
 			w.prev, w.cur = w.cur, 0
+		case w.idx > p.idx:
+			// A request whose clock was read just before the window rolled over, that took
+			// the lock after a request of the new window: it is counted in the new window.
+			// Moving the entry back reset that window's count, and a limit of L admitted 2L.
 		default:
 			w.prev, w.cur = 0, 0
 		}
-		w.idx = p.idx
+		w.idx = max(w.idx, p.idx)
 		c[i] = counts{cur: w.cur, prev: w.prev}
 	}
 	ok := admits(s, pos, &c)

@@ -152,7 +152,9 @@ func buildSpec(c *Config) *spec {
 	s := &spec{strategy: c.strategy()}
 	switch s.strategy {
 	case TokenBucket, LeakyBucket:
-		s.interval = max(int64(c.interval()/time.Microsecond), 1)
+		// Rounded up: truncated, 600 per 1ms (1.67µs apart) let one through every 1µs, 67%
+		// over the rate; rounded up, the rate is at most what was configured.
+		s.interval = max(int64((c.interval()+time.Microsecond-1)/time.Microsecond), 1)
 		if s.strategy == TokenBucket {
 			burst := c.Burst
 			if burst == 0 {

@@ -1,0 +1,64 @@
+package ratelimit
+
+import (
+	"net/http"
+	"testing"
+	"time"
+)
+
+// A request whose clock reading was taken just before a window rolled over, but which reaches
+// the store's lock after a request of the new window, must not erase the new window's count
+// (the memory store moved the entry back and a limit of 3 admitted 6). In serve, now is read and
+// positions computed before take locks the shard, so under concurrency at a window edge this
+// ordering happens.
+func TestStragglerFromTheLastWindowKeepsTheNewWindowsCount(t *testing.T) {
+	for _, sk := range stores {
+		t.Run(sk.name, func(t *testing.T) {
+			edge := at("2026-03-10T10:01:00Z")
+			clk := newClock(edge.Add(time.Millisecond))
+			b := &backend{}
+			h := build(t, sk, Config{Strategy: FixedWindow, Limits: Limits{Minute: 3}}, clk).Wrap(b)
+			q := req{consumer: "alice"}
+			for i := 0; i < 3; i++ {
+				if c := q.send(h).Code; c != http.StatusOK {
+					t.Fatalf("request %d in new window: %d", i, c)
+				}
+			}
+			// straggler: read the clock 1ms before the edge, got the lock now
+			clk.us.Store(edge.Add(-time.Millisecond).UnixMicro())
+			q.send(h)
+			clk.us.Store(edge.Add(2 * time.Second).UnixMicro())
+			admitted := 0
+			for i := 0; i < 3; i++ {
+				if q.send(h).Code == http.StatusOK {
+					admitted++
+				}
+			}
+			if admitted != 0 {
+				t.Fatalf("window 10:01 had already admitted its limit of 3, yet %d more were admitted after a straggler from 10:00 (backend saw %d in 10:01)", admitted, 3+admitted)
+			}
+		})
+	}
+}
+
+// rate: 600 per 1ms is one request per 1.667µs; the spec's interval, in whole microseconds, was
+// truncated to 1µs and admitted one per 1µs.
+func TestBucketIntervalIsRoundedUp(t *testing.T) {
+	for _, sk := range stores {
+		t.Run(sk.name, func(t *testing.T) {
+			clk := newClock(at(start))
+			h := build(t, sk, Config{Strategy: TokenBucket, Rate: 600, Per: confDuration(time.Millisecond), Burst: 1}, clk).Wrap(&backend{})
+			q := req{consumer: "alice"}
+			admitted := 0
+			for i := 0; i < 1000; i++ { // 1000 requests, one per µs, over exactly 1ms
+				if q.send(h).Code == http.StatusOK {
+					admitted++
+				}
+				clk.add(time.Microsecond)
+			}
+			if admitted > 601 {
+				t.Fatalf("rate 600 per 1ms (burst 1) admitted %d requests in 1ms", admitted)
+			}
+		})
+	}
+}
