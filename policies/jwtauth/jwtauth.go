@@ -361,11 +361,17 @@ func (j *JWT) token(r *http.Request) (tok string, found bool, err error) {
 		return tok, true, nil
 	}
 	for _, name := range j.cookies {
-		if c, err := r.Cookie(name); err == nil {
-			if c.Value == "" {
+		cs := r.CookiesNamed(name)
+		switch {
+		case len(cs) > 1:
+			// As for two bearer headers: Portico would verify the first, and many backends'
+			// cookie parsers keep the last.
+			return "", true, errDuplicate
+		case len(cs) == 1:
+			if cs[0].Value == "" {
 				return "", true, errEmpty
 			}
-			return c.Value, true, nil
+			return cs[0].Value, true, nil
 		}
 	}
 	if len(j.queries) > 0 && r.URL != nil && r.URL.RawQuery != "" {

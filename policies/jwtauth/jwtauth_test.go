@@ -539,3 +539,24 @@ func TestTokensWithUnusableHeaderOrTimesRefused(t *testing.T) {
 		t.Fatalf("a token with ordinary times was refused: %v", err)
 	}
 }
+
+// Two cookies of a token name are refused like two bearer headers: Portico verified the first,
+// while many backends' cookie parsers (Python's http.cookies, Rack) keep the last, unverified one.
+func TestDuplicateTokenCookiesRefused(t *testing.T) {
+	keys(t)
+	c := testConfig(t)
+	c.CookieNames = []string{"session"}
+	j := buildJWT(t, c, testConsumers(t))
+	good := sign(t, jwt.SigningMethodHS256, []byte(hmacSecret), claims("hmac-iss"), nil)
+	forged := good[:len(good)-4] + "AAAA"
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.Header.Set("Cookie", "session="+good+"; session="+forged)
+	if _, err := j.Authenticate(r); !errors.Is(err, errDuplicate) {
+		t.Fatalf("two session cookies: err = %v, want errDuplicate", err)
+	}
+	r = httptest.NewRequest(http.MethodGet, "/", nil)
+	r.Header.Set("Cookie", "other=1; session="+good)
+	if _, err := j.Authenticate(r); err != nil {
+		t.Fatalf("one session cookie beside another cookie: %v", err)
+	}
+}
