@@ -139,15 +139,25 @@ func (c *Config) Validate(path string, p *confval.Problems) {
 	}
 	c.GraphQL.validate(confval.Join(path, "graphql"), p)
 	seen := map[string]int{}
+	template := map[string]int{}
 	for i := range c.REST {
 		rp := confval.Index(confval.Join(path, "rest"), i)
 		r := &c.REST[i]
 		r.validate(rp, p)
-		key := r.method() + " " + normalizedPattern(r.Path)
+		norm := normalizedPattern(r.Path)
+		key := r.method() + " " + norm
 		if j, dup := seen[key]; dup {
 			p.Addf(rp, "%s %s is already mapped by rest[%d]", r.method(), r.Path, j)
 		}
 		seen[key] = i
+		if j, ok := template[norm]; !ok {
+			template[norm] = i
+		} else if other := c.REST[j].Path; other != r.Path {
+			// One URL, so one path in the OpenAPI document, which must name its parameters
+			// once: a document with /orders/{id} and /orders/{orderId} is invalid and client
+			// generators refuse it.
+			p.Addf(confval.Join(rp, "path"), "%s names its parameters otherwise than rest[%d]'s %s, the same path; use the same names", r.Path, j, other)
+		}
 	}
 }
 

@@ -43,7 +43,12 @@ func TestConfigValidate(t *testing.T) {
 			want: []string{"bffs.web.rest[1].path: \"/orders/{id}/{id}\" names parameter {id} twice"}},
 		{name: "rest duplicate route", edit: func(c *bff.Config) {
 			c.REST = append(c.REST, bff.RESTConfig{Path: "/orders/{oid}", Operation: "OrderDetail"})
-		}, want: []string{"bffs.web.rest[4]: GET /orders/{oid} is already mapped by rest[1]"}},
+		}, want: []string{"bffs.web.rest[4]: GET /orders/{oid} is already mapped by rest[1]",
+			"bffs.web.rest[4].path: /orders/{oid} names its parameters otherwise than rest[1]'s /orders/{id}"}},
+		// One path of the OpenAPI document: parameters named otherwise made it invalid.
+		{name: "rest parameters named otherwise on one path", edit: func(c *bff.Config) {
+			c.REST = append(c.REST, bff.RESTConfig{Method: "DELETE", Path: "/orders/{orderId}", Operation: "OrderDetail"})
+		}, want: []string{"bffs.web.rest[4].path: /orders/{orderId} names its parameters otherwise than rest[1]'s /orders/{id}, the same path"}},
 		{name: "rest operation", edit: func(c *bff.Config) { c.REST[0].Operation = "" },
 			want: []string{"bffs.web.rest[0].operation: is required"}},
 		{name: "rest result", edit: func(c *bff.Config) { c.REST[1].Result = "order..id" },

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -18,10 +19,11 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/playground"
+	"github.com/vektah/gqlparser/v2/ast"
+
 	"github.com/portico-gw/portico/internal/apierror"
 	"github.com/portico-gw/portico/internal/confval"
 	"github.com/portico-gw/portico/resolvers"
-	"github.com/vektah/gqlparser/v2/ast"
 )
 
 // Deps are what a Profile needs beyond its config. One set usually serves every profile of a
@@ -200,6 +202,9 @@ func (p *Profile) newRouter() (h http.Handler, err error) {
 	}
 	for _, path := range order {
 		g := groups[normalizedPattern(strings.TrimPrefix(path, p.cfg.Path))]
+		if slices.Contains(g.allow, http.MethodGet) && !slices.Contains(g.allow, http.MethodHead) {
+			g.allow = append(g.allow, http.MethodHead) // served as GET, below
+		}
 		pattern := path
 		if strings.HasSuffix(pattern, "/") {
 			// Only the route at "/" ends in a slash ("/web/"), which ServeMux reads as the whole

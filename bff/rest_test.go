@@ -262,3 +262,15 @@ func TestRESTKeepsABackendsClientErrorStatus(t *testing.T) {
 		})
 	}
 }
+
+// HEAD is served on a GET route, so a 405 there lists it in Allow.
+func TestRESTAllowListsHEAD(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	if a := e.do(t, http.MethodHead, "/web/dashboard", nil); a.status != http.StatusOK {
+		t.Fatalf("HEAD /web/dashboard: %d", a.status)
+	}
+	a := e.do(t, http.MethodPut, "/web/dashboard", nil)
+	if allow := a.header.Get("Allow"); a.status != http.StatusMethodNotAllowed || allow != "GET, HEAD" {
+		t.Errorf("PUT /web/dashboard: %d Allow %q, want 405 with GET, HEAD", a.status, allow)
+	}
+}
