@@ -251,7 +251,8 @@ func persistedQueryHash(params *graphql.RawParams) (hash string, present bool, e
 		// be its own; the hash is not printed, it may be of any size.
 		return "", true, codedError(codeBadRequest, "extensions.persistedQuery.sha256Hash must be 64 hexadecimal digits")
 	}
-	return hash, true, nil
+	// Hex digits in either case name the same hash; stored and computed hashes are lower case.
+	return strings.ToLower(hash), true, nil
 }
 
 func isSHA256Hex(s string) bool {

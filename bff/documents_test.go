@@ -38,6 +38,9 @@ func testAPQ(t *testing.T, e *env) {
 		{name: "register", req: map[string]any{"query": q, "extensions": persisted(h)}, status: 200},
 		{name: "hit", req: map[string]any{"extensions": persisted(h)}, status: 200},
 		{name: "hit over GET", req: map[string]any{"extensions": persisted(h)}, get: true, status: 200},
+		// Hex in upper case names the same hash (it failed as "does not match" with its query).
+		{name: "hit in upper case", req: map[string]any{"extensions": persisted(strings.ToUpper(h))}, status: 200},
+		{name: "register in upper case", req: map[string]any{"query": q, "extensions": persisted(strings.ToUpper(h))}, status: 200},
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
