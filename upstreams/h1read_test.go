@@ -80,25 +80,7 @@ func TestReadSimpleResponseMatchesReadResponse(t *testing.T) {
 			if wantErr != nil {
 				t.Fatalf("ReadResponse refused what the short way took: %v", wantErr)
 			}
-			for _, f := range []struct {
-				name      string
-				got, want any
-			}{
-				{"Status", got.Status, want.Status},
-				{"StatusCode", got.StatusCode, want.StatusCode},
-				{"Proto", got.Proto, want.Proto},
-				{"ProtoMajor", got.ProtoMajor, want.ProtoMajor},
-				{"ProtoMinor", got.ProtoMinor, want.ProtoMinor},
-				{"Header", got.Header, want.Header},
-				{"ContentLength", got.ContentLength, want.ContentLength},
-				{"Close", got.Close, want.Close},
-				{"TransferEncoding", got.TransferEncoding, want.TransferEncoding},
-				{"Request", got.Request, want.Request},
-			} {
-				if !reflect.DeepEqual(f.got, f.want) {
-					t.Errorf("%s = %#v, want %#v", f.name, f.got, f.want)
-				}
-			}
+			sameResponseHead(t, got, want)
 			gb, gerr := io.ReadAll(got.Body)
 			wb, werr := io.ReadAll(want.Body)
 			if g, w := rest(br), rest(wantBR); g != w {
@@ -148,4 +130,31 @@ func TestFixedBodyCutShort(t *testing.T) {
 func rest(br *bufio.Reader) string {
 	b, _ := io.ReadAll(br)
 	return string(b)
+}
+
+// sameResponseHead reports every field of the answer's head in which readSimpleResponse's got
+// differs from http.ReadResponse's want.
+func sameResponseHead(t *testing.T, got, want *http.Response) {
+	t.Helper()
+	for _, f := range []struct {
+		name      string
+		got, want any
+	}{
+		{"Status", got.Status, want.Status},
+		{"StatusCode", got.StatusCode, want.StatusCode},
+		{"Proto", got.Proto, want.Proto},
+		{"ProtoMajor", got.ProtoMajor, want.ProtoMajor},
+		{"ProtoMinor", got.ProtoMinor, want.ProtoMinor},
+		{"Header", got.Header, want.Header},
+		{"ContentLength", got.ContentLength, want.ContentLength},
+		{"Close", got.Close, want.Close},
+		{"TransferEncoding", got.TransferEncoding, want.TransferEncoding},
+		{"Trailer", got.Trailer, want.Trailer},
+		{"Uncompressed", got.Uncompressed, want.Uncompressed},
+		{"Request", got.Request, want.Request},
+	} {
+		if !reflect.DeepEqual(f.got, f.want) {
+			t.Errorf("%s = %#v, want %#v", f.name, f.got, f.want)
+		}
+	}
 }

@@ -151,9 +151,7 @@ func TestWatchFileSameContentNoReload(t *testing.T) {
 // cause reads of the config. The log is written until the reload arrives, so a watcher that
 // restarts its timer on every event in the directory never reloads and the test fails.
 func TestWatchFileIgnoresBusyNeighbour(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "portico.yaml")
-	writeFile(t, path, "v1")
+	dir, path := newConfigFile(t)
 	w := startWatch(t, path)
 	stop := make(chan struct{})
 	done := make(chan struct{})
@@ -224,38 +222,64 @@ func TestWatchFileContinuousWritesStillReload(t *testing.T) {
 	}
 }
 
-// Kubernetes mounts a ConfigMap as dir/portico.yaml -> ..data/portico.yaml, with ..data a symlink
-// to a timestamped directory; an update writes a new directory and renames a new ..data over the
-// old one, so the config file itself sees no event.
-func TestWatchFileKubernetesConfigMapSwap(t *testing.T) {
-	dir := t.TempDir()
-	mkData := func(ts, content string) {
-		t.Helper()
-		if err := os.Mkdir(filepath.Join(dir, ts), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		writeFile(t, filepath.Join(dir, ts, "portico.yaml"), content)
-	}
-	mkData("..2026_11_26_10_00_00.000000001", "v1")
-	if err := os.Symlink("..2026_11_26_10_00_00.000000001", filepath.Join(dir, "..data")); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "portico.yaml")
-	if err := os.Symlink(filepath.Join("..data", "portico.yaml"), path); err != nil {
-		t.Fatal(err)
-	}
-	w := startWatch(t, path)
+// kubeVolume is a directory as Kubernetes mounts a ConfigMap or a Secret: dir/name links to
+// ..data/name, and ..data to a directory of the current version. An update writes a new version
+// directory and renames a new ..data link over the old one, so the file itself sees no event.
+type kubeVolume struct {
+	t       *testing.T
+	dir     string
+	name    string
+	version int
+}
 
-	mkData("..2026_11_26_10_05_00.000000002", "v2")
-	if err := os.Symlink("..2026_11_26_10_05_00.000000002", filepath.Join(dir, "..data_tmp")); err != nil {
+// newKubeVolume mounts a volume holding one file, name, with content; it returns the path.
+func newKubeVolume(t *testing.T, name, content string) (*kubeVolume, string) {
+	t.Helper()
+	v := &kubeVolume{t: t, dir: t.TempDir(), name: name}
+	v.writeVersion(content)
+	if err := os.Symlink(v.versionDir(), filepath.Join(v.dir, "..data")); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
+	path := filepath.Join(v.dir, name)
+	if err := os.Symlink(filepath.Join("..data", name), path); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.RemoveAll(filepath.Join(dir, "..2026_11_26_10_00_00.000000001")); err != nil {
-		t.Fatal(err)
+	return v, path
+}
+
+func (v *kubeVolume) versionDir() string {
+	return fmt.Sprintf("..2026_11_26_10_%02d_00.%09d", v.version, v.version)
+}
+
+func (v *kubeVolume) writeVersion(content string) {
+	v.t.Helper()
+	v.version++
+	if err := os.Mkdir(filepath.Join(v.dir, v.versionDir()), 0o755); err != nil {
+		v.t.Fatal(err)
 	}
+	writeFile(v.t, filepath.Join(v.dir, v.versionDir(), v.name), content)
+}
+
+// update publishes content as the kubelet does, and removes the old version.
+func (v *kubeVolume) update(content string) {
+	v.t.Helper()
+	old := v.versionDir()
+	v.writeVersion(content)
+	if err := os.Symlink(v.versionDir(), filepath.Join(v.dir, "..data_tmp")); err != nil {
+		v.t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(v.dir, "..data_tmp"), filepath.Join(v.dir, "..data")); err != nil {
+		v.t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(v.dir, old)); err != nil {
+		v.t.Fatal(err)
+	}
+}
+
+func TestWatchFileKubernetesConfigMapSwap(t *testing.T) {
+	vol, path := newKubeVolume(t, "portico.yaml", "v1")
+	w := startWatch(t, path)
+	vol.update("v2")
 	w.waitReload(t, "v2")
 	w.expectReloads(t, 1)
 }
@@ -463,9 +487,7 @@ func TestResolveLinks(t *testing.T) {
 // A certificate renewed on disk (cert-manager, certbot) is served without a SIGHUP: the files the
 // config reads are watched like the config file, and a change to any of them reloads.
 func TestWatchFileReloadsWhenAnInputChanges(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "portico.yaml")
-	writeFile(t, path, "v1")
+	_, path := newConfigFile(t)
 	certs := filepath.Join(t.TempDir(), "certs") // elsewhere: its directory must be watched too
 	if err := os.Mkdir(certs, 0o755); err != nil {
 		t.Fatal(err)
@@ -494,30 +516,9 @@ func TestWatchFileReloadsWhenAnInputChanges(t *testing.T) {
 func TestWatchFileInputInSecretVolume(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "portico.yaml")
 	writeFile(t, path, "v1")
-	vol := t.TempDir()
-	version := func(name, content string) {
-		t.Helper()
-		if err := os.Mkdir(filepath.Join(vol, name), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		writeFile(t, filepath.Join(vol, name, "tls.crt"), content)
-	}
-	version("..2026_11_27_08_00_00.1", "cert1")
-	if err := os.Symlink("..2026_11_27_08_00_00.1", filepath.Join(vol, "..data")); err != nil {
-		t.Fatal(err)
-	}
-	cert := filepath.Join(vol, "tls.crt")
-	if err := os.Symlink(filepath.Join("..data", "tls.crt"), cert); err != nil {
-		t.Fatal(err)
-	}
+	vol, cert := newKubeVolume(t, "tls.crt", "cert1")
 	w := startWatchInputs(t, path, Inputs{Files: hashesOf(cert)})
-	version("..2026_11_27_09_00_00.2", "cert2")
-	if err := os.Symlink("..2026_11_27_09_00_00.2", filepath.Join(vol, "..data_tmp")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(filepath.Join(vol, "..data_tmp"), filepath.Join(vol, "..data")); err != nil {
-		t.Fatal(err)
-	}
+	vol.update("cert2")
 	w.waitReload(t, "v1")
 	w.expectReloads(t, 1)
 }
@@ -525,9 +526,7 @@ func TestWatchFileInputInSecretVolume(t *testing.T) {
 // After a config is applied (by the watcher or by SIGHUP) the watches follow the files it names:
 // a certificate it no longer reads is no reason to reload, the one it reads now is.
 func TestWatchFileFollowsTheInputsOfTheAppliedConfig(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "portico.yaml")
-	writeFile(t, path, "v1")
+	dir, path := newConfigFile(t)
 	oldCert, newCert := filepath.Join(dir, "old.pem"), filepath.Join(t.TempDir(), "new.pem")
 	writeFile(t, oldCert, "old1")
 	writeFile(t, newCert, "new1")
@@ -554,9 +553,7 @@ func TestWatchFileFollowsTheInputsOfTheAppliedConfig(t *testing.T) {
 // An input that is missing (a file the config names but an operator deleted) does not stop a
 // change to the config file from reloading: the new config may no longer name it.
 func TestWatchFileMissingInputDoesNotBlockReload(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "portico.yaml")
-	writeFile(t, path, "v1")
+	dir, path := newConfigFile(t)
 	gone := filepath.Join(dir, "gone.pem")
 	w := startWatchInputs(t, path, Inputs{Files: hashesOf(gone)})
 	writeFile(t, path, "v2")
@@ -567,9 +564,7 @@ func TestWatchFileMissingInputDoesNotBlockReload(t *testing.T) {
 // A certificate renewed while the config file is truncated (its writer not done) is not lost:
 // the reload waits for the config, and happens even if the config comes back unchanged.
 func TestWatchFileKeepsAnInputChangeWhileConfigIsEmpty(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "portico.yaml")
-	writeFile(t, path, "v1")
+	dir, path := newConfigFile(t)
 	cert := filepath.Join(dir, "tls.crt")
 	writeFile(t, cert, "cert1")
 	w := startWatchInputs(t, path, Inputs{Files: hashesOf(cert)})
@@ -589,9 +584,7 @@ func hashesOf(paths ...string) func() map[string]string {
 // An emptied input is a change: "truncate keys.txt" revokes every key, and it never reloaded
 // (only the config file waits for content).
 func TestWatchFileEmptiedInputReloads(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "portico.yaml")
-	writeFile(t, path, "v1")
+	dir, path := newConfigFile(t)
 	keys := filepath.Join(dir, "keys.txt")
 	writeFile(t, keys, "k-123\n")
 	w := startWatchInputs(t, path, Inputs{Files: hashesOf(keys)})
@@ -604,9 +597,7 @@ func TestWatchFileEmptiedInputReloads(t *testing.T) {
 // the build and before the watcher took the signal (its event lost, the file not yet watched)
 // is compared at once and reloads.
 func TestWatchFileInputChangedBeforeItWasWatched(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "portico.yaml")
-	writeFile(t, path, "v1")
+	_, path := newConfigFile(t)
 	cert := filepath.Join(t.TempDir(), "tls.crt")
 	writeFile(t, cert, "cert1")
 	built := hashFiles([]string{cert}) // what the build read
@@ -620,4 +611,13 @@ func TestWatchFileInputChangedBeforeItWasWatched(t *testing.T) {
 	applied <- struct{}{}
 	w.waitReload(t, "v1")
 	w.expectReloads(t, 1)
+}
+
+// newConfigFile writes "v1" to portico.yaml in a new directory.
+func newConfigFile(t *testing.T) (dir, path string) {
+	t.Helper()
+	dir = t.TempDir()
+	path = filepath.Join(dir, "portico.yaml")
+	writeFile(t, path, "v1")
+	return dir, path
 }
