@@ -28,6 +28,12 @@ const (
 	upstreamNotifications = "notifications"
 )
 
+// Upstreams lists the upstream names the resolvers call, for the config check: a config with
+// BFFs but without one of them started, and every field of that service failed.
+func Upstreams() []string {
+	return []string{upstreamNotifications, upstreamOrders, upstreamPayments, upstreamUsers}
+}
+
 // Error codes resolvers put in extensions.code besides the upstream layer's.
 const (
 	codeBadUserInput = "BAD_USER_INPUT"

@@ -447,6 +447,14 @@ func (g *Gateway) mountBFFs(snap *Snapshot, failed func(error, bool) bool) {
 	if len(snap.File.BFFs) == 0 {
 		return
 	}
+	for _, name := range resolvers.Upstreams() {
+		if _, ok := snap.File.Upstreams[name]; !ok {
+			if failed(fmt.Errorf("bffs: the resolvers call upstream %q, which upstreams does not define (they call %s)",
+				name, strings.Join(resolvers.Upstreams(), ", ")), false) {
+				return
+			}
+		}
+	}
 	var backend resolvers.Backend = upstreams.NewClient(snap.Upstreams)
 	if len(snap.File.BackendCache) > 0 {
 		cached, err := cache.NewBackend(backend, snap.File.BackendCache, snap.policyDeps)

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/portico-gw/portico/internal/config"
 )
 
@@ -399,5 +401,60 @@ routes:
 		if got, want := get(ip), `{"caller":"`+ip+`"}`; got != want {
 			t.Fatalf("client %s got %s, want %s", ip, got, want)
 		}
+	}
+}
+
+// The GraphiQL page sets a CSP that lets it load, and a global security-headers policy keeps it:
+// the policy's default (default-src 'none') left the demo's playground blank.
+func TestPlaygroundKeepsItsCSPUnderSecurityHeaders(t *testing.T) {
+	g, _ := newGateway(t, `admin: "off"
+access_log: {enabled: false}
+upstreams:
+  users: {targets: [{url: "`+echo(t).URL+`"}]}
+  orders: {targets: [{url: "`+echo(t).URL+`"}]}
+  payments: {targets: [{url: "`+echo(t).URL+`"}]}
+  notifications: {targets: [{url: "`+echo(t).URL+`"}]}
+policies:
+  secure: {security-headers: {}}
+global_policies: [secure]
+bffs:
+  web: {path: /web, playground: true}
+`)
+	w := httptest.NewRecorder()
+	g.ServeHTTP(w, httptest.NewRequest("GET", "/web/playground", nil))
+	csp := w.Header().Get("Content-Security-Policy")
+	if w.Code != 200 || !strings.Contains(csp, "script-src 'unsafe-inline' https://cdn.jsdelivr.net") || !strings.Contains(csp, "connect-src 'self'") {
+		t.Fatalf("playground: %d, CSP %q", w.Code, csp)
+	}
+	if w.Header().Get("X-Content-Type-Options") != "nosniff" {
+		t.Error("the other security headers are gone")
+	}
+	w = httptest.NewRecorder()
+	g.ServeHTTP(w, httptest.NewRequest("GET", "/web/openapi.json", nil))
+	if csp := w.Header().Get("Content-Security-Policy"); strings.Contains(csp, "jsdelivr") {
+		t.Errorf("the playground's CSP reached another path: %q", csp)
+	}
+}
+
+// A config with BFFs must define the upstreams their resolvers call: without users it validated
+// and started, and every users field failed as BAD_GATEWAY.
+func TestBFFsNeedTheResolversUpstreams(t *testing.T) {
+	f, err := config.Parse([]byte(`admin: "off"
+upstreams:
+  orders: {targets: [{url: "http://127.0.0.1:1"}]}
+bffs:
+  web: {path: /web}
+`), "t.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = Check(f, Options{Stdout: io.Discard})
+	for _, want := range []string{`the resolvers call upstream "users", which upstreams does not define`, `"payments"`, `"notifications"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Check err = %v, want %q", err, want)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), `upstream "orders"`) {
+		t.Errorf("orders is defined: %v", err)
 	}
 }
