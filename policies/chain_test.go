@@ -101,7 +101,7 @@ func TestChainRunsByPhaseWhateverTheListOrder(t *testing.T) {
 	r := httptest.NewRequest("GET", "/", nil)
 	r.Header.Set("X-Key", "k")
 	w, info := serve(Chain(final(&seen), pols, nil, nil), r)
-	want := "ip-restriction,cors,acl,rate-limit,response-transform,request-transform,cache"
+	want := "ip-restriction,cors,acl,rate-limit,response-transform,cache,request-transform"
 	if got := strings.Join(seen, ","); got != want {
 		t.Fatalf("order %s, want %s", got, want)
 	}

@@ -37,12 +37,8 @@ const (
 	// never be stored and replayed to other clients, so they apply to hits and misses alike and
 	// the cache keeps the upstream's answer.
 	PhaseResponseTransform Phase = 550
-	// PhaseRequestTransform comes before the cache (Kong's request-transformer runs before
-	// proxy-cache too): the cache keys and matches vary_headers against the request the upstream
-	// gets. Inside the cache, a header the transform set from the client (X-Caller:
-	// $(client_ip)) was not in the key, and one client's answer was replayed to the next.
-	PhaseRequestTransform Phase = 580
-	PhaseCache            Phase = 600
+	PhaseCache             Phase = 600
+	PhaseRequestTransform  Phase = 700
 )
 
 // Policy is a built policy instance: a middleware with a fixed phase.

@@ -367,43 +367,6 @@ func TestReloadKeepsUnchangedRateLimitCounters(t *testing.T) {
 	}
 }
 
-// A request transform runs before the cache looks up, as Kong's request-transformer runs before
-// proxy-cache: what the cache keys and matches Vary against is what the upstream gets. Inside
-// the cache, an answer that varies on a header the transform sets from the client
-// (X-Caller: $(client_ip)) was stored under the untransformed request and replayed to every
-// client.
-func TestRequestTransformRunsBeforeTheCache(t *testing.T) {
-	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "max-age=60")
-		w.Header().Set("Vary", "X-Caller")
-		_, _ = w.Write([]byte(`{"caller":"` + r.Header.Get("X-Caller") + `"}`))
-	}))
-	t.Cleanup(backend.Close)
-	g, _ := newGateway(t, `admin: "off"
-access_log: {enabled: false}
-upstreams:
-  app: {targets: [{url: "`+backend.URL+`"}]}
-policies:
-  caller: {request-transform: {headers: {add: {X-Caller: "$(client_ip)"}}}}
-  cache: {cache: {ttl: 1m, vary_headers: [X-Caller]}}
-routes:
-  - {name: app, match: {path_prefix: /}, upstream: app, policies: [caller, cache]}
-`)
-	get := func(ip string) string {
-		r := httptest.NewRequest("GET", "/me", nil)
-		r.RemoteAddr = ip + ":5555"
-		w := httptest.NewRecorder()
-		g.ServeHTTP(w, r)
-		return w.Body.String()
-	}
-	for _, ip := range []string{"203.0.113.1", "203.0.113.2", "203.0.113.1"} {
-		if got, want := get(ip), `{"caller":"`+ip+`"}`; got != want {
-			t.Fatalf("client %s got %s, want %s", ip, got, want)
-		}
-	}
-}
-
 // The GraphiQL page sets a CSP that lets it load, and a global security-headers policy keeps it:
 // the policy's default (default-src 'none') left the demo's playground blank.
 func TestPlaygroundKeepsItsCSPUnderSecurityHeaders(t *testing.T) {
