@@ -170,7 +170,7 @@ func (s storedDocuments) MutateOperationParameters(ctx context.Context, params *
 		return codedError(codeBadRequest, "operationName must be a GraphQL name (letters, digits and _, not starting with a digit)")
 	}
 	if id := documentIDFrom(ctx); id != "" {
-		d := s.docs.byHash[strings.TrimPrefix(id, "sha256:")]
+		d := s.docs.byHash[strings.ToLower(strings.TrimPrefix(id, "sha256:"))] // hex in either case
 		switch {
 		case d == nil:
 			return codedError(codePersistedQueryNotFound, "no stored document has id %s", quoteClient(id))

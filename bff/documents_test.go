@@ -144,6 +144,7 @@ func TestTrustedDocumentsOnly(t *testing.T) {
 		{"by operation name", map[string]any{"operationName": "MobileHome"}, 200, ""},
 		{"by persisted query hash", map[string]any{"extensions": persisted(sha(home))}, 200, ""},
 		{"by documentId", map[string]any{"documentId": "sha256:" + sha(home)}, 200, ""},
+		{"by documentId in upper-case hex", map[string]any{"documentId": "sha256:" + strings.ToUpper(sha(home))}, 200, ""},
 		{"by exact text", map[string]any{"query": home}, 200, ""},
 		{"by name with variables", map[string]any{"operationName": "MobileOrder", "variables": map[string]any{"id": "o1"}}, 200, ""},
 	}

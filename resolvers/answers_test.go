@@ -4,11 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"sync/atomic"
 	"testing"
 
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/portico-gw/portico/policies"
+	"github.com/portico-gw/portico/policies/cache"
 	"github.com/portico-gw/portico/resolvers/model"
 	"github.com/portico-gw/portico/upstreams"
-	"github.com/vektah/gqlparser/v2/gqlerror"
 )
 
 // pathBackend answers each call with the body of the first path prefix that matches, decoded as
@@ -98,4 +102,81 @@ func TestBatchAnswerOfAnotherShapeFails(t *testing.T) {
 	if vals, errs := fetch(context.Background(), []string{"p1"}); len(errs) != 0 || vals[0] != nil {
 		t.Errorf("an empty list: vals %v errs %v, want the key null", vals, errs)
 	}
+}
+
+// A null batch list is no "none of these IDs" either.
+func TestBatchNullListIsBadGateway(t *testing.T) {
+	fetch := batchFetch(Backend(jsonBackend(`{"users":null}`)), upstreamUsers, "/users", "users",
+		func(u *model.User) string { return u.ID })
+	if vals, errs := fetch(context.Background(), []string{"u1"}); len(errs) != 1 || vals != nil {
+		t.Fatalf(`{"users":null}: vals %v errs %v, want one error for the batch`, vals, errs)
+	}
+}
+
+// A guest order has no user_id (Order.user is nullable and resolves to null): it is served.
+func TestOrderWithoutUserIDIsServed(t *testing.T) {
+	const order = `{"id":"o1","status":"paid","items":[{"sku":"A","quantity":1,"unit_price_cents":1}],"total_cents":1,"currency":"EUR","created_at":"2026-01-01T00:00:00Z"}`
+	r := NewResolver(pathBackend{"/orders/recent": `{"orders":[` + order + `]}`}, Options{})
+	if orders, err := r.recentOrders(context.Background(), "u1", nil); err != nil || len(orders) != 1 {
+		t.Fatalf("a guest order: %v, %v", orders, err)
+	}
+}
+
+// firstBadBackend answers the first call with bad and every later one with good.
+type firstBadBackend struct {
+	calls     atomic.Int64
+	bad, good string
+}
+
+func (b *firstBadBackend) GetJSON(_ context.Context, _, _ string, out any) error {
+	body := b.good
+	if b.calls.Add(1) == 1 {
+		body = b.bad
+	}
+	return json.Unmarshal([]byte(body), out)
+}
+
+func (b *firstBadBackend) SendJSON(context.Context, string, string, string, any, any) error {
+	return nil
+}
+
+// The resolver cache stores any JSON; an answer a resolver finds of another shape is dropped from
+// it, or the BAD_GATEWAY it causes was replayed for the rule's whole TTL after the backend
+// recovered.
+func TestResolverCacheForgetsAnAnswerOfAnotherShape(t *testing.T) {
+	next := &firstBadBackend{
+		bad:  `{}`,
+		good: `{"id":"u1","name":"Ada","email":"a@example.com","tier":"gold","created_at":"2026-01-01T00:00:00Z"}`,
+	}
+	b, err := cache.NewBackend(next, cache.BackendRules{{Upstream: upstreamUsers, PathPrefix: "/users/forget-shape"}}, policies.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewResolver(prefixed{b}, Options{})
+	if _, err := r.me(context.Background()); err == nil {
+		t.Fatal("first call: the {} answer was not refused")
+	}
+	if u, err := r.me(context.Background()); err != nil || u.ID != "u1" {
+		t.Fatalf("second call, the backend healthy again (%d upstream calls): %v, %v", next.calls.Load(), u, err)
+	}
+}
+
+// prefixed moves every path under one unique to its test, so the process-wide memory store of
+// the resolver cache shares no entry with other tests.
+type prefixed struct{ b cache.Backend }
+
+const forgetPrefix = "/users/forget-shape"
+
+func (p prefixed) GetJSON(ctx context.Context, upstream, path string, out any) error {
+	return p.b.GetJSON(ctx, upstream, forgetPrefix+path, out)
+}
+
+func (p prefixed) SendJSON(ctx context.Context, upstream, method, path string, in, out any) error {
+	return p.b.SendJSON(ctx, upstream, method, path, in, out)
+}
+
+func (p prefixed) Forget(ctx context.Context, upstream, path string) {
+	p.b.(interface {
+		Forget(context.Context, string, string)
+	}).Forget(ctx, upstream, forgetPrefix+path)
 }

@@ -1,6 +1,7 @@
 package resolvers
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,9 +12,10 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
-	"github.com/portico-gw/portico/resolvers/model"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vikstrous/dataloadgen"
+
+	"github.com/portico-gw/portico/resolvers/model"
 )
 
 // DefaultBatchWait is how long a dataloader collects keys before it calls the backend: long
@@ -83,17 +85,21 @@ func batchFetch[T any](b Backend, upstream, path, field string, idOf func(*T) st
 			escaped[i] = url.QueryEscape(id)
 		}
 		var body map[string]json.RawMessage
-		if err := b.GetJSON(ctx, upstream, path+"?ids="+strings.Join(escaped, ","), &body); err != nil {
+		call := path + "?ids=" + strings.Join(escaped, ",")
+		if err := b.GetJSON(ctx, upstream, call, &body); err != nil {
 			return nil, []error{err}
+		}
+		bad := func(err error) ([]*T, []error) {
+			return nil, []error{unusable(ctx, b, upstream, call, err)}
 		}
 		var list []*T
 		raw, ok := body[field]
-		if !ok {
+		if !ok || string(bytes.TrimSpace(raw)) == "null" {
 			// Not "none of these IDs" (that is an empty list): an answer of another shape.
-			return nil, []error{badAnswer(upstream, fmt.Errorf("the answer has no %q list", field))}
+			return bad(fmt.Errorf("the answer has no %q list", field))
 		}
 		if err := json.Unmarshal(raw, &list); err != nil {
-			return nil, []error{badAnswer(upstream, err)}
+			return bad(err)
 		}
 		byID := make(map[string]*T, len(list))
 		for _, v := range list {
@@ -101,12 +107,12 @@ func batchFetch[T any](b Backend, upstream, path, field string, idOf func(*T) st
 				continue // a null element names no key: the keys asked for stay null
 			}
 			if err := check(v); err != nil {
-				return nil, []error{badAnswer(upstream, err)}
+				return bad(err)
 			}
 			id := idOf(v)
 			if _, dup := byID[id]; dup {
 				// Two answers for one ID: serving either would be a guess.
-				return nil, []error{badAnswer(upstream, fmt.Errorf("the answer lists %q twice", id))}
+				return bad(fmt.Errorf("the answer lists %q twice", id))
 			}
 			byID[id] = v
 		}

@@ -92,7 +92,8 @@ func (r *Resolver) orderConnection(ctx context.Context, userID string, first *in
 		q.Set("after", start.after)
 	}
 	var page ordersPage
-	if err := r.backend.GetJSON(ctx, upstreamOrders, "/orders?"+q.Encode(), &page); err != nil {
+	path := "/orders?" + q.Encode()
+	if err := r.backend.GetJSON(ctx, upstreamOrders, path, &page); err != nil {
 		var sc apierror.StatusCoder
 		if start.after != "" && errors.As(err, &sc) && sc.StatusCode() == http.StatusBadRequest {
 			// The cursor's service part is the orders service's own and only it can tell a
@@ -101,9 +102,9 @@ func (r *Resolver) orderConnection(ctx context.Context, userID string, first *in
 		}
 		return nil, upstreamError(upstreamOrders, err)
 	}
-	all, err := answerList(upstreamOrders, "orders", page.Orders)
+	all, err := answerList("orders", page.Orders)
 	if err != nil {
-		return nil, err
+		return nil, unusable(ctx, r.backend, upstreamOrders, path, err)
 	}
 	orders := all[min(start.skip, len(all)):]
 	truncated := len(orders) > n // a service that ignores limit

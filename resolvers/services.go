@@ -30,7 +30,7 @@ func (r *Resolver) me(ctx context.Context) (*model.User, error) {
 		return nil, upstreamError(upstreamUsers, err)
 	}
 	if err := u.Check(); err != nil {
-		return nil, upstreamError(upstreamUsers, badAnswer(upstreamUsers, err))
+		return nil, unusable(ctx, r.backend, upstreamUsers, path, err)
 	}
 	// Later lookups of the same user in this operation (an order's user) need no call.
 	r.loaders(ctx).users().Prime(u.ID, &u)
@@ -56,12 +56,13 @@ func (r *Resolver) recentOrders(ctx context.Context, userID string, first *int) 
 	var out struct {
 		Orders *[]*model.Order `json:"orders"`
 	}
-	if err := r.backend.GetJSON(ctx, upstreamOrders, "/orders/recent?"+userPage(userID, n), &out); err != nil {
+	path := "/orders/recent?" + userPage(userID, n)
+	if err := r.backend.GetJSON(ctx, upstreamOrders, path, &out); err != nil {
 		return nil, upstreamError(upstreamOrders, err)
 	}
-	orders, err := answerList(upstreamOrders, "orders", out.Orders)
+	orders, err := answerList("orders", out.Orders)
 	if err != nil {
-		return nil, err
+		return nil, unusable(ctx, r.backend, upstreamOrders, path, err)
 	}
 	if len(orders) > n {
 		orders = orders[:n]
@@ -81,12 +82,13 @@ func (r *Resolver) unreadNotifications(ctx context.Context, userID string) (*int
 	var out struct {
 		Unread *int `json:"unread"`
 	}
-	if err := r.backend.GetJSON(ctx, upstreamNotifications, "/notifications/count?user_id="+url.QueryEscape(userID), &out); err != nil {
+	path := "/notifications/count?user_id=" + url.QueryEscape(userID)
+	if err := r.backend.GetJSON(ctx, upstreamNotifications, path, &out); err != nil {
 		return nil, upstreamError(upstreamNotifications, err)
 	}
 	if out.Unread == nil {
 		// {} or {"count": 7} is not "no unread notifications".
-		return nil, upstreamError(upstreamNotifications, badAnswer(upstreamNotifications, errors.New(`the answer has no "unread" count`)))
+		return nil, unusable(ctx, r.backend, upstreamNotifications, path, errors.New(`the answer has no "unread" count`))
 	}
 	return out.Unread, nil
 }
@@ -100,10 +102,15 @@ func (r *Resolver) notifications(ctx context.Context, userID string, first *int)
 	var out struct {
 		Notifications *[]*model.Notification `json:"notifications"`
 	}
-	if err := r.backend.GetJSON(ctx, upstreamNotifications, "/notifications?"+userPage(userID, n), &out); err != nil {
+	path := "/notifications?" + userPage(userID, n)
+	if err := r.backend.GetJSON(ctx, upstreamNotifications, path, &out); err != nil {
 		return nil, upstreamError(upstreamNotifications, err)
 	}
-	return answerList(upstreamNotifications, "notifications", out.Notifications)
+	list, err := answerList("notifications", out.Notifications)
+	if err != nil {
+		return nil, unusable(ctx, r.backend, upstreamNotifications, path, err)
+	}
+	return list, nil
 }
 
 // maxOrderItems bounds a new order's lines; the orders service would refuse an absurd order
@@ -168,22 +175,34 @@ func (r *Resolver) markNotificationsRead(ctx context.Context, ids []string) (int
 	return *out.Marked, nil
 }
 
-// answerList is the list a backend answered under field: absent, null, or holding a null is not
-// an empty list but an answer of another shape (502), since the schema's lists are non-null of
-// non-null.
-func answerList[T any](upstream, field string, list *[]*T) ([]*T, error) {
+// answerList is the list a backend answered under field: absent, null, or holding a null or an
+// incomplete object is not an empty list but an answer of another shape, since the schema's lists
+// are non-null of non-null.
+func answerList[T any](field string, list *[]*T) ([]*T, error) {
 	if list == nil {
-		return nil, upstreamError(upstream, badAnswer(upstream, fmt.Errorf("the answer has no %q list", field)))
+		return nil, fmt.Errorf("the answer has no %q list", field)
 	}
 	for _, v := range *list {
 		if v == nil {
-			return nil, upstreamError(upstream, badAnswer(upstream, fmt.Errorf("the %q list holds a null", field)))
+			return nil, fmt.Errorf("the %q list holds a null", field)
 		}
 		if err := check(v); err != nil {
-			return nil, upstreamError(upstream, badAnswer(upstream, err))
+			return nil, err
 		}
 	}
 	return *list, nil
+}
+
+// unusable reports a GET answer of another shape than the service's contract as the upstream's
+// failure (BAD_GATEWAY), first dropping it from the resolver cache, if one keeps it, so that one
+// bad answer is not replayed for the cache's whole TTL.
+func unusable(ctx context.Context, b Backend, upstream, path string, err error) error {
+	if f, ok := b.(interface {
+		Forget(ctx context.Context, upstream, path string)
+	}); ok {
+		f.Forget(ctx, upstream, path)
+	}
+	return upstreamError(upstream, badAnswer(upstream, err))
 }
 
 // check runs v's Check when its type has one (the model types a backend answers with).

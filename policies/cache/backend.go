@@ -135,6 +135,22 @@ func (c *backendCache) rule(upstream, path string) (BackendRule, bool) {
 	return BackendRule{}, false
 }
 
+// Forget drops the answer stored for upstream and path under ctx's identity. A resolver that
+// finds an answer unusable (of another shape than the service's contract) calls it, so one bad
+// answer is not replayed for the rule's whole TTL.
+func (c *backendCache) Forget(ctx context.Context, upstream, path string) {
+	norm := path
+	if !strings.HasPrefix(norm, "/") {
+		norm = "/" + norm
+	}
+	if _, ok := c.rule(upstream, norm); !ok {
+		return
+	}
+	if _, err := c.store.del(context.WithoutCancel(ctx), backendKey(upstream, norm, reqctx.From(ctx))); err != nil {
+		c.metrics.storeFailed(err)
+	}
+}
+
 // GetJSON answers from the cache when a rule matches, else calls next.
 func (c *backendCache) GetJSON(ctx context.Context, upstream, path string, out any) error {
 	norm := path

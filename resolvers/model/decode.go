@@ -54,12 +54,12 @@ func (u *User) Check() error {
 	return m.err("user")
 }
 
-// Check refuses an order without id, user_id, status, items (or with a null or incomplete item),
-// currency or created_at. payment_id is optional: an order not yet paid has none.
+// Check refuses an order without id, status, items (or with a null or incomplete item),
+// currency or created_at. user_id and payment_id are optional: a guest order has no user and an
+// order not yet paid no payment, and Order.user and Order.payment are null then.
 func (o *Order) Check() error {
 	var m missing
 	m.str("id", o.ID)
-	m.str("user_id", o.UserID)
 	m.str("status", o.Status)
 	if o.Items == nil {
 		m = append(m, "items")

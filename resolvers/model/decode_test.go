@@ -41,7 +41,7 @@ func TestCheckRefusesMissingFields(t *testing.T) {
 		required   []string
 	}{
 		{"user", user, []string{"id", "email", "tier", "created_at"}},
-		{"order", order, []string{"id", "user_id", "status", "items", "currency", "created_at"}},
+		{"order", order, []string{"id", "status", "items", "currency", "created_at"}},
 		{"payment", pay, []string{"id", "status", "currency", "method"}},
 		{"notification", note, []string{"id", "created_at"}},
 	}
