@@ -62,3 +62,36 @@ func TestBucketIntervalIsRoundedUp(t *testing.T) {
 		})
 	}
 }
+
+// A sliding-window straggler (clock read in window W, lock taken after a request of W+1) was
+// judged on W+1's counters weighted by W's position: prev (W's full count) got W's weight of
+// W-1 (≈0) and cur was W+1's (0), so a window that had already admitted its limit admitted more.
+func TestSlidingStragglerFromAFullWindowIsRefused(t *testing.T) {
+	for _, sk := range stores {
+		t.Run(sk.name, func(t *testing.T) {
+			edge := at("2026-03-10T10:01:00Z")
+			clk := newClock(edge.Add(-time.Second))
+			h := build(t, sk, Config{Strategy: SlidingWindow, Limits: Limits{Minute: 3}}, clk).Wrap(&backend{})
+			q := req{consumer: "alice"}
+			for i := 0; i < 3; i++ { // 10:00:59: window 10:00 admits its limit
+				if c := q.send(h).Code; c != http.StatusOK {
+					t.Fatalf("request %d: %d", i, c)
+				}
+			}
+			clk.us.Store(edge.Add(time.Millisecond).UnixMicro())
+			if c := q.send(h).Code; c != http.StatusTooManyRequests { // 10:01:00.001: ~3 in the last minute
+				t.Fatalf("just after the edge: %d, want 429", c)
+			}
+			admitted := 0
+			for i := 0; i < 3; i++ { // stragglers whose clock read 10:00:59.999
+				clk.us.Store(edge.Add(-time.Millisecond).UnixMicro())
+				if q.send(h).Code == http.StatusOK {
+					admitted++
+				}
+			}
+			if admitted != 0 {
+				t.Fatalf("window 10:00 had admitted its limit of 3 at 10:00:59, yet %d stragglers stamped 10:00:59.999 were admitted (%d in one second for a limit of 3/min)", admitted, 3+admitted)
+			}
+		})
+	}
+}

@@ -71,7 +71,10 @@ type entry struct {
 	// the windows the algorithm reads, or the bucket has fully refilled.
 	expires int64
 	tat     int64
-	win     [maxWindows]struct{ idx, cur, prev int64 }
+	// seen is the latest clock reading a window request brought (µs): a request whose clock
+	// was read earlier but took the lock later is judged at seen (see take).
+	seen int64
+	win  [maxWindows]struct{ idx, cur, prev int64 }
 }
 
 func newMemoryStore(s *spec, maxKeys int, now func() int64, sweep time.Duration, log *slog.Logger) *memoryStore {
@@ -111,21 +114,25 @@ func (m *memoryStore) take(_ context.Context, key []byte, now int64, pos *[maxWi
 		fillBucket(s, now, tat, ok, r)
 		return nil
 	}
+	if now < e.seen {
+		// The clock was read before that of a request that took the lock first, across a window
+		// edge perhaps: judged at its own time, it moved the entry back to the old window (a
+		// limit of L admitted 2L), or weighed the new window's counts by the old position.
+		now = e.seen
+		positions(s, now, pos)
+	}
+	e.seen = now
 	var c [maxWindows]counts
 	for i := range s.windows {
 		w, p := &e.win[i], &pos[i]
-		switch {
-		case w.idx == p.idx:
-		case w.idx == p.idx-1:
+		switch w.idx {
+		case p.idx:
+		case p.idx - 1:
 			w.prev, w.cur = w.cur, 0
-		case w.idx > p.idx:
-			// A request whose clock was read just before the window rolled over, that took
-			// the lock after a request of the new window: it is counted in the new window.
-			// Moving the entry back reset that window's count, and a limit of L admitted 2L.
 		default:
 			w.prev, w.cur = 0, 0
 		}
-		w.idx = max(w.idx, p.idx)
+		w.idx = p.idx
 		c[i] = counts{cur: w.cur, prev: w.prev}
 	}
 	ok := admits(s, pos, &c)
