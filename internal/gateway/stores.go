@@ -49,7 +49,7 @@ func (g *Gateway) storesFor(f *config.File) (*stores, error) {
 		defer cancel()
 		if err := st.redis.Ping(ctx).Err(); err != nil {
 			// Not fatal: Redis may come up after Portico; policies fail open meanwhile.
-			g.logger.Warn("redis store not answering yet; rate limits fail open and the cache is bypassed until it does", "error", err.Error())
+			g.logger.Warn("redis store not answering yet; until it does, the cache is bypassed and rate limits fail open (503 where fault_tolerant is false)", "error", err.Error())
 		}
 	}
 	apq, err := bff.NewRedisAPQCache(st.redis, apqTTL)
