@@ -40,7 +40,11 @@ func Chain(h http.Handler, pols []Policy, perConsumer map[string][]Policy, consu
 		if an, ok := a.(Anonymous); ok && an.AnonymousConsumer() != "" && authn.anonymous == "" {
 			authn.anonymous = an.AnonymousConsumer()
 		}
-		if c := a.Challenge(); c != "" { // mTLS has no HTTP challenge
+		c := a.Challenge()
+		if mc, ok := a.(MissingChallenger); ok {
+			c = mc.MissingChallenge()
+		}
+		if c != "" { // mTLS has no HTTP challenge
 			authn.challenges = append(authn.challenges, c)
 		}
 	}

@@ -61,6 +61,13 @@ type Authenticator interface {
 	Challenge() string
 }
 
+// MissingChallenger is an Authenticator whose challenge to a request without any credential
+// differs from the one to a bad credential: RFC 6750 (3.1) gives a Bearer challenge an error
+// code only when a token was sent.
+type MissingChallenger interface {
+	MissingChallenge() string
+}
+
 // Deps are what policies are built with. One Deps serves one config snapshot.
 type Deps struct {
 	// Consumers is the snapshot's consumer registry.

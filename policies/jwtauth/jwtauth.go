@@ -221,6 +221,12 @@ func (j *JWT) Wrap(next http.Handler) http.Handler {
 // Challenge is `Bearer realm="portico", error="invalid_token"`.
 func (j *JWT) Challenge() string { return j.challenge }
 
+// MissingChallenge is the challenge to a request that sent no token: without an error code,
+// as RFC 6750 (3.1) asks.
+func (j *JWT) MissingChallenge() string {
+	return strings.TrimSuffix(j.challenge, `, error="invalid_token"`)
+}
+
 // AnonymousConsumer is the configured fallback consumer, or "".
 func (j *JWT) AnonymousConsumer() string { return j.anonymous }
 

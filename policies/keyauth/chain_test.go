@@ -81,8 +81,9 @@ func TestChainKeyAuthAndJWT(t *testing.T) {
 		{"token alone, jwt listed first", jwtFirst, "", good, 204, "partner", "", ""},
 		{"wrong key", keyFirst, "nope", "", 401, "", `Key realm="portico"`, ""},
 		{"expired token", keyFirst, "", expired, 401, "", `Bearer realm="portico", error="invalid_token"`, ""},
+		// No token sent: the Bearer challenge has no error code (RFC 6750 3.1).
 		{"nothing: both challenges", keyFirst, "", "", 401, "",
-			`Key realm="portico", Bearer realm="portico", error="invalid_token"`, ""},
+			`Key realm="portico", Bearer realm="portico"`, ""},
 		{"wrong key fails though the token is valid", keyFirst, "nope", good, 401, "", `Key realm="portico"`, ""},
 		{"expired token fails though the key is valid (jwt first)", jwtFirst, "web-secret-key", expired, 401, "",
 			`Bearer realm="portico", error="invalid_token"`, ""},
