@@ -24,8 +24,10 @@ bench-smoke:
 vet:
 	$(GO) vet $(PKGS)
 
-## lint: staticcheck, pinned in go.mod as a tool
+## lint: gofmt (every file formatted) and staticcheck, pinned in go.mod as a tool
 lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "not gofmt-formatted (run gofmt -w):"; echo "$$unformatted"; exit 1; fi
 	$(GO) tool staticcheck $(PKGS)
 
 test-race:
