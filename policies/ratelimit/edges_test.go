@@ -95,3 +95,26 @@ func TestSlidingStragglerFromAFullWindowIsRefused(t *testing.T) {
 		})
 	}
 }
+
+// A wall clock stepped back (NTP, a restored VM) is not a straggler: clamping every request to
+// the latest reading froze a spent window for as long as the step, where the Redis store starts
+// a new window.
+func TestClockSteppedBackDoesNotFreezeWindows(t *testing.T) {
+	for _, sk := range stores {
+		t.Run(sk.name, func(t *testing.T) {
+			clk := newClock(at("2026-03-10T10:30:00Z"))
+			h := build(t, sk, Config{Strategy: FixedWindow, Limits: Limits{Minute: 3}}, clk).Wrap(&backend{})
+			q := req{consumer: "alice"}
+			for i := 0; i < 3; i++ {
+				if c := q.send(h).Code; c != http.StatusOK {
+					t.Fatalf("request %d: %d", i, c)
+				}
+			}
+			clk.us.Store(at("2026-03-10T09:30:00Z").UnixMicro()) // stepped back an hour
+			clk.add(2 * time.Minute)
+			if c := q.send(h).Code; c != http.StatusOK {
+				t.Fatalf("two minutes after the step back, in a fresh minute window: %d, want 200", c)
+			}
+		})
+	}
+}

@@ -66,6 +66,11 @@ type shard struct {
 
 // entry is one identity's state. The window counters are a fixed array so that a new identity
 // costs one allocation besides its key.
+// maxStraggle bounds how far behind the latest reading a request's clock reading may be and still
+// count as a straggler of the same moment (read, then descheduled before the lock); further back
+// is the clock being stepped back.
+const maxStraggle = int64(time.Second / time.Microsecond)
+
 type entry struct {
 	// expires is when the state no longer matters (µs): every counter it holds has rolled out of
 	// the windows the algorithm reads, or the bucket has fully refilled.
@@ -114,14 +119,21 @@ func (m *memoryStore) take(_ context.Context, key []byte, now int64, pos *[maxWi
 		fillBucket(s, now, tat, ok, r)
 		return nil
 	}
-	if now < e.seen {
+	switch {
+	case now >= e.seen:
+		e.seen = now
+	case e.seen-now <= maxStraggle:
 		// The clock was read before that of a request that took the lock first, across a window
 		// edge perhaps: judged at its own time, it moved the entry back to the old window (a
 		// limit of L admitted 2L), or weighed the new window's counts by the old position.
 		now = e.seen
 		positions(s, now, pos)
+	default:
+		// The wall clock was stepped back (NTP, a restored VM): start over from now, as the
+		// Redis store's per-window keys do, instead of judging every request at a time that
+		// will not come again for as long as the step.
+		e.seen = now
 	}
-	e.seen = now
 	var c [maxWindows]counts
 	for i := range s.windows {
 		w, p := &e.win[i], &pos[i]
