@@ -152,7 +152,7 @@ func TestResolverCacheForgetsAnAnswerOfAnotherShape(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := NewResolver(prefixed{b}, Options{})
+	r := NewResolver(prefixed{b, "/users/forget-shape"}, Options{})
 	if _, err := r.me(context.Background()); err == nil {
 		t.Fatal("first call: the {} answer was not refused")
 	}
@@ -161,14 +161,15 @@ func TestResolverCacheForgetsAnAnswerOfAnotherShape(t *testing.T) {
 	}
 }
 
-// prefixed moves every path under one unique to its test, so the process-wide memory store of
+// prefixed moves every path under pre, unique to its test, so the process-wide memory store of
 // the resolver cache shares no entry with other tests.
-type prefixed struct{ b cache.Backend }
-
-const forgetPrefix = "/users/forget-shape"
+type prefixed struct {
+	b   cache.Backend
+	pre string
+}
 
 func (p prefixed) GetJSON(ctx context.Context, upstream, path string, out any) error {
-	return p.b.GetJSON(ctx, upstream, forgetPrefix+path, out)
+	return p.b.GetJSON(ctx, upstream, p.pre+path, out)
 }
 
 func (p prefixed) SendJSON(ctx context.Context, upstream, method, path string, in, out any) error {
@@ -178,5 +179,36 @@ func (p prefixed) SendJSON(ctx context.Context, upstream, method, path string, i
 func (p prefixed) Forget(ctx context.Context, upstream, path string) {
 	p.b.(interface {
 		Forget(context.Context, string, string)
-	}).Forget(ctx, upstream, forgetPrefix+path)
+	}).Forget(ctx, upstream, p.pre+path)
+}
+
+// A stored answer that does not even decode into the resolver's type (a number for a string ID,
+// a list for the batch object) is dropped too, and is a BAD_GATEWAY: it failed every call for the
+// rule's TTL.
+func TestResolverCacheForgetsAnAnswerThatDoesNotDecode(t *testing.T) {
+	const user = `{"id":"u1","name":"Ada","email":"a@example.com","tier":"gold","created_at":"2026-01-01T00:00:00Z"}`
+	newCache := func(pre string, next Backend) Backend {
+		b, err := cache.NewBackend(next, cache.BackendRules{{Upstream: upstreamUsers, PathPrefix: pre}}, policies.Deps{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return prefixed{b, pre}
+	}
+	next := &firstBadBackend{bad: strings.Replace(user, `"id":"u1"`, `"id":42`, 1), good: user}
+	r := NewResolver(newCache("/users/undecodable", next), Options{})
+	_, err := r.me(context.Background())
+	wantBadGateway(t, "a number for the id", err)
+	if u, err := r.me(context.Background()); err != nil || u.ID != "u1" {
+		t.Fatalf("second call, the backend healthy again (%d upstream calls): %v, %v", next.calls.Load(), u, err)
+	}
+
+	next = &firstBadBackend{bad: `[]`, good: `{"users":[` + user + `]}`}
+	fetch := batchFetch(newCache("/users/undecodable-batch", next), upstreamUsers, "/users", "users",
+		func(u *model.User) string { return u.ID })
+	if _, errs := fetch(context.Background(), []string{"u1"}); len(errs) != 1 {
+		t.Fatal("a list for the batch object was not refused")
+	}
+	if vals, errs := fetch(context.Background(), []string{"u1"}); len(errs) != 0 || vals[0] == nil {
+		t.Fatalf("second batch, the backend healthy again (%d upstream calls): %v %v", next.calls.Load(), vals, errs)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"runtime"
 	"sort"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
+	"github.com/portico-gw/portico/internal/apierror"
 	"github.com/portico-gw/portico/internal/confval"
 	"github.com/portico-gw/portico/internal/reqctx"
 	"github.com/portico-gw/portico/policies"
@@ -170,7 +172,7 @@ func (c *backendCache) GetJSON(ctx context.Context, upstream, path string, out a
 	}
 	if e != nil {
 		c.metrics.hit.Inc()
-		return decodeInto(e.body, out)
+		return c.decodeOrForget(ctx, key, e.body, out)
 	}
 	c.metrics.miss.Inc()
 	ch := c.group.DoChan(key, func() (any, error) {
@@ -201,18 +203,25 @@ func (c *backendCache) GetJSON(ctx context.Context, upstream, path string, out a
 		if res.Err != nil {
 			return res.Err
 		}
-		return decodeInto(res.Val.([]byte), out)
+		return c.decodeOrForget(ctx, key, res.Val.([]byte), out)
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
-func decodeInto(raw []byte, out any) error {
+// decodeOrForget decodes a stored answer into out. One that does not fit out (a number where the
+// contract has a string, a list for an object) is the upstream's bad answer, 502 as from the
+// upstream client, and is dropped: kept, it failed every call for the rule's whole TTL.
+func (c *backendCache) decodeOrForget(ctx context.Context, key string, raw []byte, out any) error {
 	if out == nil || len(raw) == 0 {
 		return nil
 	}
 	if err := json.Unmarshal(raw, out); err != nil {
-		return fmt.Errorf("decoding cached upstream answer: %w", err)
+		if _, derr := c.store.del(context.WithoutCancel(ctx), key); derr != nil {
+			c.metrics.storeFailed(derr)
+		}
+		return &apierror.Error{Status: http.StatusBadGateway, Code: "BAD_GATEWAY", Message: http.StatusText(http.StatusBadGateway),
+			Err: fmt.Errorf("decoding cached upstream answer: %w", err)}
 	}
 	return nil
 }
