@@ -192,6 +192,8 @@ routes:
       set: {X-Api-Key: literal-secret, Cookie: "a=b", X-Plain: visible, X-Upstream-Auth: "Bearer bearer-s3cret"}
 policies:
   tokens: {jwt: {issuers: [{issuer: idp, algorithms: [RS256], jwks_url: "https://idp.example/jwks?access_token=jwks-s3cret&tenant=acme"}]}}
+  keys: {key-auth: {key_names: [x-partner-header], hide_credentials: true}}
+consumers: [{name: c, keys: [consumer-s3cret], keys_file: /dev/null}]
 `
 	f, err := Parse([]byte(cfg), "r.yaml")
 	if err != nil {
@@ -202,13 +204,15 @@ policies:
 		t.Fatal(err)
 	}
 	got := string(b)
-	for _, secret := range []string{"10.0.0.7", "hunter2", "literal-secret", "a=b", "bearer-s3cret", "jwks-s3cret"} {
+	for _, secret := range []string{"10.0.0.7", "hunter2", "literal-secret", "a=b", "bearer-s3cret", "jwks-s3cret", "consumer-s3cret"} {
 		if strings.Contains(got, secret) {
 			t.Errorf("redacted view shows %q: %s", secret, got)
 		}
 	}
 	for _, visible := range []string{`"token-service"`, `"visible"`, `"http://user:[redacted]@127.0.0.1:81"`, `"plain"`,
-		`"https://idp.example/jwks?access_token=[redacted]\u0026tenant=acme"`} {
+		`"https://idp.example/jwks?access_token=[redacted]\u0026tenant=acme"`,
+		// Named like secrets, holding none: what key-auth reads and hides, where keys live.
+		`"x-partner-header"`, `"hide_credentials":true`, `"/dev/null"`} {
 		if !strings.Contains(got, visible) {
 			t.Errorf("redacted view lacks %s: %s", visible, got)
 		}

@@ -18,6 +18,10 @@ var sensitiveWords = []string{"key", "secret", "password", "token"}
 // values are hidden: "auth" covers Authorization and the X-Upstream-Auth kind of custom field.
 var sensitiveHeaderWords = append([]string{"auth", "cookie", "sig", "credential"}, sensitiveWords...)
 
+// notSensitive are field names that contain a sensitive word but hold no secret: the key-auth
+// policy's settings, the header names it reads keys from, the path of a key file.
+var notSensitive = map[string]bool{"key-auth": true, "key_names": true, "keys_file": true}
+
 var textMarshalerType = reflect.TypeFor[encoding.TextMarshaler]()
 
 // Redacted returns a copy of f for the admin /config view, made of maps keyed by YAML names,
@@ -66,7 +70,7 @@ func (r redactor) value(v reflect.Value, path string, sensitive, keep bool) any 
 	case reflect.Struct:
 		m := map[string]any{}
 		for _, f := range fieldsOf(v.Type()).byName {
-			hide := sensitive || containsAny(f.name, sensitiveWords)
+			hide := sensitive || containsAny(f.name, sensitiveWords) && !notSensitive[f.name]
 			if c := r.value(v.FieldByIndex(f.index), keyPath(path, f.name), hide, false); c != nil {
 				m[f.name] = c
 			}
@@ -98,6 +102,8 @@ func (r redactor) value(v reflect.Value, path string, sensitive, keep bool) any 
 			return RedactedText
 		}
 		return redactURL(s)
+	case reflect.Bool:
+		return v.Interface() // a yes or no is no secret (hide_credentials was shown redacted)
 	default:
 		if sensitive {
 			return RedactedText
