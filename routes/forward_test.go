@@ -918,3 +918,15 @@ func TestForwardRemovedUserAgentStaysRemoved(t *testing.T) {
 		t.Fatalf("backend got User-Agent %q, want none", ua)
 	}
 }
+
+// A field name with whitespace before its colon is a broken answer (RFC 9112 5.1): net/http kept
+// "Content-Length : 2" as a field "Content-Length ", so the length went unread (the answer ran
+// until the connection closed) and the field went on to the client as written.
+func TestForwardSpacedFieldNameIsBadGateway(t *testing.T) {
+	backend := rawAnswer(t, "HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nok")
+	gw := fwGateway(t, upstreamTo(t, backend))
+	resp, _ := fwGet(t, fwClient(t), gw.URL+"/x")
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("client got %d, want 502", resp.StatusCode)
+	}
+}

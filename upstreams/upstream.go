@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -314,6 +315,15 @@ func (u *Upstream) attempt(ctx context.Context, req *http.Request, t *target, c 
 	}
 	t.active.Add(1)
 	resp, err := u.transport.RoundTrip(out)
+	if err == nil {
+		if k := spacedFieldName(resp.Header); k != "" {
+			// net/http keeps "Content-Length : 2" as a field named "Content-Length " (Go issue
+			// 34540): the answer's length went unread and the field would be passed on to the
+			// client as written, for a proxy behind it to read as the length.
+			_ = resp.Body.Close()
+			resp, err = nil, fmt.Errorf("net/http: the answer has a field name with whitespace before its colon (%q), which RFC 9112 (5.1) forbids", k)
+		}
+	}
 	elapsed := time.Since(start)
 	var v verdict
 	switch {
@@ -604,4 +614,14 @@ func (u *Upstream) setHealthyGauge(t *target, healthy bool) {
 	} else {
 		t.m.healthy.Set(0)
 	}
+}
+
+// spacedFieldName returns a field name of h holding a space or tab, or "".
+func spacedFieldName(h http.Header) string {
+	for k := range h {
+		if strings.ContainsAny(k, " \t") {
+			return k
+		}
+	}
+	return ""
 }
