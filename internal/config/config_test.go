@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -180,6 +181,10 @@ func TestDefaults(t *testing.T) {
 
 func TestRedacted(t *testing.T) {
 	t.Setenv("PT_BACKEND", "10.0.0.7")
+	keysFile := filepath.Join(t.TempDir(), "c.keys")
+	if err := os.WriteFile(keysFile, []byte("file-s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cfg := `
 upstreams:
   token-service:
@@ -193,7 +198,7 @@ routes:
 policies:
   tokens: {jwt: {issuers: [{issuer: idp, algorithms: [RS256], jwks_url: "https://idp.example/jwks?access_token=jwks-s3cret&tenant=acme"}]}}
   keys: {key-auth: {key_names: [x-partner-header], hide_credentials: true}}
-consumers: [{name: c, keys: [consumer-s3cret], keys_file: /dev/null}]
+consumers: [{name: c, keys: [consumer-s3cret], keys_file: "` + keysFile + `"}]
 `
 	f, err := Parse([]byte(cfg), "r.yaml")
 	if err != nil {
@@ -212,7 +217,7 @@ consumers: [{name: c, keys: [consumer-s3cret], keys_file: /dev/null}]
 	for _, visible := range []string{`"token-service"`, `"visible"`, `"http://user:[redacted]@127.0.0.1:81"`, `"plain"`,
 		`"https://idp.example/jwks?access_token=[redacted]\u0026tenant=acme"`,
 		// Named like secrets, holding none: what key-auth reads and hides, where keys live.
-		`"x-partner-header"`, `"hide_credentials":true`, `"/dev/null"`} {
+		`"x-partner-header"`, `"hide_credentials":true`, `"` + keysFile + `"`} {
 		if !strings.Contains(got, visible) {
 			t.Errorf("redacted view lacks %s: %s", visible, got)
 		}

@@ -257,9 +257,7 @@ func (f *File) validatePolicies(p *confval.Problems) {
 			}
 		}
 		if c.KeysFile != "" {
-			if _, err := os.Stat(c.KeysFile); err != nil {
-				p.Addf(confval.Join(cpath, "keys_file"), "%v", err)
-			}
+			p.RequireFile(confval.Join(cpath, "keys_file"), c.KeysFile)
 		}
 		if c.BasicAuth != nil && !strings.HasPrefix(c.BasicAuth.PasswordHash, "$2") {
 			p.Addf(confval.Join(cpath, "basic_auth.password_hash"), "must be a bcrypt hash ($2a$…, $2b$…), never a plain password")
