@@ -26,8 +26,8 @@ vet:
 
 ## lint: gofmt (every file formatted) and staticcheck, pinned in go.mod as a tool
 lint:
-	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
-	if [ -n "$$unformatted" ]; then echo "not gofmt-formatted (run gofmt -w):"; echo "$$unformatted"; exit 1; fi
+	@out=$$("$$($(GO) env GOROOT)/bin/gofmt" -l . 2>&1) || { echo "$$out"; exit 1; }; \
+	if [ -n "$$out" ]; then echo "not gofmt-formatted (run gofmt -w):"; echo "$$out"; exit 1; fi
 	$(GO) tool staticcheck $(PKGS)
 
 test-race:
