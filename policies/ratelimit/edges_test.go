@@ -118,3 +118,65 @@ func TestClockSteppedBackDoesNotFreezeWindows(t *testing.T) {
 		})
 	}
 }
+
+// A reading more than a straggler's second behind is judged in its own window and leaves the
+// entry's windows as they are: "starting over" there erased the current window's count, and a
+// minute that had admitted its limit admitted it again (Redis keeps one key per window).
+func TestLateReadingDoesNotEraseTheCurrentWindow(t *testing.T) {
+	for _, sk := range stores {
+		t.Run(sk.name, func(t *testing.T) {
+			edge := at("2026-03-10T10:01:00Z")
+			clk := newClock(edge.Add(500 * time.Millisecond))
+			h := build(t, sk, Config{Strategy: FixedWindow, Limits: Limits{Minute: 3}}, clk).Wrap(&backend{})
+			q := req{consumer: "alice"}
+			for i := 0; i < 3; i++ {
+				if c := q.send(h).Code; c != http.StatusOK {
+					t.Fatalf("request %d: %d", i, c)
+				}
+			}
+			clk.us.Store(edge.Add(-1500 * time.Millisecond).UnixMicro()) // 2s behind: previous minute
+			q.send(h)
+			clk.us.Store(edge.Add(2 * time.Second).UnixMicro())
+			admitted := 0
+			for i := 0; i < 3; i++ {
+				if q.send(h).Code == http.StatusOK {
+					admitted++
+				}
+			}
+			if admitted != 0 {
+				t.Fatalf("minute 10:01 had admitted its limit of 3, yet %d more were admitted after one reading from 10:00:58.5", admitted)
+			}
+		})
+	}
+}
+
+// Sliding window: a clock stepped back >1s into the previous window. Redis reads the previous
+// window's key as "cur" (it still holds that window's 3) and refuses; memory resets both counters
+// to 0 and admits 3 more: not "as the Redis store's per-window keys do".
+func TestSlidingStepBackMatchesRedis(t *testing.T) {
+	for _, sk := range stores {
+		t.Run(sk.name, func(t *testing.T) {
+			edge := at("2026-03-10T10:01:00Z")
+			clk := newClock(edge.Add(-5 * time.Second))
+			h := build(t, sk, Config{Strategy: SlidingWindow, Limits: Limits{Minute: 3}}, clk).Wrap(&backend{})
+			q := req{consumer: "alice"}
+			for i := 0; i < 3; i++ {
+				if c := q.send(h).Code; c != http.StatusOK {
+					t.Fatalf("request %d: %d", i, c)
+				}
+			}
+			clk.us.Store(edge.Add(500 * time.Millisecond).UnixMicro())
+			q.send(h)                                            // 429: ~3 in the last minute; moves the memory entry to 10:01
+			clk.us.Store(edge.Add(-3 * time.Second).UnixMicro()) // stepped back 3.5s
+			admitted := 0
+			for i := 0; i < 3; i++ {
+				if q.send(h).Code == http.StatusOK {
+					admitted++
+				}
+			}
+			if admitted != 0 {
+				t.Fatalf("3 requests at 10:00:55; after a 3.5s step back to 10:00:57, %d more admitted", admitted)
+			}
+		})
+	}
+}

@@ -119,38 +119,50 @@ func (m *memoryStore) take(_ context.Context, key []byte, now int64, pos *[maxWi
 		fillBucket(s, now, tat, ok, r)
 		return nil
 	}
-	switch {
-	case now >= e.seen:
+	if now >= e.seen {
 		e.seen = now
-	case e.seen-now <= maxStraggle:
+	} else if e.seen-now <= maxStraggle {
 		// The clock was read before that of a request that took the lock first, across a window
 		// edge perhaps: judged at its own time, it moved the entry back to the old window (a
 		// limit of L admitted 2L), or weighed the new window's counts by the old position.
 		now = e.seen
 		positions(s, now, pos)
-	default:
-		// The wall clock was stepped back (NTP, a restored VM): start over from now, as the
-		// Redis store's per-window keys do, instead of judging every request at a time that
-		// will not come again for as long as the step.
-		e.seen = now
 	}
+	// Further back, the wall clock was stepped back (NTP, a restored VM): the request is judged
+	// in its own windows, as the Redis store's per-window keys judge it, and no window the entry
+	// holds moves back (moving it erased the current window's count, or froze a spent window for
+	// as long as the step when the reading was clamped).
 	var c [maxWindows]counts
+	var behind [maxWindows]int8 // 1: the entry's previous window is the request's; 2: older still
 	for i := range s.windows {
 		w, p := &e.win[i], &pos[i]
-		switch w.idx {
-		case p.idx:
-		case p.idx - 1:
+		switch {
+		case w.idx == p.idx:
+		case w.idx == p.idx-1:
 			w.prev, w.cur = w.cur, 0
+			w.idx = p.idx
+		case w.idx == p.idx+1:
+			behind[i] = 1
+			c[i] = counts{cur: w.prev} // the count before that is not kept: 0
+			continue
+		case w.idx > p.idx:
+			behind[i] = 2
+			continue
 		default:
 			w.prev, w.cur = 0, 0
+			w.idx = p.idx
 		}
-		w.idx = p.idx
 		c[i] = counts{cur: w.cur, prev: w.prev}
 	}
 	ok := admits(s, pos, &c)
 	if ok {
 		for i := range s.windows {
-			e.win[i].cur++
+			switch behind[i] {
+			case 0:
+				e.win[i].cur++
+			case 1:
+				e.win[i].prev++
+			}
 			c[i].cur++
 		}
 	}
