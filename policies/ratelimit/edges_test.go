@@ -19,21 +19,12 @@ func TestStragglerFromTheLastWindowKeepsTheNewWindowsCount(t *testing.T) {
 			b := &backend{}
 			h := build(t, sk, Config{Strategy: FixedWindow, Limits: Limits{Minute: 3}}, clk).Wrap(b)
 			q := req{consumer: "alice"}
-			for i := 0; i < 3; i++ {
-				if c := q.send(h).Code; c != http.StatusOK {
-					t.Fatalf("request %d in new window: %d", i, c)
-				}
-			}
+			admitAll(t, h, q, 3)
 			// straggler: read the clock 1ms before the edge, got the lock now
 			clk.us.Store(edge.Add(-time.Millisecond).UnixMicro())
 			q.send(h)
 			clk.us.Store(edge.Add(2 * time.Second).UnixMicro())
-			admitted := 0
-			for i := 0; i < 3; i++ {
-				if q.send(h).Code == http.StatusOK {
-					admitted++
-				}
-			}
+			admitted := countAdmitted(h, q, 3)
 			if admitted != 0 {
 				t.Fatalf("window 10:01 had already admitted its limit of 3, yet %d more were admitted after a straggler from 10:00 (backend saw %d in 10:01)", admitted, 3+admitted)
 			}
@@ -73,11 +64,7 @@ func TestSlidingStragglerFromAFullWindowIsRefused(t *testing.T) {
 			clk := newClock(edge.Add(-time.Second))
 			h := build(t, sk, Config{Strategy: SlidingWindow, Limits: Limits{Minute: 3}}, clk).Wrap(&backend{})
 			q := req{consumer: "alice"}
-			for i := 0; i < 3; i++ { // 10:00:59: window 10:00 admits its limit
-				if c := q.send(h).Code; c != http.StatusOK {
-					t.Fatalf("request %d: %d", i, c)
-				}
-			}
+			admitAll(t, h, q, 3)
 			clk.us.Store(edge.Add(time.Millisecond).UnixMicro())
 			if c := q.send(h).Code; c != http.StatusTooManyRequests { // 10:01:00.001: ~3 in the last minute
 				t.Fatalf("just after the edge: %d, want 429", c)
@@ -105,11 +92,7 @@ func TestClockSteppedBackDoesNotFreezeWindows(t *testing.T) {
 			clk := newClock(at("2026-03-10T10:30:00Z"))
 			h := build(t, sk, Config{Strategy: FixedWindow, Limits: Limits{Minute: 3}}, clk).Wrap(&backend{})
 			q := req{consumer: "alice"}
-			for i := 0; i < 3; i++ {
-				if c := q.send(h).Code; c != http.StatusOK {
-					t.Fatalf("request %d: %d", i, c)
-				}
-			}
+			admitAll(t, h, q, 3)
 			clk.us.Store(at("2026-03-10T09:30:00Z").UnixMicro()) // stepped back an hour
 			clk.add(2 * time.Minute)
 			if c := q.send(h).Code; c != http.StatusOK {
@@ -129,20 +112,11 @@ func TestLateReadingDoesNotEraseTheCurrentWindow(t *testing.T) {
 			clk := newClock(edge.Add(500 * time.Millisecond))
 			h := build(t, sk, Config{Strategy: FixedWindow, Limits: Limits{Minute: 3}}, clk).Wrap(&backend{})
 			q := req{consumer: "alice"}
-			for i := 0; i < 3; i++ {
-				if c := q.send(h).Code; c != http.StatusOK {
-					t.Fatalf("request %d: %d", i, c)
-				}
-			}
+			admitAll(t, h, q, 3)
 			clk.us.Store(edge.Add(-1500 * time.Millisecond).UnixMicro()) // 2s behind: previous minute
 			q.send(h)
 			clk.us.Store(edge.Add(2 * time.Second).UnixMicro())
-			admitted := 0
-			for i := 0; i < 3; i++ {
-				if q.send(h).Code == http.StatusOK {
-					admitted++
-				}
-			}
+			admitted := countAdmitted(h, q, 3)
 			if admitted != 0 {
 				t.Fatalf("minute 10:01 had admitted its limit of 3, yet %d more were admitted after one reading from 10:00:58.5", admitted)
 			}
@@ -160,23 +134,35 @@ func TestSlidingStepBackMatchesRedis(t *testing.T) {
 			clk := newClock(edge.Add(-5 * time.Second))
 			h := build(t, sk, Config{Strategy: SlidingWindow, Limits: Limits{Minute: 3}}, clk).Wrap(&backend{})
 			q := req{consumer: "alice"}
-			for i := 0; i < 3; i++ {
-				if c := q.send(h).Code; c != http.StatusOK {
-					t.Fatalf("request %d: %d", i, c)
-				}
-			}
+			admitAll(t, h, q, 3)
 			clk.us.Store(edge.Add(500 * time.Millisecond).UnixMicro())
 			q.send(h)                                            // 429: ~3 in the last minute; moves the memory entry to 10:01
 			clk.us.Store(edge.Add(-3 * time.Second).UnixMicro()) // stepped back 3.5s
-			admitted := 0
-			for i := 0; i < 3; i++ {
-				if q.send(h).Code == http.StatusOK {
-					admitted++
-				}
-			}
+			admitted := countAdmitted(h, q, 3)
 			if admitted != 0 {
 				t.Fatalf("3 requests at 10:00:55; after a 3.5s step back to 10:00:57, %d more admitted", admitted)
 			}
 		})
 	}
+}
+
+// admitAll sends n requests that must all be admitted.
+func admitAll(t *testing.T, h http.Handler, q req, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		if c := q.send(h).Code; c != http.StatusOK {
+			t.Fatalf("request %d: %d, want 200", i, c)
+		}
+	}
+}
+
+// countAdmitted sends n requests and counts those admitted.
+func countAdmitted(h http.Handler, q req, n int) int {
+	admitted := 0
+	for i := 0; i < n; i++ {
+		if q.send(h).Code == http.StatusOK {
+			admitted++
+		}
+	}
+	return admitted
 }
