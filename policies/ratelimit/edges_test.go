@@ -83,9 +83,9 @@ func TestSlidingStragglerFromAFullWindowIsRefused(t *testing.T) {
 	}
 }
 
-// A wall clock stepped back (NTP, a restored VM) is not a straggler: clamping every request to
-// the latest reading froze a spent window for as long as the step, where the Redis store starts
-// a new window.
+// A wall clock stepped back (NTP, a restored VM): clamping every request to the latest reading
+// froze a spent window for as long as the step; each request counts in its own window, as in
+// the Redis store.
 func TestClockSteppedBackDoesNotFreezeWindows(t *testing.T) {
 	for _, sk := range stores {
 		t.Run(sk.name, func(t *testing.T) {
@@ -102,9 +102,9 @@ func TestClockSteppedBackDoesNotFreezeWindows(t *testing.T) {
 	}
 }
 
-// A reading more than a straggler's second behind is judged in its own window and leaves the
-// entry's windows as they are: "starting over" there erased the current window's count, and a
-// minute that had admitted its limit admitted it again (Redis keeps one key per window).
+// A reading behind the entry's latest is judged in its own window and leaves the others as they
+// are: "starting over" erased the current window's count, and a minute that had admitted its
+// limit admitted it again (Redis keeps one key per window).
 func TestLateReadingDoesNotEraseTheCurrentWindow(t *testing.T) {
 	for _, sk := range stores {
 		t.Run(sk.name, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"hash/maphash"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,20 +67,55 @@ type shard struct {
 
 // entry is one identity's state. The window counters are a fixed array so that a new identity
 // costs one allocation besides its key.
-// maxStraggle bounds how far behind the latest reading a request's clock reading may be and still
-// count as a straggler of the same moment (read, then descheduled before the lock); further back
-// is the clock being stepped back.
-const maxStraggle = int64(time.Second / time.Microsecond)
-
 type entry struct {
 	// expires is when the state no longer matters (µs): every counter it holds has rolled out of
 	// the windows the algorithm reads, or the bucket has fully refilled.
 	expires int64
 	tat     int64
-	// seen is the latest clock reading a window request brought (µs): a request whose clock
-	// was read earlier but took the lock later is judged at seen (see take).
-	seen int64
-	win  [maxWindows]struct{ idx, cur, prev int64 }
+	win     [maxWindows]windowSlots
+}
+
+// windowSlots count one window size's requests by window number, as the Redis store keeps one
+// key per window number: a request counts in the window its clock reading falls in, whatever
+// the entry saw before. One current and one previous counter did not do: a request whose
+// reading was taken before another's but reached the lock after it (at a window edge), or a
+// clock stepped back, moved the counters back and erased the newer window's count (a limit of
+// L admitted 2L), or went uncounted. Three slots hold the window a request reads, the one
+// before it (a sliding window weighs it), and two more for readings a window or two behind.
+type windowSlots [4]struct{ idx, n int64 }
+
+// count is window idx's count (0 when no slot holds it).
+func (w *windowSlots) count(idx int64) int64 {
+	for _, sl := range w {
+		if sl.idx == idx {
+			return sl.n
+		}
+	}
+	return 0
+}
+
+// add counts one request in window idx. A new window takes an empty slot, else that of the
+// window farthest from it: after a clock stepped back, the windows before the step are the ones
+// that matter least, not the oldest numbers.
+func (w *windowSlots) add(idx int64) {
+	victim, far := 0, int64(-1)
+	for i := range w {
+		if w[i].idx == idx {
+			w[i].n++
+			return
+		}
+		d := w[i].idx - idx
+		if d < 0 {
+			d = -d
+		}
+		if w[i].n == 0 {
+			d = math.MaxInt64
+		}
+		if d > far {
+			victim, far = i, d
+		}
+	}
+	w[victim].idx, w[victim].n = idx, 1
 }
 
 func newMemoryStore(s *spec, maxKeys int, now func() int64, sweep time.Duration, log *slog.Logger) *memoryStore {
@@ -119,50 +155,15 @@ func (m *memoryStore) take(_ context.Context, key []byte, now int64, pos *[maxWi
 		fillBucket(s, now, tat, ok, r)
 		return nil
 	}
-	if now >= e.seen {
-		e.seen = now
-	} else if e.seen-now <= maxStraggle {
-		// The clock was read before that of a request that took the lock first, across a window
-		// edge perhaps: judged at its own time, it moved the entry back to the old window (a
-		// limit of L admitted 2L), or weighed the new window's counts by the old position.
-		now = e.seen
-		positions(s, now, pos)
-	}
-	// Further back, the wall clock was stepped back (NTP, a restored VM): the request is judged
-	// in its own windows, as the Redis store's per-window keys judge it, and no window the entry
-	// holds moves back (moving it erased the current window's count, or froze a spent window for
-	// as long as the step when the reading was clamped).
 	var c [maxWindows]counts
-	var behind [maxWindows]int8 // 1: the entry's previous window is the request's; 2: older still
 	for i := range s.windows {
 		w, p := &e.win[i], &pos[i]
-		switch {
-		case w.idx == p.idx:
-		case w.idx == p.idx-1:
-			w.prev, w.cur = w.cur, 0
-			w.idx = p.idx
-		case w.idx == p.idx+1:
-			behind[i] = 1
-			c[i] = counts{cur: w.prev} // the count before that is not kept: 0
-			continue
-		case w.idx > p.idx:
-			behind[i] = 2
-			continue
-		default:
-			w.prev, w.cur = 0, 0
-			w.idx = p.idx
-		}
-		c[i] = counts{cur: w.cur, prev: w.prev}
+		c[i] = counts{cur: w.count(p.idx), prev: w.count(p.idx - 1)}
 	}
 	ok := admits(s, pos, &c)
 	if ok {
 		for i := range s.windows {
-			switch behind[i] {
-			case 0:
-				e.win[i].cur++
-			case 1:
-				e.win[i].prev++
-			}
+			e.win[i].add(pos[i].idx)
 			c[i].cur++
 		}
 	}
