@@ -72,50 +72,46 @@ type entry struct {
 	// the windows the algorithm reads, or the bucket has fully refilled.
 	expires int64
 	tat     int64
-	win     [maxWindows]windowSlots
+	win     [maxWindows]windowRing
 }
 
-// windowSlots count one window size's requests by window number, as the Redis store keeps one
-// key per window number: a request counts in the window its clock reading falls in, whatever
-// the entry saw before. One current and one previous counter did not do: a request whose
-// reading was taken before another's but reached the lock after it (at a window edge), or a
-// clock stepped back, moved the counters back and erased the newer window's count (a limit of
-// L admitted 2L), or went uncounted. Three slots hold the window a request reads, the one
-// before it (a sliding window weighs it), and two more for readings a window or two behind.
-type windowSlots [4]struct{ idx, n int64 }
-
-// count is window idx's count (0 when no slot holds it).
-func (w *windowSlots) count(idx int64) int64 {
-	for _, sl := range w {
-		if sl.idx == idx {
-			return sl.n
-		}
-	}
-	return 0
+// windowRing counts one window size's requests by window number, for the newest window seen
+// (base) and the three before it, as the Redis store keeps a key per window: a request counts in
+// the window its clock reading falls in, whatever the entry saw before. One current and one
+// previous counter did not do: a request whose reading was taken before another's but reached
+// the lock after it (at a window edge) moved the counters back and erased the newer window's
+// count (a limit of L admitted 2L), and a clock stepped back left requests uncounted. A reading
+// further back than the ring holds is a clock stepped back by more than three windows: the ring
+// starts over there, as the Redis keys of windows that long ago have expired. 24 bytes a window
+// size, as the pair was.
+type windowRing struct {
+	base int64
+	n    [4]uint32 // n[k] counts window base-k
 }
 
-// add counts one request in window idx. A new window takes an empty slot, else that of the
-// window farthest from it: after a clock stepped back, the windows before the step are the ones
-// that matter least, not the oldest numbers.
-func (w *windowSlots) add(idx int64) {
-	victim, far := 0, int64(-1)
-	for i := range w {
-		if w[i].idx == idx {
-			w[i].n++
-			return
-		}
-		d := w[i].idx - idx
-		if d < 0 {
-			d = -d
-		}
-		if w[i].n == 0 {
-			d = math.MaxInt64
-		}
-		if d > far {
-			victim, far = i, d
-		}
+// count is window idx's count (0 outside the ring).
+func (w *windowRing) count(idx int64) int64 {
+	d := w.base - idx
+	if d < 0 || d >= int64(len(w.n)) {
+		return 0
 	}
-	w[victim].idx, w[victim].n = idx, 1
+	return int64(w.n[d])
+}
+
+// add counts one request in window idx, moving the ring forward to a newer window.
+func (w *windowRing) add(idx int64) {
+	switch d := idx - w.base; {
+	case d >= int64(len(w.n)) || -d >= int64(len(w.n)):
+		w.n = [len(w.n)]uint32{}
+		w.base = idx
+	case d > 0:
+		copy(w.n[d:], w.n[:int64(len(w.n))-d])
+		clear(w.n[:d])
+		w.base = idx
+	}
+	if i := w.base - idx; w.n[i] < math.MaxUint32 {
+		w.n[i]++
+	}
 }
 
 func newMemoryStore(s *spec, maxKeys int, now func() int64, sweep time.Duration, log *slog.Logger) *memoryStore {
