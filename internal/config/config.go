@@ -57,6 +57,8 @@ type File struct {
 	// interpolated holds the paths ("upstreams.users.tls.key_file") of values that took text from
 	// ${ENV}, so that Redacted hides them: secrets are what interpolation is for.
 	interpolated map[string]bool
+	// inputs are the files the config reads (InputFiles), collected once it is built.
+	inputs []string
 }
 
 // StoreConfig selects the backing store of rate-limit counters, the response cache and persisted

@@ -134,6 +134,13 @@ func parse(data []byte, name, baseDir string) (*File, error) {
 		if baseDir != "" {
 			f.resolvePaths(baseDir)
 		}
+		f.visitInputs(func(p *string) {
+			if *p != "" {
+				f.inputs = append(f.inputs, *p)
+			}
+		})
+		slices.Sort(f.inputs)
+		f.inputs = slices.Compact(f.inputs)
 		// A value that could not be interpolated still holds its "${...}"; its validation
 		// problems would only repeat the interpolation problem.
 		failed := map[string]bool{}
@@ -192,78 +199,53 @@ func (f *File) resolvePaths(dir string) {
 			*p = filepath.Join(dir, *p)
 		}
 	}
+	f.visitInputs(abs)
+	if o := f.AccessLog.Output; o != "" && o != "stdout" && o != "stderr" {
+		abs(&f.AccessLog.Output)
+	}
+}
+
+// visitInputs calls visit with every path of a file the config reads when it is applied:
+// certificates, keys and CA bundles, consumers' key files, policies' PEM files. visit may change
+// the path; changes are kept (an upstream's TLS settings are copied first, since YAML aliases
+// share them). Only while the File is being built: it writes to the File's maps.
+func (f *File) visitInputs(visit func(*string)) {
 	for i := range f.Listeners {
 		if t := f.Listeners[i].TLS; t != nil {
 			for j := range t.Certificates {
-				abs(&t.Certificates[j].Cert)
-				abs(&t.Certificates[j].Key)
+				visit(&t.Certificates[j].Cert)
+				visit(&t.Certificates[j].Key)
 			}
-			abs(&t.ClientCA)
+			visit(&t.ClientCA)
 		}
 	}
 	for name, u := range f.Upstreams {
 		if u.TLS != nil {
 			t := *u.TLS
-			abs(&t.CAFile)
-			abs(&t.CertFile)
-			abs(&t.KeyFile)
+			visit(&t.CAFile)
+			visit(&t.CertFile)
+			visit(&t.KeyFile)
 			u.TLS = &t
 			f.Upstreams[name] = u
 		}
 	}
-	if o := f.AccessLog.Output; o != "" && o != "stdout" && o != "stderr" {
-		abs(&f.AccessLog.Output)
-	}
 	for i := range f.Consumers {
-		abs(&f.Consumers[i].KeysFile)
+		visit(&f.Consumers[i].KeysFile)
 	}
 	for name, c := range f.Policies {
 		// Policy types that read files say so by implementing PathResolver.
 		if r, ok := c.Settings().(PathResolver); ok {
-			r.ResolvePaths(abs)
+			r.ResolvePaths(visit)
 			f.Policies[name] = c
 		}
 	}
 }
 
-// InputFiles lists the files the config reads when it is applied: certificates, keys and CA
-// bundles, consumers' key files, policies' PEM files. Each is listed once, sorted. Their content
-// is part of what a reload builds, so the config watcher watches them as it watches the file.
-// The access log is written, not read, and is not one of them.
+// InputFiles lists the files the config reads when it is applied (see visitInputs), each once,
+// sorted. Their content is part of what a reload builds, so the config watcher watches them as it
+// watches the file. The access log is written, not read, and is not one of them.
 func (f *File) InputFiles() []string {
-	var out []string
-	add := func(p *string) {
-		if *p != "" {
-			out = append(out, *p)
-		}
-	}
-	for _, l := range f.Listeners {
-		if t := l.TLS; t != nil {
-			for _, c := range t.Certificates {
-				add(&c.Cert)
-				add(&c.Key)
-			}
-			add(&t.ClientCA)
-		}
-	}
-	for _, u := range f.Upstreams {
-		if t := u.TLS; t != nil {
-			add(&t.CAFile)
-			add(&t.CertFile)
-			add(&t.KeyFile)
-		}
-	}
-	for _, c := range f.Consumers {
-		add(&c.KeysFile)
-	}
-	for _, c := range f.Policies {
-		// add only reads the paths, so the settings the running snapshot uses are not touched.
-		if r, ok := c.Settings().(PathResolver); ok {
-			r.ResolvePaths(add)
-		}
-	}
-	slices.Sort(out)
-	return slices.Compact(out)
+	return slices.Clone(f.inputs)
 }
 
 // PathResolver is implemented by policy settings that name files (PEM keys, for example), so
