@@ -39,7 +39,7 @@ func listen(t *testing.T, g *Gateway, lc listener.Config) string {
 	}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = s.Serve(ln) }()
-	t.Cleanup(func() { _ = s.HTTPServer().Close(); <-done })
+	t.Cleanup(func() { _ = s.Close(); <-done })
 	return ln.Addr().String()
 }
 

@@ -95,11 +95,11 @@ func (g *Gateway) Serve(ctx context.Context, bound Bound) error {
 		var drain sync.WaitGroup
 		for i, s := range servers {
 			drain.Go(func() {
-				if err := s.HTTPServer().Shutdown(sctx); errors.Is(err, context.DeadlineExceeded) {
+				if err := s.Shutdown(sctx); errors.Is(err, context.DeadlineExceeded) {
 					// Streams and long polls that outlive the drain are cut rather than left
 					// running on a retired configuration; that is the end of a drain, not a failure.
 					g.logger.Warn("drain time is up; closing the connections still open", "listener", s.Config().Address)
-					_ = s.HTTPServer().Close()
+					_ = s.Close()
 				} else if err != nil {
 					errs[i] = err
 				}

@@ -4,6 +4,7 @@
 package listener
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/portico-gw/portico/internal/confval"
+	"github.com/portico-gw/portico/internal/h1serve"
 )
 
 // Server is one configured listener and the http.Server that serves it.
@@ -23,6 +25,9 @@ type Server struct {
 	srv  *http.Server
 	tls  atomic.Pointer[tls.Config]
 	addr atomic.Pointer[string]
+	// h1 serves a cleartext HTTP/1.1 listener, handing what it does not take to srv (see
+	// h1serve); nil on TLS and h2c listeners, which srv serves alone.
+	h1 *h1serve.Server
 }
 
 // New prepares a server for cfg that hands every request to h. TLS material is loaded now, so a
@@ -62,6 +67,9 @@ func New(cfg Config, sc ServerConfig, h http.Handler) (*Server, error) {
 		protocols.SetUnencryptedHTTP2(true)
 	}
 	s.srv.Protocols = protocols
+	if cfg.TLS == nil && !cfg.H2C {
+		s.h1 = h1serve.New(s.srv)
+	}
 	return s, nil
 }
 
@@ -128,6 +136,9 @@ func (s *Server) Listen() (net.Listener, error) {
 
 // Serve serves ln until Shutdown; it returns nil after a graceful shutdown.
 func (s *Server) Serve(ln net.Listener) error {
+	if s.h1 != nil {
+		return s.h1.Serve(ln)
+	}
 	err := s.srv.Serve(ln)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
@@ -146,5 +157,18 @@ func (s *Server) Addr() string {
 // Config returns the listener's configuration.
 func (s *Server) Config() Config { return s.cfg }
 
-// HTTPServer exposes the underlying server for graceful shutdown.
-func (s *Server) HTTPServer() *http.Server { return s.srv }
+// Shutdown stops accepting and waits, until ctx is done, for the requests in flight.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.h1 != nil {
+		return s.h1.Shutdown(ctx)
+	}
+	return s.srv.Shutdown(ctx)
+}
+
+// Close closes the listener and every connection at once.
+func (s *Server) Close() error {
+	if s.h1 != nil {
+		return s.h1.Close()
+	}
+	return s.srv.Close()
+}

@@ -168,7 +168,7 @@ func serveWith(t *testing.T, cfg Config, sc ServerConfig, h http.Handler) *Serve
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ln) }()
 	t.Cleanup(func() {
-		_ = s.HTTPServer().Close()
+		_ = s.Close()
 		if err := <-done; err != nil {
 			t.Errorf("Serve after Close: %v", err)
 		}
@@ -625,7 +625,7 @@ func ExampleServer() {
 		return
 	}
 	go func() { _ = s.Serve(ln) }()
-	defer s.HTTPServer().Close()
+	defer s.Close()
 	fmt.Println(s.Addr() != "")
 	// Output: true
 }

@@ -1,0 +1,363 @@
+package h1serve
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"runtime"
+	"sync"
+	"time"
+)
+
+// conn is one client connection while this server has it.
+type conn struct {
+	s      *Server
+	nc     net.Conn
+	src    savedByteReader
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	remote string
+	base   context.Context
+
+	// head is where a response's status line and header are serialised; reused.
+	head []byte
+	// pending holds the start of a body until the header can be finished (see response).
+	pending []byte
+	keys    []string
+	// writeDeadline: this answer set one, to be cleared before the next.
+	writeDeadline bool
+
+	// watch notices a client that goes away while a slow handler runs (see watch).
+	watch watcher
+}
+
+// savedByteReader is what the connection's buffered reader reads: the connection, after any
+// byte the watcher read while a handler ran (the start of a pipelined request).
+type savedByteReader struct {
+	net.Conn
+	b    byte
+	have bool
+}
+
+func (r *savedByteReader) Read(p []byte) (int, error) {
+	if r.have && len(p) > 0 {
+		p[0] = r.b
+		r.have = false
+		return 1, nil
+	}
+	return r.Conn.Read(p)
+}
+
+// aLongTimeAgo is a deadline in the past: it makes a blocked read return at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+func (s *Server) newConn(nc net.Conn) *conn {
+	c := &conn{s: s, nc: nc, remote: nc.RemoteAddr().String()}
+	c.src.Conn = nc
+	c.br = bufio.NewReaderSize(&c.src, maxHead)
+	c.bw = bufio.NewWriterSize(nc, 4<<10)
+	ctx := context.WithValue(context.Background(), http.ServerContextKey, s.fallback)
+	c.base = context.WithValue(ctx, http.LocalAddrContextKey, nc.LocalAddr())
+	c.watch.c = c
+	c.watch.timer = time.AfterFunc(time.Hour, c.watch.fire)
+	c.watch.timer.Stop()
+	return c
+}
+
+// serve runs the connection's requests until it closes or is handed to net/http.
+func (c *conn) serve() {
+	handedOff := false
+	defer func() {
+		if err := recover(); err != nil && err != http.ErrAbortHandler {
+			buf := make([]byte, 64<<10)
+			buf = buf[:runtime.Stack(buf, false)]
+			c.s.logf("http: panic serving %v: %v\n%s", c.remote, err, buf)
+		}
+		c.watch.timer.Stop()
+		if !handedOff {
+			_ = c.nc.Close()
+		}
+		c.s.forget(c)
+	}()
+	// The first request's header timeout runs from the accept, as in net/http; a later one's
+	// from its first byte, after the idle timeout that waits for it.
+	_ = c.nc.SetReadDeadline(deadline(c.s.headerTimeout))
+	for first := true; ; first = false {
+		if _, err := c.br.Peek(1); err != nil {
+			return
+		}
+		if !c.s.setActive(c) {
+			return // shutting down
+		}
+		if !first {
+			_ = c.nc.SetReadDeadline(deadline(c.s.headerTimeout))
+		}
+		head, ok, err := c.readHead()
+		if err != nil {
+			return
+		}
+		var req *http.Request
+		var closeAfter bool
+		if ok {
+			req, closeAfter, ok = parseHead(head, c.remote)
+		}
+		if !ok {
+			handedOff = c.handOff()
+			return
+		}
+		_, _ = c.br.Discard(len(head))
+		_ = c.nc.SetReadDeadline(time.Time{})
+		if c.s.writeTimeout > 0 {
+			_ = c.nc.SetWriteDeadline(time.Now().Add(c.s.writeTimeout))
+			c.writeDeadline = true
+		}
+		if !c.serveRequest(req, closeAfter) {
+			return
+		}
+		if c.writeDeadline {
+			// As net/http: a deadline set for this answer (write_timeout, send_timeout) must not
+			// fail the next answer, which may be written long after, by either server.
+			_ = c.nc.SetWriteDeadline(time.Time{})
+			c.writeDeadline = false
+		}
+		if !c.s.setIdle(c) {
+			return
+		}
+		_ = c.nc.SetReadDeadline(deadline(c.s.idleTimeout))
+	}
+}
+
+// readHead waits until a whole request head is buffered and returns it (without consuming it).
+// ok=false means the head is not one for this server: longer than the buffer, or with a bare
+// LF, which net/http tolerates; what was read stays buffered for the hand-off.
+func (c *conn) readHead() (head []byte, ok bool, err error) {
+	for {
+		buf, _ := c.br.Peek(c.br.Buffered())
+		end := bytes.Index(buf, crlfcrlf)
+		scan := buf
+		if end >= 0 {
+			scan = buf[:end+4]
+		}
+		if bareLF(scan) {
+			return nil, false, nil
+		}
+		if end >= 0 {
+			return buf[:end+4], true, nil
+		}
+		if len(buf) == c.br.Size() {
+			return nil, false, nil
+		}
+		if _, err := c.br.Peek(len(buf) + 1); err != nil {
+			if len(buf) > 0 && !errors.Is(err, bufio.ErrBufferFull) {
+				// A partial head and then an error: net/http would answer nothing either
+				// (a timeout or a closed connection).
+				return nil, false, err
+			}
+			if errors.Is(err, bufio.ErrBufferFull) {
+				return nil, false, nil
+			}
+			return nil, false, err
+		}
+	}
+}
+
+var crlfcrlf = []byte("\r\n\r\n")
+
+func bareLF(b []byte) bool {
+	for i := 0; ; {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			return false
+		}
+		if i+j == 0 || b[i+j-1] != '\r' {
+			return true
+		}
+		i += j + 1
+	}
+}
+
+// handOff gives the connection, with what is buffered, to net/http for the rest of its life.
+func (c *conn) handOff() bool {
+	_ = c.nc.SetDeadline(time.Time{})
+	rc := &replayConn{Conn: c.nc, br: c.br, src: &c.src}
+	return c.s.handOff(c, rc)
+}
+
+// replayConn is a handed-off connection: what this server buffered is read first.
+type replayConn struct {
+	net.Conn
+	mu  sync.Mutex
+	br  *bufio.Reader
+	src *savedByteReader
+}
+
+// CloseWrite lets net/http half-close the connection (its closeWriteAndWait), as it would a
+// *net.TCPConn: a client still uploading a body nobody reads learns that the answer is complete.
+func (r *replayConn) CloseWrite() error {
+	if cw, ok := r.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+func (r *replayConn) Read(p []byte) (int, error) {
+	r.mu.Lock()
+	br := r.br
+	if br != nil && br.Buffered() == 0 && !r.src.have {
+		r.br = nil
+		br = nil
+	}
+	r.mu.Unlock()
+	if br != nil {
+		return br.Read(p)
+	}
+	return r.Conn.Read(p)
+}
+
+// serveRequest runs the handler and finishes the answer; false means the connection is done.
+func (c *conn) serveRequest(req *http.Request, closeAfter bool) (keep bool) {
+	ctx, cancel := context.WithCancel(c.base)
+	defer cancel()
+	req = req.WithContext(ctx)
+	w := &response{c: c, req: req, handlerHeader: make(http.Header, 8), contentLength: -1, closeAfter: closeAfter || c.s.shuttingDown()}
+	c.watch.arm(cancel)
+	func() {
+		defer func() {
+			if err := recover(); err != nil {
+				c.watch.disarm()
+				w.dead = true
+				panic(err)
+			}
+		}()
+		c.s.handler.ServeHTTP(w, req)
+	}()
+	lost := !c.watch.disarm()
+	if err := w.finish(); err != nil || lost {
+		// A client that went away (or half-closed) still gets what was answered, as from
+		// net/http, but the connection ends with it.
+		_ = c.bw.Flush()
+		return false
+	}
+	if w.closeAfter {
+		c.closeWrite()
+		return false
+	}
+	return true
+}
+
+// closeWrite ends an answer after which the connection closes, as net/http does: the write side
+// first, then a pause so that a client's unread request bytes do not turn the close into a reset
+// that could destroy the answer in flight.
+func (c *conn) closeWrite() {
+	if tc, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = tc.CloseWrite()
+	}
+	time.Sleep(rstAvoidanceDelay)
+}
+
+const rstAvoidanceDelay = 500 * time.Millisecond
+
+func deadline(d time.Duration) time.Time {
+	if d <= 0 {
+		return time.Time{}
+	}
+	return time.Now().Add(d)
+}
+
+// watcher notices a client that closes its connection while a handler runs, and cancels the
+// request's context, as net/http's background read does. net/http starts that read for every
+// request; here it starts only once a handler has run for watchAfter, so the many requests that
+// are answered sooner pay for none of it (a read that fails at once, a goroutine, two deadline
+// changes). A client that goes away sooner finds its answer written to a closed socket, which is
+// all net/http's cancellation would have saved.
+type watcher struct {
+	c     *conn
+	timer *time.Timer
+
+	mu      sync.Mutex
+	state   int // watchIdle, watchArmed, watchReading
+	cancel  context.CancelFunc
+	aborted bool
+	done    chan struct{}
+	lost    bool // the read failed by itself: the client is gone
+}
+
+const (
+	watchIdle = iota
+	watchArmed
+	watchReading
+)
+
+// watchAfter is how long a handler runs before its client is watched.
+const watchAfter = 100 * time.Millisecond
+
+func (w *watcher) arm(cancel context.CancelFunc) {
+	w.mu.Lock()
+	w.state, w.cancel, w.aborted, w.lost = watchArmed, cancel, false, false
+	w.mu.Unlock()
+	w.timer.Reset(watchAfter)
+}
+
+func (w *watcher) fire() {
+	w.mu.Lock()
+	if w.state != watchArmed {
+		w.mu.Unlock()
+		return
+	}
+	w.state = watchReading
+	w.done = make(chan struct{})
+	done := w.done
+	w.mu.Unlock()
+	defer close(done)
+	src := &w.c.src
+	if src.have || w.c.br.Buffered() > 0 {
+		// The next request has begun already: the client is there.
+		return
+	}
+	var b [1]byte
+	n, err := w.c.nc.Read(b[:])
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if n == 1 {
+		src.b, src.have = b[0], true
+	}
+	var ne net.Error
+	if err != nil && !(w.aborted && errors.As(err, &ne) && ne.Timeout()) {
+		w.lost = true
+		w.cancel()
+	}
+}
+
+// disarm stops watching once the handler has returned, and reports whether the connection can
+// go on.
+func (w *watcher) disarm() bool {
+	w.timer.Stop()
+	w.mu.Lock()
+	state := w.state
+	w.state = watchIdle
+	if state != watchReading {
+		w.mu.Unlock()
+		return true
+	}
+	w.aborted = true
+	done := w.done
+	w.mu.Unlock()
+	_ = w.c.nc.SetReadDeadline(aLongTimeAgo)
+	<-done
+	_ = w.c.nc.SetReadDeadline(time.Time{})
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return !w.lost
+}
+
+func (s *Server) logf(format string, args ...any) {
+	if l := s.fallback.ErrorLog; l != nil {
+		l.Printf(format, args...)
+		return
+	}
+	fmt.Printf(format+"\n", args...)
+}
