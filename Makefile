@@ -49,7 +49,7 @@ check-generated:
 bench: bench-go bench-load
 
 bench-go:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./upstreams/ ./routes/ ./internal/gateway/
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./upstreams/ ./routes/ ./internal/gateway/ ./internal/h1serve/
 
 bench-load:
 	$(GO) run ./testing/bench
