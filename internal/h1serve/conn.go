@@ -79,6 +79,11 @@ func (c *conn) serve() {
 		}
 		c.watch.timer.Stop()
 		if !handedOff {
+			// What is already past the held-back bytes goes out, as net/http's final flush
+			// sends it: after a panic that cuts an answer short, the client sees a truncated
+			// answer, not a connection closed before any, which it could take for a stale one
+			// and send its request again.
+			_ = c.bw.Flush()
 			_ = c.nc.Close()
 		}
 		c.s.forget(c)
@@ -242,24 +247,10 @@ func (c *conn) serveRequest(req *http.Request, closeAfter bool) (keep bool) {
 		_ = c.bw.Flush()
 		return false
 	}
-	if w.closeAfter {
-		c.closeWrite()
-		return false
-	}
-	return true
+	// A connection that ends after this answer closes at once, as net/http's does when no
+	// request body is left unread (and here there is none).
+	return !w.closeAfter
 }
-
-// closeWrite ends an answer after which the connection closes, as net/http does: the write side
-// first, then a pause so that a client's unread request bytes do not turn the close into a reset
-// that could destroy the answer in flight.
-func (c *conn) closeWrite() {
-	if tc, ok := c.nc.(interface{ CloseWrite() error }); ok {
-		_ = tc.CloseWrite()
-	}
-	time.Sleep(rstAvoidanceDelay)
-}
-
-const rstAvoidanceDelay = 500 * time.Millisecond
 
 func deadline(d time.Duration) time.Time {
 	if d <= 0 {

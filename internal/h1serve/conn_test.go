@@ -605,7 +605,7 @@ func TestWriteDeadlineNotLeftOnConnection(t *testing.T) {
 
 // A handed-off connection must still let net/http half-close it: when net/http ends a
 // connection after an answer while the client may still be sending (a body it did not read), it
-// sends a FIN at once (CloseWrite) and only closes after rstAvoidanceDelay, so the client learns
+// sends a FIN at once (CloseWrite) and only closes after its rstAvoidanceDelay (500 ms), so the client learns
 // at once that the answer is complete. The control runs the same exchange on plain net/http.
 func TestHandOffKeepsCloseWrite(t *testing.T) {
 	handler := func(w http.ResponseWriter, r *http.Request) {
@@ -635,7 +635,7 @@ func TestHandOffKeepsCloseWrite(t *testing.T) {
 				t.Fatalf("answer does not close the connection")
 			}
 			// The FIN comes with the answer; the full close only rstAvoidanceDelay (500 ms) later.
-			c.expectClosed(rstAvoidanceDelay / 2)
+			c.expectClosed(250 * time.Millisecond) // half of net/http's rstAvoidanceDelay
 		})
 	}
 }

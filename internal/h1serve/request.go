@@ -84,6 +84,12 @@ func parseHead(head []byte, remote string) (req *http.Request, closeAfter bool, 
 	if hosts != 1 || !httpguts.ValidHostHeader(req.Host) {
 		return nil, false, false
 	}
+	// As net/http's readRequest (RFC 7234, 5.4): an HTTP/1.0 cache directive reads as its 1.1 one.
+	if pragma := req.Header["Pragma"]; len(pragma) > 0 && pragma[0] == "no-cache" {
+		if _, ok := req.Header["Cache-Control"]; !ok {
+			req.Header["Cache-Control"] = []string{"no-cache"}
+		}
+	}
 	req.Close = closeAfter
 	return req, closeAfter, true
 }

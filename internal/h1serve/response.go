@@ -85,7 +85,8 @@ func (w *response) WriteHeader(code int) {
 	w.status = code
 	h := w.handlerHeader
 	// Snapshot what the header's completion depends on, and serialise the rest now: changes the
-	// handler makes to the map from here on are not sent (trailers aside), as with net/http.
+	// handler makes to the map from here on are not sent (trailers aside), as with net/http, which
+	// clones the map here. The kept values are copies: a handler may change a value in place.
 	sn := &w.snap
 	for _, v := range h["Trailer"] {
 		for _, k := range strings.Split(v, ",") {
@@ -98,14 +99,15 @@ func (w *response) WriteHeader(code int) {
 	}
 	sn.declared = len(h["Trailer"]) > 0
 	sn.te = get(h, "Transfer-Encoding")
-	sn.teValues = h["Transfer-Encoding"]
+	sn.teValues = slices.Clone(h["Transfer-Encoding"])
 	_, sn.contentType = h["Content-Type"]
-	sn.ctValues = h["Content-Type"]
+	sn.ctValues = slices.Clone(h["Content-Type"])
 	sn.encoded = h.Get("Content-Encoding") != ""
 	_, sn.date = h["Date"]
 	sn.connection = get(h, "Connection")
-	sn.connValues = h["Connection"]
-	sn.clValues, sn.hasCL = h["Content-Length"]
+	sn.connValues = slices.Clone(h["Connection"])
+	_, sn.hasCL = h["Content-Length"]
+	sn.clValues = slices.Clone(h["Content-Length"])
 	if cl := get(h, "Content-Length"); cl != "" {
 		// After the snapshot, as in net/http: an invalid value is dropped from the handler's map
 		// but the answer's framing still sees the field (and drops it when it chunks).

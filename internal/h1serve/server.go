@@ -169,6 +169,9 @@ func (s *Server) handOff(c *conn, rc net.Conn) bool {
 // may still be handed to it); it returns when all are gone or ctx is done (with ctx's error).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutting.Store(true)
+	// net/http's idle connections close now and its answers from here on say Connection: close,
+	// while its listener stays open for connections still being handed off.
+	s.fallback.SetKeepAlivesEnabled(false)
 	s.mu.Lock()
 	if s.ln != nil {
 		_ = s.ln.Close()
