@@ -95,7 +95,7 @@ func (c *conn) serve() {
 		if _, err := c.br.Peek(1); err != nil {
 			return
 		}
-		if !c.s.setActive(c) {
+		if !c.s.setState(c, connState{busy: true}) {
 			return // shutting down
 		}
 		if !first {
@@ -129,7 +129,7 @@ func (c *conn) serve() {
 			_ = c.nc.SetWriteDeadline(time.Time{})
 			c.writeDeadline = false
 		}
-		if !c.s.setIdle(c) {
+		if !c.s.setState(c, connState{idle: true}) {
 			return
 		}
 		_ = c.nc.SetReadDeadline(deadline(c.s.idleTimeout))

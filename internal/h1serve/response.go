@@ -162,11 +162,9 @@ func (w *response) Write(p []byte) (int, error) {
 			w.c.pending = append(w.c.pending, p...)
 			return len(p), nil
 		}
-		w.sendHead(false, p)
-		if err := w.writeBody(w.c.pending); err != nil {
+		if err := w.sendHeld(false, p); err != nil {
 			return 0, err
 		}
-		w.c.pending = w.c.pending[:0]
 	}
 	if err := w.writeBody(p); err != nil {
 		return 0, err
@@ -206,11 +204,9 @@ func (w *response) FlushError() error {
 		w.WriteHeader(http.StatusOK)
 	}
 	if !w.headOut {
-		w.sendHead(false, nil)
-		if err := w.writeBody(w.c.pending); err != nil {
+		if err := w.sendHeld(false, nil); err != nil {
 			return err
 		}
-		w.c.pending = w.c.pending[:0]
 	}
 	return w.c.bw.Flush()
 }
@@ -240,11 +236,9 @@ func (w *response) finish() error {
 		w.WriteHeader(http.StatusOK)
 	}
 	if !w.headOut {
-		w.sendHead(true, nil)
-		if err := w.writeBody(w.c.pending); err != nil {
+		if err := w.sendHeld(true, nil); err != nil {
 			return err
 		}
-		w.c.pending = w.c.pending[:0]
 	}
 	w.dead = true
 	bw := w.c.bw
@@ -291,6 +285,15 @@ func (w *response) finalTrailers() http.Header {
 		}
 	}
 	return t
+}
+
+// sendHeld sends the header and the body bytes held back for it; next is the write that did not
+// fit (sniffed with them), done that the handler returned.
+func (w *response) sendHeld(done bool, next []byte) error {
+	w.sendHead(done, next)
+	err := w.writeBody(w.c.pending)
+	w.c.pending = w.c.pending[:0]
+	return err
 }
 
 // sendHead completes the header by net/http's rules (chunkWriter.writeHeader, for an HTTP/1.1

@@ -129,25 +129,15 @@ func (s *Server) forget(c *conn) {
 	s.mu.Unlock()
 }
 
-// setActive marks a connection busy with a request; false when the server is shutting down.
-func (s *Server) setActive(c *conn) bool {
+// setState records where c is (see connState); false when shutting down, when the connection
+// is to close instead.
+func (s *Server) setState(c *conn, st connState) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.shutting.Load() {
 		return false
 	}
-	s.conns[c] = connState{busy: true}
-	return true
-}
-
-// setIdle marks a connection waiting for its next request; false when shutting down.
-func (s *Server) setIdle(c *conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.shutting.Load() {
-		return false
-	}
-	s.conns[c] = connState{idle: true}
+	s.conns[c] = st
 	return true
 }
 
