@@ -107,20 +107,29 @@ func (c *conn) serve() {
 		}
 		var req *http.Request
 		var closeAfter bool
+		var length int64
 		if ok {
-			req, closeAfter, ok = parseHead(head, c.remote)
+			req, closeAfter, length, ok = parseHead(head, c.remote)
 		}
 		if !ok {
 			handedOff = c.handOff()
 			return
 		}
 		_, _ = c.br.Discard(len(head))
-		_ = c.nc.SetReadDeadline(time.Time{})
+		var b *body
+		if length > 0 {
+			// read_timeout bounds reading the body, as in net/http; it ends with the body.
+			b = &body{c: c, remain: length}
+			req.Body = b
+			_ = c.nc.SetReadDeadline(deadline(c.s.readTimeout))
+		} else {
+			_ = c.nc.SetReadDeadline(time.Time{})
+		}
 		if c.s.writeTimeout > 0 {
 			_ = c.nc.SetWriteDeadline(time.Now().Add(c.s.writeTimeout))
 			c.writeDeadline = true
 		}
-		if !c.serveRequest(req, closeAfter) {
+		if !c.serveRequest(req, closeAfter, b) {
 			return
 		}
 		if c.writeDeadline {
@@ -224,12 +233,22 @@ func (r *replayConn) Read(p []byte) (int, error) {
 }
 
 // serveRequest runs the handler and finishes the answer; false means the connection is done.
-func (c *conn) serveRequest(req *http.Request, closeAfter bool) (keep bool) {
+func (c *conn) serveRequest(req *http.Request, closeAfter bool, b *body) (keep bool) {
 	ctx, cancel := context.WithCancel(c.base)
 	defer cancel()
 	req = req.WithContext(ctx)
-	w := &response{c: c, req: req, handlerHeader: make(http.Header, 8), contentLength: -1, closeAfter: closeAfter || c.s.shuttingDown()}
-	c.watch.arm(cancel)
+	w := &response{c: c, req: req, body: b, handlerHeader: make(http.Header, 8), contentLength: -1, closeAfter: closeAfter || c.s.shuttingDown()}
+	c.watch.prepare(cancel)
+	if b == nil {
+		c.watch.start()
+	} else {
+		// The client is watched once its body is in: a read for it before would take body
+		// bytes (net/http's registerOnHitEOF).
+		b.onEOF = func() {
+			_ = c.nc.SetReadDeadline(time.Time{})
+			c.watch.start()
+		}
+	}
 	func() {
 		defer func() {
 			if err := recover(); err != nil {
@@ -241,16 +260,36 @@ func (c *conn) serveRequest(req *http.Request, closeAfter bool) (keep bool) {
 		c.s.handler.ServeHTTP(w, req)
 	}()
 	lost := !c.watch.disarm()
-	if err := w.finish(); err != nil || lost {
+	err := w.finish()
+	reusable := b == nil || b.finished()
+	if err != nil || lost {
 		// A client that went away (or half-closed) still gets what was answered, as from
 		// net/http, but the connection ends with it.
 		_ = c.bw.Flush()
 		return false
 	}
+	if !reusable {
+		// Body bytes are still coming that nobody will read.
+		c.closeWrite()
+		return false
+	}
 	// A connection that ends after this answer closes at once, as net/http's does when no
-	// request body is left unread (and here there is none).
+	// request body is left unread.
 	return !w.closeAfter
 }
+
+// closeWrite ends a connection on which the client may still be sending a body nobody reads, as
+// net/http's closeWriteAndWait: the write side first, so the client learns the answer is
+// complete, then a pause before the close so that its unread bytes do not turn the close into a
+// reset that could destroy the answer in flight.
+func (c *conn) closeWrite() {
+	if tc, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = tc.CloseWrite()
+	}
+	time.Sleep(rstAvoidanceDelay)
+}
+
+const rstAvoidanceDelay = 500 * time.Millisecond
 
 func deadline(d time.Duration) time.Time {
 	if d <= 0 {
@@ -275,6 +314,7 @@ type watcher struct {
 	aborted bool
 	done    chan struct{}
 	lost    bool // the read failed by itself: the client is gone
+	running bool // between prepare and disarm
 }
 
 const (
@@ -286,9 +326,22 @@ const (
 // watchAfter is how long a handler runs before its client is watched.
 const watchAfter = 100 * time.Millisecond
 
-func (w *watcher) arm(cancel context.CancelFunc) {
+// prepare readies the watcher for a request whose context cancel ends; start arms it.
+func (w *watcher) prepare(cancel context.CancelFunc) {
 	w.mu.Lock()
-	w.state, w.cancel, w.aborted, w.lost = watchArmed, cancel, false, false
+	w.state, w.cancel, w.aborted, w.lost, w.running = watchIdle, cancel, false, false, true
+	w.mu.Unlock()
+}
+
+// start arms the watcher, unless the handler has returned (a body read to its end after that,
+// by the server, must not start a watch).
+func (w *watcher) start() {
+	w.mu.Lock()
+	if !w.running || w.state != watchIdle {
+		w.mu.Unlock()
+		return
+	}
+	w.state = watchArmed
 	w.mu.Unlock()
 	w.timer.Reset(watchAfter)
 }
@@ -329,7 +382,7 @@ func (w *watcher) disarm() bool {
 	w.timer.Stop()
 	w.mu.Lock()
 	state := w.state
-	w.state = watchIdle
+	w.state, w.running = watchIdle, false
 	if state != watchReading {
 		w.mu.Unlock()
 		return true

@@ -189,8 +189,9 @@ func (c *ctClient) expectClosed(d time.Duration) {
 
 func reqGET(path string) string { return "GET " + path + " HTTP/1.1\r\nHost: example.test\r\n\r\n" }
 
+// reqPOST is a POST net/http serves: a chunked body hands the connection off.
 func reqPOST(path, body string) string {
-	return fmt.Sprintf("POST %s HTTP/1.1\r\nHost: example.test\r\nContent-Length: %d\r\n\r\n%s", path, len(body), body)
+	return fmt.Sprintf("POST %s HTTP/1.1\r\nHost: example.test\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", path, len(body), body)
 }
 
 // 1. Hand-off.
@@ -471,7 +472,8 @@ func TestShutdownAnswersRequestBeingRead(t *testing.T) {
 		name, first, rest, method, body, by string
 	}{
 		{"GET (served here)", "GET /g HTTP/1.1\r\n", "Host: example.test\r\n\r\n", "GET", "GET /g  big=0", "h1serve"},
-		{"POST (handed off)", "POST /p HTTP/1.1\r\n", "Host: example.test\r\nContent-Length: 2\r\n\r\nhi", "POST", "POST /p hi big=0", "net/http"},
+		{"POST (handed off)", "POST /p HTTP/1.1\r\n", "Host: example.test\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n", "POST", "POST /p hi big=0", "net/http"},
+		{"POST with a length (served here)", "POST /p HTTP/1.1\r\n", "Host: example.test\r\nContent-Length: 2\r\n\r\nhi", "POST", "POST /p hi big=0", "h1serve"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cs := startCT(t, echo, nil)
@@ -624,7 +626,7 @@ func TestHandOffKeepsCloseWrite(t *testing.T) {
 			t.Cleanup(srv.Close)
 			return srv.Listener.Addr().String()
 		}, "net/http"},
-		{"h1serve", func(t *testing.T) string { return startCT(t, handler, nil).addr }, "net/http"},
+		{"h1serve", func(t *testing.T) string { return startCT(t, handler, nil).addr }, "h1serve"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := dialCT(t, tc.addr(t))

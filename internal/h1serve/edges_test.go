@@ -18,7 +18,7 @@ import (
 // Cache-Control field yields "Cache-Control: no-cache". parseHead takes such a head but does not.
 func TestPragmaNoCacheReadsAsNetHTTP(t *testing.T) {
 	head := []byte("GET /x HTTP/1.1\r\nHost: a\r\nPragma: no-cache\r\n\r\n")
-	got, _, ok := parseHead(head, "192.0.2.1:1234")
+	got, _, _, ok := parseHead(head, "192.0.2.1:1234")
 	if !ok {
 		t.Skip("not taken here: net/http's")
 	}

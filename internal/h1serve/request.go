@@ -16,14 +16,15 @@ const maxHead = 4 << 10
 
 // parseHead reads the request head in head (which ends with the blank line) into a request, or
 // reports ok=false when the request is not one this server takes: anything but an HTTP/1.1
-// request in origin form without a body, or anything net/http would treat specially or refuse.
-// Those go to net/http, which answers them (or refuses them) as it always did.
-func parseHead(head []byte, remote string) (req *http.Request, closeAfter bool, ok bool) {
+// request in origin form with no body or one of declared length, or anything net/http would
+// treat specially or refuse. Those go to net/http, which answers them (or refuses them) as it
+// always did. length is the body's declared length (0: none).
+func parseHead(head []byte, remote string) (req *http.Request, closeAfter bool, length int64, ok bool) {
 	line, rest, _ := bytes.Cut(head, crlf)
 	method, line, ok1 := bytes.Cut(line, sp)
 	target, proto, ok2 := bytes.Cut(line, sp)
 	if !ok1 || !ok2 || string(proto) != "HTTP/1.1" || len(target) == 0 || target[0] != '/' || !validMethod(method) {
-		return nil, false, false
+		return nil, false, 0, false
 	}
 	req = &http.Request{
 		Method:     methodString(method),
@@ -37,7 +38,7 @@ func parseHead(head []byte, remote string) (req *http.Request, closeAfter bool, 
 	}
 	u, err := url.ParseRequestURI(req.RequestURI)
 	if err != nil {
-		return nil, false, false
+		return nil, false, 0, false
 	}
 	req.URL = u
 	hosts := 0
@@ -51,11 +52,11 @@ func parseHead(head []byte, remote string) (req *http.Request, closeAfter bool, 
 		// No obs-fold, no space before the colon, a token for a name, no control bytes in a value:
 		// net/http's reader folds, trims and refuses in its own ways, so all of that is its.
 		if !found || !httpguts.ValidHeaderFieldName(string(k)) {
-			return nil, false, false
+			return nil, false, 0, false
 		}
 		v = bytes.Trim(v, " \t")
 		if !httpguts.ValidHeaderFieldValue(string(v)) {
-			return nil, false, false
+			return nil, false, 0, false
 		}
 		key := canonicalKey(k)
 		switch key {
@@ -63,9 +64,21 @@ func parseHead(head []byte, remote string) (req *http.Request, closeAfter bool, 
 			hosts++
 			req.Host = string(v)
 			continue
-		case "Content-Length", "Transfer-Encoding", "Expect", "Upgrade", "Http2-Settings", "Trailer":
-			// A body, an upgrade or an expectation: net/http's.
-			return nil, false, false
+		case "Content-Length":
+			// One length, plain digits: anything else (a list, a sign, two fields, even equal
+			// ones) is net/http's to accept or refuse.
+			if _, seen := req.Header[key]; seen || len(v) == 0 || len(v) > 18 {
+				return nil, false, 0, false
+			}
+			for _, d := range v {
+				if d < '0' || d > '9' {
+					return nil, false, 0, false
+				}
+				length = length*10 + int64(d-'0')
+			}
+		case "Transfer-Encoding", "Expect", "Upgrade", "Http2-Settings", "Trailer":
+			// A chunked body, an upgrade or an expectation: net/http's.
+			return nil, false, 0, false
 		case "Connection":
 			for _, t := range bytes.Split(v, comma) {
 				switch t = bytes.TrimSpace(t); {
@@ -75,14 +88,14 @@ func parseHead(head []byte, remote string) (req *http.Request, closeAfter bool, 
 				case asciiEqualFold(t, "keep-alive"):
 				default:
 					// Other connection options (an upgrade's, a proxy's) are net/http's to judge.
-					return nil, false, false
+					return nil, false, 0, false
 				}
 			}
 		}
 		req.Header[key] = append(req.Header[key], string(v))
 	}
 	if hosts != 1 || !httpguts.ValidHostHeader(req.Host) {
-		return nil, false, false
+		return nil, false, 0, false
 	}
 	// As net/http's readRequest (RFC 7234, 5.4): an HTTP/1.0 cache directive reads as its 1.1 one.
 	if pragma := req.Header["Pragma"]; len(pragma) > 0 && pragma[0] == "no-cache" {
@@ -91,7 +104,8 @@ func parseHead(head []byte, remote string) (req *http.Request, closeAfter bool, 
 		}
 	}
 	req.Close = closeAfter
-	return req, closeAfter, true
+	req.ContentLength = length
+	return req, closeAfter, length, true
 }
 
 var (

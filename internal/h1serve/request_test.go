@@ -24,13 +24,19 @@ var heads = []struct {
 	{"GET /x HTTP/1.1\r\nHost: a\r\nX-Obs: caf\xc3\xa9\r\n\r\n", true},
 	{"GET /x HTTP/1.1\r\nHost: a\r\nX-Empty:\r\n\r\n", true},
 
-	{"GET /x HTTP/1.0\r\nHost: a\r\n\r\n", false},                                         // HTTP/1.0 keep-alive rules
-	{"GET http://a/x HTTP/1.1\r\nHost: a\r\n\r\n", false},                                 // absolute form
-	{"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", false},                                      // asterisk form
-	{"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", false},                              // authority form
-	{"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", false},                                           // HTTP/2 preface
-	{"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc", false},                // a body
-	{"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", false},                   // Content-Length at all
+	{"GET /x HTTP/1.0\r\nHost: a\r\n\r\n", false},            // HTTP/1.0 keep-alive rules
+	{"GET http://a/x HTTP/1.1\r\nHost: a\r\n\r\n", false},    // absolute form
+	{"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", false},         // asterisk form
+	{"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", false}, // authority form
+	{"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", false},              // HTTP/2 preface
+	{"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n", true},
+	{"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 007\r\n\r\n", true},
+	{"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\n\r\n", false},
+	{"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n", false},
+	{"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: +3\r\n\r\n", false},
+	{"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 1234567890123456789\r\n\r\n", false},
+	{"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", false},
+	{"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", true},
 	{"POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", false}, // chunked
 	{"GET /x HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", false},
 	{"GET /x HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n", false},
@@ -53,7 +59,7 @@ var heads = []struct {
 
 func TestParseHeadAgreesWithNetHTTP(t *testing.T) {
 	for _, tc := range heads {
-		got, _, ok := parseHead([]byte(tc.head), "192.0.2.1:1234")
+		got, _, _, ok := parseHead([]byte(tc.head), "192.0.2.1:1234")
 		if ok != tc.taken {
 			t.Errorf("%q: taken = %v, want %v", tc.head, ok, tc.taken)
 			continue
@@ -93,7 +99,7 @@ func FuzzParseHead(f *testing.F) {
 			return // readHead never hands such a head to parseHead
 		}
 		head = head[:end+4]
-		if got, _, ok := parseHead(head, "192.0.2.1:1234"); ok {
+		if got, _, _, ok := parseHead(head, "192.0.2.1:1234"); ok {
 			sameAsNetHTTP(t, head, got)
 		}
 	})

@@ -21,6 +21,8 @@ import (
 type response struct {
 	c   *conn
 	req *http.Request
+	// body is the request's, nil when it has none.
+	body *body
 
 	handlerHeader http.Header
 	status        int
@@ -224,9 +226,11 @@ func (w *response) SetReadDeadline(t time.Time) error {
 	if w.dead {
 		return http.ErrHandlerTimeout
 	}
-	// Nothing reads the connection while a handler runs except the watcher, whose read a
-	// deadline would turn into a lost client; net/http's request body is what this is for, and
-	// there is none here.
+	// It bounds reading the request body; once that is in, only the watcher reads the
+	// connection, and a deadline would turn its read into a lost client.
+	if w.body != nil {
+		return w.body.setReadDeadline(t)
+	}
 	return nil
 }
 
@@ -309,6 +313,13 @@ func (w *response) sendHead(done bool, next []byte) {
 	code := w.status
 	var setCL, setCT, setConn, setTE string
 	keepCL, keepTE, keepConn, keepCT := true, true, true, true
+	tooBig := false
+	if w.body != nil && !w.closeAfter {
+		var reusable bool
+		if reusable, tooBig = w.body.settle(); !reusable {
+			w.closeAfter = true
+		}
+	}
 
 	if done && !trailers && !hasTE && bodyAllowedForStatus(code) && !sn.hasCL && (!isHEAD || len(p) > 0) {
 		w.contentLength = int64(len(p))
@@ -352,7 +363,7 @@ func (w *response) sendHead(done bool, next []byte) {
 	if w.chunking {
 		keepCL = false
 	}
-	if w.closeAfter && !hasToken(sn.connection, "close") && !sn.protoSwitch {
+	if tooBig || w.closeAfter && !hasToken(sn.connection, "close") && !sn.protoSwitch {
 		keepConn = false
 		setConn = "close"
 	}
