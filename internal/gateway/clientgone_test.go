@@ -10,8 +10,9 @@ import (
 )
 
 // A client that goes away while its request waits on the backend cancels the upstream call, over
-// the real listener: a body-less GET (served by h1serve, which watches the client once a handler
-// has run a while) and a POST with a body (handed to net/http).
+// the real listener: a body-less GET and a POST with a declared length (served by h1serve, which
+// watches the client once the request is in and its handler has run a while), and a chunked POST
+// (handed to net/http).
 func TestClientGoneCancelsUpstreamCall(t *testing.T) {
 	cancelled := make(chan string, 4)
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -37,6 +38,7 @@ routes:
 	for _, req := range []struct{ method, raw string }{
 		{"GET", "GET /wait HTTP/1.1\r\nHost: portico.test\r\n\r\n"},
 		{"POST", "POST /wait HTTP/1.1\r\nHost: portico.test\r\nContent-Length: 2\r\n\r\nhi"},
+		{"PUT", "PUT /wait HTTP/1.1\r\nHost: portico.test\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"},
 	} {
 		conn, err := net.Dial("tcp", addrs[0])
 		if err != nil {
