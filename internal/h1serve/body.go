@@ -20,12 +20,20 @@ type body struct {
 	sawEOF bool
 	closed bool
 	// early: the handler left more unread than is worth reading off the wire; the connection
-	// ends after the answer.
-	early bool
-	err   error
+	// ends after the answer. tooBig: so it was already when the header went out.
+	early, tooBig bool
+	// closing: the request asked for the connection to close; nothing unread is read off.
+	closing bool
+	err     error
 	// onEOF runs once the whole body was read: only then may the connection be watched for the
 	// client going away (a read for that would take body bytes).
 	onEOF func()
+
+	// dmu guards ended, which hands the connection's read deadline from the body to the
+	// watcher. It is not mu, which a blocked read holds: a handler cutting a stalled upload
+	// short with a deadline must not wait for that read.
+	dmu   sync.Mutex
+	ended bool
 }
 
 // maxPostHandlerReadBytes is how much of an unread body is read off the wire, after the handler,
@@ -86,7 +94,7 @@ func (b *body) closeLocked() error {
 	}
 	var err error
 	switch {
-	case b.sawEOF:
+	case b.sawEOF, b.closing:
 	case b.remain > maxPostHandlerReadBytes:
 		b.early = true
 	default:
@@ -101,17 +109,19 @@ type lockedBody struct{ b *body }
 
 func (l lockedBody) Read(p []byte) (int, error) { return l.b.readLocked(p) }
 
-// settle runs when the header is written (net/http's chunkWriter.writeHeader): an unread rest
-// of the body is read off the wire first, so that a client that sends its whole request before
-// reading the answer cannot deadlock against it, and the body is closed; too much of it, or a
-// failed read, means the connection ends after the answer (tooBig: with Connection: close).
+// settle runs when the header is written (net/http's chunkWriter.writeHeader), unless the
+// connection ends after the answer anyway: an unread rest of the body is read off the wire first,
+// so that a client that sends its whole request before reading the answer cannot deadlock
+// against it, and the body is closed; too much of it (tooBig: the answer says Connection: close),
+// or a failed read, means the connection ends after the answer.
 func (b *body) settle() (reusable, tooBig bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	switch {
 	case b.closed:
-		return b.sawEOF && !b.early, b.early
+		return b.sawEOF && !b.early, false
 	case !b.sawEOF && b.remain >= maxPostHandlerReadBytes:
+		b.tooBig = true
 		return false, true
 	}
 	if _, err := io.CopyN(io.Discard, lockedBody{b}, maxPostHandlerReadBytes+1); !errors.Is(err, io.EOF) || b.err != nil {
@@ -121,21 +131,30 @@ func (b *body) settle() (reusable, tooBig bool) {
 	return true, false
 }
 
-// finished reports, after the handler and its answer, whether the connection may carry another
-// request, and closes the body.
-func (b *body) finished() bool {
+// finished, after the handler and its answer, closes the body and reports whether the
+// connection may carry another request, and if not whether the client may still be sending
+// body bytes nobody reads (linger: net/http's closeWriteAndWait cases).
+func (b *body) finished() (reusable, linger bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	err := b.closeLocked()
-	return err == nil && b.sawEOF && b.err == nil && !b.early
+	reusable = err == nil && b.sawEOF && b.err == nil && !b.early
+	return reusable, b.early || b.tooBig
 }
 
-// setReadDeadline bounds the reads of the body still to come; under the lock, so that it cannot
-// land after the body's end has cleared the deadline for the watcher.
+// end marks the body read to its end: the connection's read deadline is the watcher's from here.
+func (b *body) end() {
+	b.dmu.Lock()
+	defer b.dmu.Unlock()
+	b.ended = true
+	_ = b.c.nc.SetReadDeadline(time.Time{})
+}
+
+// setReadDeadline bounds the reads of the body still to come (http.ResponseController).
 func (b *body) setReadDeadline(t time.Time) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.sawEOF || b.closed {
+	b.dmu.Lock()
+	defer b.dmu.Unlock()
+	if b.ended {
 		return nil
 	}
 	return b.c.nc.SetReadDeadline(t)

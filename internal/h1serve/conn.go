@@ -90,16 +90,23 @@ func (c *conn) serve() {
 	}()
 	// The first request's header timeout runs from the accept, as in net/http; a later one's
 	// from its first byte, after the idle timeout that waits for it.
-	_ = c.nc.SetReadDeadline(deadline(c.s.headerTimeout))
+	// read_timeout runs from the same start (t0) and covers the body too.
+	t0 := time.Now()
+	_ = c.nc.SetReadDeadline(after(t0, c.s.headerTimeout))
+	lastPOST := false
 	for first := true; ; first = false {
 		if _, err := c.br.Peek(1); err != nil {
+			return
+		}
+		if lastPOST && !c.skipStrayCRLF() {
 			return
 		}
 		if !c.s.setState(c, connState{busy: true}) {
 			return // shutting down
 		}
 		if !first {
-			_ = c.nc.SetReadDeadline(deadline(c.s.headerTimeout))
+			t0 = time.Now()
+			_ = c.nc.SetReadDeadline(after(t0, c.s.headerTimeout))
 		}
 		head, ok, err := c.readHead()
 		if err != nil {
@@ -119,9 +126,9 @@ func (c *conn) serve() {
 		var b *body
 		if length > 0 {
 			// read_timeout bounds reading the body, as in net/http; it ends with the body.
-			b = &body{c: c, remain: length}
+			b = &body{c: c, remain: length, closing: closeAfter}
 			req.Body = b
-			_ = c.nc.SetReadDeadline(deadline(c.s.readTimeout))
+			_ = c.nc.SetReadDeadline(after(t0, c.s.readTimeout))
 		} else {
 			_ = c.nc.SetReadDeadline(time.Time{})
 		}
@@ -129,6 +136,7 @@ func (c *conn) serve() {
 			_ = c.nc.SetWriteDeadline(time.Now().Add(c.s.writeTimeout))
 			c.writeDeadline = true
 		}
+		lastPOST = req.Method == http.MethodPost
 		if !c.serveRequest(req, closeAfter, b) {
 			return
 		}
@@ -245,7 +253,7 @@ func (c *conn) serveRequest(req *http.Request, closeAfter bool, b *body) (keep b
 		// The client is watched once its body is in: a read for it before would take body
 		// bytes (net/http's registerOnHitEOF).
 		b.onEOF = func() {
-			_ = c.nc.SetReadDeadline(time.Time{})
+			b.end()
 			c.watch.start()
 		}
 	}
@@ -261,16 +269,21 @@ func (c *conn) serveRequest(req *http.Request, closeAfter bool, b *body) (keep b
 	}()
 	lost := !c.watch.disarm()
 	err := w.finish()
-	reusable := b == nil || b.finished()
+	reusable, linger := true, false
+	if b != nil {
+		reusable, linger = b.finished()
+	}
 	if err != nil || lost {
 		// A client that went away (or half-closed) still gets what was answered, as from
 		// net/http, but the connection ends with it.
 		_ = c.bw.Flush()
 		return false
 	}
-	if !reusable {
+	if linger {
 		// Body bytes are still coming that nobody will read.
 		c.closeWrite()
+	}
+	if !reusable {
 		return false
 	}
 	// A connection that ends after this answer closes at once, as net/http's does when no
@@ -291,11 +304,31 @@ func (c *conn) closeWrite() {
 
 const rstAvoidanceDelay = 500 * time.Millisecond
 
-func deadline(d time.Duration) time.Time {
+func deadline(d time.Duration) time.Time { return after(time.Now(), d) }
+
+// after is t0+d, or no deadline when d is not positive.
+func after(t0 time.Time, d time.Duration) time.Time {
 	if d <= 0 {
 		return time.Time{}
 	}
-	return time.Now().Add(d)
+	return t0.Add(d)
+}
+
+// skipStrayCRLF drops up to four CR or LF bytes before a request that follows a POST, which old
+// clients send after the body (RFC 7230, 3.5; net/http does the same). False: the connection ended.
+func (c *conn) skipStrayCRLF() bool {
+	for range 4 {
+		p, err := c.br.Peek(1)
+		if err != nil {
+			return false
+		}
+		if p[0] != '\r' && p[0] != '\n' {
+			return true
+		}
+		_, _ = c.br.Discard(1)
+	}
+	_, err := c.br.Peek(1)
+	return err == nil
 }
 
 // watcher notices a client that closes its connection while a handler runs, and cancels the

@@ -33,9 +33,11 @@ type response struct {
 	dead bool
 
 	contentLength int64 // declared, or -1
-	written       int64
-	chunking      bool
-	closeAfter    bool
+	// fullDuplex: the handler reads its body while it answers (http.ResponseController).
+	fullDuplex bool
+	written    int64
+	chunking   bool
+	closeAfter bool
 
 	// Facts taken from the header when the status was written.
 	snap struct {
@@ -213,6 +215,13 @@ func (w *response) FlushError() error {
 	return w.c.bw.Flush()
 }
 
+// EnableFullDuplex lets the handler go on reading the body after the answer has begun, as with
+// net/http's writer: the unread body is then not read off when the header goes out.
+func (w *response) EnableFullDuplex() error {
+	w.fullDuplex = true
+	return nil
+}
+
 // SetWriteDeadline and SetReadDeadline are what http.ResponseController uses.
 func (w *response) SetWriteDeadline(t time.Time) error {
 	if w.dead {
@@ -313,8 +322,13 @@ func (w *response) sendHead(done bool, next []byte) {
 	code := w.status
 	var setCL, setCT, setConn, setTE string
 	keepCL, keepTE, keepConn, keepCT := true, true, true, true
+	if sn.connection == "close" || w.c.s.shuttingDown() {
+		w.closeAfter = true
+	}
+	// An unread body is settled only for a connection that goes on (and not in full duplex): one
+	// that ends after this answer reads nothing more, as in net/http.
 	tooBig := false
-	if w.body != nil && !w.closeAfter {
+	if w.body != nil && !w.closeAfter && !w.fullDuplex {
 		var reusable bool
 		if reusable, tooBig = w.body.settle(); !reusable {
 			w.closeAfter = true
@@ -326,9 +340,6 @@ func (w *response) sendHead(done bool, next []byte) {
 		setCL = strconv.Itoa(len(p))
 	}
 	hasCL := w.contentLength != -1
-	if sn.connection == "close" || w.c.s.shuttingDown() {
-		w.closeAfter = true
-	}
 	if bodyAllowedForStatus(code) {
 		if !sn.encoded && !sn.contentType && !hasTE && len(p)+len(next) > 0 {
 			setCT = http.DetectContentType(sniffable(p, next))
