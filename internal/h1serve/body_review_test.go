@@ -298,17 +298,7 @@ func TestBodyCloseRequestUnreadBodyDoesNotLinger(t *testing.T) {
 	c := dialCT(t, cs.addr)
 	c.send("POST /up HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\nContent-Length: 10000000\r\n\r\npartial")
 	c.expect("POST", 200, "no", "h1serve")
-	start := time.Now()
-	for {
-		cs.s.mu.Lock()
-		n := len(cs.s.conns)
-		cs.s.mu.Unlock()
-		if n == 0 {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	if d := time.Since(start); d > 150*time.Millisecond {
+	if d := untilReleased(t, cs); d > 150*time.Millisecond {
 		t.Errorf("server held the connection %v after answering a Connection: close request; net/http closes at once", d.Round(time.Millisecond))
 	}
 }

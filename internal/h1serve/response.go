@@ -258,16 +258,7 @@ func (w *response) finish() error {
 	if w.chunking {
 		_, _ = bw.WriteString("0\r\n")
 		if t := w.finalTrailers(); len(t) > 0 {
-			keys := make([]string, 0, len(t))
-			for k := range t {
-				keys = append(keys, k)
-			}
-			slices.Sort(keys)
-			var b []byte
-			for _, k := range keys {
-				b = appendField(b, k, t[k])
-			}
-			_, _ = bw.Write(b)
+			w.writeFields(bw, t, nil)
 		}
 		_, _ = bw.WriteString("\r\n")
 	}
