@@ -72,7 +72,14 @@ func (b *body) readLocked(p []byte) (int, error) {
 			b.onEOF()
 		}
 	case err == io.EOF:
-		err = io.ErrUnexpectedEOF
+		// The stream ended before the declared length. As net/http: this read says so, later
+		// ones read io.EOF, and nothing marks the connection to close for it (the answer has
+		// no Connection: close; the connection ends at the next request's read).
+		b.sawEOF = true
+		if b.onEOF != nil {
+			b.onEOF()
+		}
+		return n, io.ErrUnexpectedEOF
 	}
 	if err != nil && err != io.EOF {
 		b.err = err
@@ -120,7 +127,7 @@ func (b *body) settle() (reusable, tooBig bool) {
 	switch {
 	case b.closed:
 		return b.sawEOF && !b.early, false
-	case !b.sawEOF && b.remain >= maxPostHandlerReadBytes:
+	case b.remain >= maxPostHandlerReadBytes:
 		b.tooBig = true
 		return false, true
 	}

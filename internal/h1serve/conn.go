@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"runtime"
@@ -95,7 +96,13 @@ func (c *conn) serve() {
 	_ = c.nc.SetReadDeadline(after(t0, c.s.headerTimeout))
 	lastPOST := false
 	for first := true; ; first = false {
-		if _, err := c.br.Peek(1); err != nil {
+		// As net/http: after the first request, the next one waits for four bytes (its idle
+		// Peek(4)); fewer, and then the end of the stream, close the connection without an answer.
+		want := 1
+		if !first {
+			want = 4
+		}
+		if _, err := c.br.Peek(want); err != nil {
 			return
 		}
 		if lastPOST && !c.skipStrayCRLF() {
@@ -174,9 +181,13 @@ func (c *conn) readHead() (head []byte, ok bool, err error) {
 			return nil, false, nil
 		}
 		if _, err := c.br.Peek(len(buf) + 1); err != nil {
+			if len(buf) > 0 && err == io.EOF {
+				// A partial head and then the end of the stream (a client that half-closed):
+				// net/http reads it as a malformed request and answers 400; so it is net/http's.
+				return nil, false, nil
+			}
 			if len(buf) > 0 && !errors.Is(err, bufio.ErrBufferFull) {
-				// A partial head and then an error: net/http would answer nothing either
-				// (a timeout or a closed connection).
+				// A partial head and then a timeout or a reset: net/http answers nothing either.
 				return nil, false, err
 			}
 			if errors.Is(err, bufio.ErrBufferFull) {

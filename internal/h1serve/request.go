@@ -81,7 +81,7 @@ func parseHead(head []byte, remote string) (req *http.Request, closeAfter bool, 
 			return nil, false, 0, false
 		case "Connection":
 			for _, t := range bytes.Split(v, comma) {
-				switch t = bytes.TrimSpace(t); {
+				switch t = bytes.Trim(t, " \t"); {
 				case len(t) == 0:
 				case asciiEqualFold(t, "close"):
 					closeAfter = true
