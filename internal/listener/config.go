@@ -50,4 +50,14 @@ type ServerConfig struct {
 	// CPUs the container may use. Fewer than the CPUs suits a host shared with busy neighbours.
 	// At most MaxProcs.
 	Procs int `yaml:"procs"`
+	// HTTP1Server is what serves cleartext HTTP/1.1 listeners: "portico" (the default, h1serve,
+	// which hands unusual requests to net/http) or "net/http" (Go's server for everything), the
+	// way back should a client depend on something only net/http does.
+	HTTP1Server string `yaml:"http1_server"`
 }
+
+// HTTP1Server values.
+const (
+	HTTP1Portico = "portico"
+	HTTP1NetHTTP = "net/http"
+)

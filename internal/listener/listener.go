@@ -67,7 +67,7 @@ func New(cfg Config, sc ServerConfig, h http.Handler) (*Server, error) {
 		protocols.SetUnencryptedHTTP2(true)
 	}
 	s.srv.Protocols = protocols
-	if cfg.TLS == nil && !cfg.H2C {
+	if cfg.TLS == nil && !cfg.H2C && sc.HTTP1Server != HTTP1NetHTTP {
 		s.h1 = h1serve.New(s.srv)
 	}
 	return s, nil

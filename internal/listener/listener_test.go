@@ -629,3 +629,42 @@ func ExampleServer() {
 	fmt.Println(s.Addr() != "")
 	// Output: true
 }
+
+// server.http1_server chooses what serves a cleartext HTTP/1.1 listener: h1serve by default, Go's
+// net/http on request; TLS and h2c listeners are net/http's either way.
+func TestHTTP1Server(t *testing.T) {
+	writerType := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for {
+			u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+			if !ok {
+				break
+			}
+			w = u.Unwrap()
+		}
+		fmt.Fprintf(w, "%T", w)
+	})
+	for _, tt := range []struct {
+		name string
+		cfg  Config
+		sc   ServerConfig
+		want string
+	}{
+		{"default", Config{Address: "127.0.0.1:0"}, ServerConfig{}, "*h1serve.response"},
+		{"portico", Config{Address: "127.0.0.1:0"}, ServerConfig{HTTP1Server: HTTP1Portico}, "*h1serve.response"},
+		{"net/http", Config{Address: "127.0.0.1:0"}, ServerConfig{HTTP1Server: HTTP1NetHTTP}, "*http.response"},
+		{"h2c listener", Config{Address: "127.0.0.1:0", H2C: true}, ServerConfig{}, "*http.response"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := serveWith(t, tt.cfg, tt.sc, writerType)
+			resp, err := http.Get("http://" + s.Addr() + "/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if string(body) != tt.want {
+				t.Errorf("served by %s, want %s", body, tt.want)
+			}
+		})
+	}
+}

@@ -122,6 +122,11 @@ func (c *ServerConfig) Validate(path string, p *confval.Problems) {
 	case c.Procs > MaxProcs:
 		p.Addf(confval.Join(path, "procs"), "must be at most %d (0 means one per CPU the process may use)", MaxProcs)
 	}
+	switch c.HTTP1Server {
+	case "", HTTP1Portico, HTTP1NetHTTP:
+	default:
+		p.Addf(confval.Join(path, "http1_server"), "unknown server %q (known: %s, %s)", c.HTTP1Server, HTTP1Portico, HTTP1NetHTTP)
+	}
 }
 
 // checkKeyPair validates a certificate and key given as two PEM files named certField and

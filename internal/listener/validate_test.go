@@ -107,6 +107,9 @@ func TestServerConfigValidate(t *testing.T) {
 			want: []string{"s.max_header_bytes: must be at most 67108864", "s.procs: must be at most 1024"}},
 		{name: "just above the bounds", cfg: ServerConfig{MaxHeaderBytes: MaxHeaderBytesLimit + 1, Procs: MaxProcs + 1},
 			want: []string{"s.max_header_bytes: must be at most", "s.procs: must be at most"}},
+		{name: "http1 servers", cfg: ServerConfig{HTTP1Server: HTTP1NetHTTP}},
+		{name: "http1 server unknown", cfg: ServerConfig{HTTP1Server: "fasthttp"},
+			want: []string{`s.http1_server: unknown server "fasthttp" (known: portico, net/http)`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
