@@ -301,8 +301,8 @@ func (w *response) sendHeld(done bool, next []byte) error {
 }
 
 // sendHead completes the header by net/http's rules (chunkWriter.writeHeader, for an HTTP/1.1
-// request without a body) and puts it in the connection's buffer. done: the handler returned, and
-// pending is the whole body.
+// request) and puts it in the connection's buffer. done: the handler returned, and pending is the
+// whole body.
 func (w *response) sendHead(done bool, next []byte) {
 	w.headOut = true
 	sn := &w.snap
