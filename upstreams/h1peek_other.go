@@ -15,3 +15,5 @@ type peeker struct{}
 func newPeeker(net.Conn) *peeker { return nil }
 
 func (*peeker) closed() bool { return false }
+
+func (*peeker) unusableFD(uintptr) bool { return false }

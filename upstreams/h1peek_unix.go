@@ -53,3 +53,9 @@ func (p *peeker) closed() bool {
 	}
 	return p.unusable
 }
+
+// unusableFD is closed for a caller that already holds the descriptor (inside RawConn.Read).
+func (p *peeker) unusableFD(fd uintptr) bool {
+	p.look(fd)
+	return p.unusable
+}

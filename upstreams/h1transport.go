@@ -68,6 +68,36 @@ type h1Conn struct {
 	abort func()
 	// peek looks at the idle socket before reuse (nil where the platform cannot).
 	peek *peeker
+	// raw lets send wait for the answer without a read that must fail (nil: no such access).
+	raw syscall.RawConn
+	// sendOnce is send's callback, made once per connection so that a call allocates nothing;
+	// sent and sendErr are what it reports.
+	sendOnce func(fd uintptr) bool
+	sent     bool
+	sendErr  error
+	// mustPeek: the request goes on a pooled connection, whose socket is looked at (peek) just
+	// before its first byte goes out.
+	mustPeek bool
+}
+
+// errIdleClosed: a pooled connection turned out to be closed (or to hold bytes nobody asked for)
+// before any of the request was written; another connection is taken.
+var errIdleClosed = errors.New("pooled connection closed by the target while idle")
+
+// Write is what bw writes through. On a pooled connection the socket is looked at right before
+// the request's first byte goes out, wherever the flush that sends it happens: the target may
+// have closed the connection while it was idle, or sent bytes nobody asked for (a 408 before
+// closing, or more than it framed), and the request must neither be written to a closed socket
+// nor read those bytes as its answer. http.Transport's reader goroutine notices the same on its
+// own; h1Transport has none and asks the socket.
+func (pc *h1Conn) Write(p []byte) (int, error) {
+	if pc.mustPeek {
+		pc.mustPeek = false
+		if pc.peek.closed() {
+			return 0, errIdleClosed
+		}
+	}
+	return pc.conn.Write(p)
 }
 
 var _ roundTripper = (*h1Transport)(nil)
@@ -121,23 +151,19 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	host := canonicalHost(req.URL)
 	for try := 0; ; try++ {
 		pc, reused := t.get(host)
-		if reused && pc.peek.closed() {
-			// The target closed the connection while it was idle, or sent bytes nobody asked
-			// for (a 408 before closing, or more than it framed): the next request must neither
-			// read them as its answer nor be written to a closed socket. http.Transport's reader
-			// goroutine notices the same on its own; h1Transport has none and asks the socket.
-			_ = pc.conn.Close()
-			continue
-		}
 		if pc == nil {
 			var err error
 			if pc, err = t.dialConn(ctx, host); err != nil {
 				return nil, err
 			}
 		}
+		pc.mustPeek = reused
 		resp, err := t.exchange(ctx, req, pc)
 		if err == nil {
 			return resp, nil
+		}
+		if errors.Is(err, errIdleClosed) {
+			continue // nothing was sent
 		}
 		// A pooled connection the target closed after the check above fails before any
 		// answer; net/http retries such a request on a new connection, and so do we, once per
@@ -205,11 +231,65 @@ func (t *h1Transport) dialConn(ctx context.Context, host string) (*h1Conn, error
 	if err != nil {
 		return nil, err
 	}
-	pc := &h1Conn{conn: conn, lr: headLimit{Conn: conn, left: math.MaxInt64}, bw: bufio.NewWriterSize(conn, 4<<10), host: host}
+	pc := &h1Conn{conn: conn, lr: headLimit{Conn: conn, left: math.MaxInt64}, host: host}
+	pc.bw = bufio.NewWriterSize(pc, 4<<10)
 	pc.br = bufio.NewReaderSize(&pc.lr, 4<<10)
 	pc.abort = func() { _ = conn.SetDeadline(aLongTimeAgo) }
 	pc.peek = newPeeker(conn)
+	if sc, ok := conn.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			pc.raw = raw
+			pc.sendOnce = func(fd uintptr) bool {
+				if pc.sent {
+					return true
+				}
+				pc.sent = true
+				// mustPeek is still set unless the head outgrew bw and went out in part.
+				idle := pc.mustPeek
+				pc.mustPeek = false // looked at here, not again in Write
+				if pc.peek.unusableFD(fd) {
+					if idle {
+						pc.sendErr = errIdleClosed
+						return true
+					}
+					// Bytes before the request was (all) sent: a target that spoke first on a
+					// new connection, or answered a long head before reading all of it. Their
+					// wake-up may have come before the reset, so no wait: the read finds them.
+					pc.sendErr = pc.bw.Flush()
+					return true
+				}
+				pc.sendErr = pc.bw.Flush()
+				return pc.sendErr != nil
+			}
+		}
+	}
 	return pc, nil
+}
+
+// send writes the buffered request and waits until its answer can be read. A plain Flush
+// followed by the answer's read costs a read that fails with EAGAIN on every exchange, since the
+// answer cannot be there yet, and only then does Go wait for the socket: one wasted syscall per
+// call, on the proxy's hot path. Inside RawConn.Read the runtime has already reset the socket's
+// readiness (edge-triggered: a wake-up that came before the reset is forgotten), so the socket
+// is looked at first (the peek a pooled connection needs anyway, see Write): bytes that came
+// before the reset are seen there, and every later byte wakes the wait. The wait ends with the
+// answer readable, at the end of the stream, or at the read deadline. It returns the write's
+// error and the wait's.
+func (pc *h1Conn) send() (writeErr, waitErr error) {
+	if pc.raw == nil || pc.peek == nil || pc.br.Buffered() != 0 {
+		return pc.bw.Flush(), nil
+	}
+	pc.sent, pc.sendErr = false, nil
+	waitErr = pc.raw.Read(pc.sendOnce)
+	if !pc.sent {
+		// The wait failed before the callback ran (a deadline already past, a closed
+		// connection): nothing was written, and the write reports why.
+		return pc.bw.Flush(), nil
+	}
+	if pc.sendErr != nil {
+		return pc.sendErr, nil
+	}
+	return nil, waitErr
 }
 
 // exchange sends req on pc and reads the answer's header. On error pc is closed.
@@ -245,11 +325,12 @@ func (t *h1Transport) exchange(ctx context.Context, req *http.Request, pc *h1Con
 	if err := writeRequest(pc.bw, req); err != nil {
 		return fail(err)
 	}
-	if err := pc.bw.Flush(); err != nil {
-		if staleConnError(err) {
-			err = stale{err}
+	writeErr, waitErr := pc.send()
+	if writeErr != nil {
+		if staleConnError(writeErr) {
+			writeErr = stale{writeErr}
 		}
-		return fail(err)
+		return fail(writeErr)
 	}
 	var resp *http.Response
 	pc.lr.left = t.maxHeadBytes()
@@ -258,7 +339,11 @@ func (t *h1Transport) exchange(ctx context.Context, req *http.Request, pc *h1Con
 		// answer was closed by the target and is worth one retry; ReadResponse would report it as
 		// io.ErrUnexpectedEOF, like a truncated answer. After a 1xx it is not: the target has
 		// the request.
-		_, err := pc.br.Peek(1)
+		err := waitErr
+		if err == nil {
+			_, err = pc.br.Peek(1)
+		}
+		waitErr = nil
 		if err != nil && n == 0 && staleConnError(err) {
 			err = stale{err}
 		}

@@ -2,6 +2,7 @@ package upstreams
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -297,4 +298,73 @@ func TestPeekerClosed(t *testing.T) {
 			t.Error("a connection without a socket reported closed")
 		}
 	})
+}
+
+// TestH1TransportReadsBytesThatCameBeforeTheRequest: the transport waits for an answer with the
+// socket's readiness reset first (send), and a wake-up that came before the reset is forgotten.
+// Bytes the target sent before the request went out (a server that answers 503 on accept, or
+// answers a long head before reading all of it) must still be read, not waited for until the
+// response-header timeout. The dialer here holds the new connection until those bytes are in
+// and the runtime has had time to take their wake-up, which is the order that loses it.
+func TestH1TransportReadsBytesThatCameBeforeTheRequest(t *testing.T) {
+	if !canPeek {
+		t.Skip("no look at the socket on this platform; answers are read the plain way")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	spoke := make(chan struct{}, 1)
+	stopped := make(chan struct{})
+	var held []net.Conn
+	go func() {
+		defer close(stopped)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = io.WriteString(c, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbusy")
+			spoke <- struct{}{}
+			// Read the request, then hold the connection open: its end of stream would be a
+			// wake-up of its own.
+			_, _ = http.ReadRequest(bufio.NewReader(c))
+			held = append(held, c)
+		}
+	}()
+	defer func() {
+		_ = ln.Close()
+		<-stopped
+		for _, c := range held {
+			_ = c.Close()
+		}
+	}()
+	var d net.Dialer
+	tr := &h1Transport{
+		fallback:   &http.Transport{},
+		respHeader: 5 * time.Second,
+		maxIdle:    4,
+		dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			if err == nil {
+				<-spoke
+				time.Sleep(20 * time.Millisecond) // parked: the runtime polls the network
+			}
+			return c, err
+		},
+	}
+	defer tr.CloseIdleConnections()
+	for i := 0; i < 3; i++ {
+		req := httptest.NewRequest(http.MethodGet, "http://"+ln.Addr().String()+"/", nil)
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("call %d: %v (the answer already on the socket was waited for)", i, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || string(body) != "busy" {
+			t.Fatalf("call %d: %d %q, want 503 busy", i, resp.StatusCode, body)
+		}
+	}
 }
