@@ -149,12 +149,12 @@ func (b *body) finished() (reusable, linger bool) {
 	return reusable, b.early || b.tooBig
 }
 
-// end marks the body read to its end: the connection's read deadline is the watcher's from here.
+// end marks the body read to its end: the connection's read deadline is no longer the body's,
+// and the watcher clears it before its read (fire).
 func (b *body) end() {
 	b.dmu.Lock()
 	defer b.dmu.Unlock()
 	b.ended = true
-	_ = b.c.nc.SetReadDeadline(time.Time{})
 }
 
 // setReadDeadline bounds the reads of the body still to come (http.ResponseController).

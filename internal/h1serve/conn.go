@@ -31,6 +31,9 @@ type conn struct {
 	keys    []string
 	// writeDeadline: this answer set one, to be cleared before the next.
 	writeDeadline bool
+	// headBy is the header timeout's deadline, set on the connection only when reading a head
+	// has to wait for more bytes (zero: set already, or none).
+	headBy time.Time
 
 	// watch notices a client that goes away while a slow handler runs (see watch).
 	watch watcher
@@ -112,8 +115,10 @@ func (c *conn) serve() {
 			return // shutting down
 		}
 		if !first {
+			// The header timeout bounds the reads the head still needs; one that came whole
+			// (the usual case) needs none, and setting a deadline is a timer change.
 			t0 = time.Now()
-			_ = c.nc.SetReadDeadline(after(t0, c.s.headerTimeout))
+			c.headBy = after(t0, c.s.headerTimeout)
 		}
 		head, ok, err := c.readHead()
 		if err != nil {
@@ -136,9 +141,9 @@ func (c *conn) serve() {
 			b = &body{c: c, remain: length, closing: closeAfter}
 			req.Body = b
 			_ = c.nc.SetReadDeadline(after(t0, c.s.readTimeout))
-		} else {
-			_ = c.nc.SetReadDeadline(time.Time{})
 		}
+		// Without a body the read deadline left from reading the head stays: nothing reads the
+		// connection until the next request but the watcher, which clears it first (fire).
 		if c.s.writeTimeout > 0 {
 			_ = c.nc.SetWriteDeadline(time.Now().Add(c.s.writeTimeout))
 			c.writeDeadline = true
@@ -179,6 +184,10 @@ func (c *conn) readHead() (head []byte, ok bool, err error) {
 		}
 		if len(buf) == c.br.Size() {
 			return nil, false, nil
+		}
+		if !c.headBy.IsZero() {
+			_ = c.nc.SetReadDeadline(c.headBy)
+			c.headBy = time.Time{}
 		}
 		if _, err := c.br.Peek(len(buf) + 1); err != nil {
 			if len(buf) > 0 && err == io.EOF {
@@ -399,6 +408,9 @@ func (w *watcher) fire() {
 	w.state = watchReading
 	w.done = make(chan struct{})
 	done := w.done
+	// The deadline left from reading the request (see serve) would end this read as a lost
+	// client. Cleared under the lock: disarm's abort, a deadline in the past, must come after.
+	_ = w.c.nc.SetReadDeadline(time.Time{})
 	w.mu.Unlock()
 	defer close(done)
 	src := &w.c.src

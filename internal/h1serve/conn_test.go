@@ -641,3 +641,30 @@ func TestHandOffKeepsCloseWrite(t *testing.T) {
 		})
 	}
 }
+
+// A request's read deadlines (header, idle, body) stay on the connection after it is read, since
+// only the watcher reads it afterwards and clearing them each time is a timer change. A handler
+// that outlives them must not be taken for one whose client went away.
+func TestSlowHandlerOutlivesReadDeadlines(t *testing.T) {
+	cs := startCT(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		select {
+		case <-r.Context().Done():
+			_, _ = io.WriteString(w, "cancelled")
+		case <-time.After(4 * watchAfter):
+			_, _ = io.WriteString(w, "done")
+		}
+	}, func(hs *http.Server) {
+		hs.ReadHeaderTimeout = watchAfter / 2
+		hs.ReadTimeout = watchAfter / 2
+		hs.IdleTimeout = 2 * watchAfter
+	})
+	c := dialCT(t, cs.addr)
+	c.send(reqGET("/first")) // the header deadline passes while the handler runs
+	c.expect("GET", 200, "done", "")
+	time.Sleep(3 * watchAfter / 2) // the idle deadline passes while the next handler runs
+	c.send(reqGET("/second"))
+	c.expect("GET", 200, "done", "")
+	c.send("POST /body HTTP/1.1\r\nHost: example.test\r\nContent-Length: 2\r\n\r\nhi")
+	c.expect("POST", 200, "done", "") // so does the body's
+}
