@@ -30,8 +30,12 @@ func newPeeker(c net.Conn) *peeker {
 	}
 	p := &peeker{raw: raw}
 	p.look = func(fd uintptr) {
-		switch err := recvPeek(fd, p.buf[:]); err {
-		case syscall.EAGAIN, syscall.EINTR: // nothing to read: alive (EWOULDBLOCK is EAGAIN here)
+		err := recvPeek(fd, p.buf[:])
+		for err == syscall.EINTR {
+			err = recvPeek(fd, p.buf[:])
+		}
+		switch err {
+		case syscall.EAGAIN: // nothing to read: alive (EWOULDBLOCK is EAGAIN here)
 			p.unusable = false
 		default: // nil: a byte or the end of stream; anything else: reset or broken
 			p.unusable = true

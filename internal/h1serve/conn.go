@@ -31,9 +31,10 @@ type conn struct {
 	keys    []string
 	// writeDeadline: this answer set one, to be cleared before the next.
 	writeDeadline bool
-	// headBy is the header timeout's deadline, set on the connection only when reading a head
-	// has to wait for more bytes (zero: set already, or none).
-	headBy time.Time
+	// headBy is the header timeout's deadline (zero: none), set on the connection only when
+	// reading a head has to wait for more bytes; headPending: it has not been set yet.
+	headBy      time.Time
+	headPending bool
 
 	// watch notices a client that goes away while a slow handler runs (see watch).
 	watch watcher
@@ -118,7 +119,7 @@ func (c *conn) serve() {
 			// The header timeout bounds the reads the head still needs; one that came whole
 			// (the usual case) needs none, and setting a deadline is a timer change.
 			t0 = time.Now()
-			c.headBy = after(t0, c.s.headerTimeout)
+			c.headBy, c.headPending = after(t0, c.s.headerTimeout), true
 		}
 		head, ok, err := c.readHead()
 		if err != nil {
@@ -185,9 +186,10 @@ func (c *conn) readHead() (head []byte, ok bool, err error) {
 		if len(buf) == c.br.Size() {
 			return nil, false, nil
 		}
-		if !c.headBy.IsZero() {
+		if c.headPending {
+			// Zero (no header timeout) clears the idle deadline, as net/http does.
 			_ = c.nc.SetReadDeadline(c.headBy)
-			c.headBy = time.Time{}
+			c.headPending = false
 		}
 		if _, err := c.br.Peek(len(buf) + 1); err != nil {
 			if len(buf) > 0 && err == io.EOF {

@@ -651,20 +651,39 @@ func TestSlowHandlerOutlivesReadDeadlines(t *testing.T) {
 		select {
 		case <-r.Context().Done():
 			_, _ = io.WriteString(w, "cancelled")
-		case <-time.After(4 * watchAfter):
+		case <-time.After(6 * watchAfter):
 			_, _ = io.WriteString(w, "done")
 		}
 	}, func(hs *http.Server) {
-		hs.ReadHeaderTimeout = watchAfter / 2
-		hs.ReadTimeout = watchAfter / 2
-		hs.IdleTimeout = 2 * watchAfter
+		hs.ReadHeaderTimeout = 2 * watchAfter
+		hs.ReadTimeout = 2 * watchAfter
+		hs.IdleTimeout = 4 * watchAfter
 	})
 	c := dialCT(t, cs.addr)
 	c.send(reqGET("/first")) // the header deadline passes while the handler runs
 	c.expect("GET", 200, "done", "")
-	time.Sleep(3 * watchAfter / 2) // the idle deadline passes while the next handler runs
+	time.Sleep(5 * watchAfter / 2) // the idle deadline passes while the next handler runs
 	c.send(reqGET("/second"))
 	c.expect("GET", 200, "done", "")
 	c.send("POST /body HTTP/1.1\r\nHost: example.test\r\nContent-Length: 2\r\n\r\nhi")
 	c.expect("POST", 200, "done", "") // so does the body's
+}
+
+// Without a header timeout a later request's head may take its time, as in net/http: the idle
+// deadline it began under must not cut it (found in review).
+func TestSlowLaterHeadWithoutHeaderTimeout(t *testing.T) {
+	cs := startCT(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	}, func(hs *http.Server) {
+		hs.ReadHeaderTimeout = 0
+		hs.ReadTimeout = 0
+		hs.IdleTimeout = 300 * time.Millisecond
+	})
+	c := dialCT(t, cs.addr)
+	c.send(reqGET("/first"))
+	c.expect("GET", 200, "ok", "")
+	c.send("GET /second HTTP/1.1\r\n")
+	time.Sleep(500 * time.Millisecond) // the idle deadline passes while the head is incomplete
+	c.send("Host: example.test\r\n\r\n")
+	c.expect("GET", 200, "ok", "")
 }
