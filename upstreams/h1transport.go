@@ -380,7 +380,11 @@ func (t *h1Transport) exchange(ctx context.Context, req *http.Request, pc *h1Con
 		}
 	}
 	pc.lr.left = math.MaxInt64
-	if headerBy != deadline {
+	// The body is read under the total deadline, not the response header's; a body that came
+	// with the head (most answers through a gateway are a few KiB) is read from the buffer, and
+	// then the deadline is not moved: moving it is a timer change, the next exchange sets it
+	// anew, and there is no cancellation to re-check.
+	if headerBy != deadline && !bodyBuffered(resp, pc.br) {
 		_ = pc.conn.SetReadDeadline(deadline)
 		if canceled(ctx) {
 			// Connection first: closing the body of a live connection would drain it.
@@ -396,6 +400,18 @@ func (t *h1Transport) exchange(ctx context.Context, req *http.Request, pc *h1Con
 	}
 	resp.Body = &h1Body{rc: resp.Body, pc: pc, t: t, ctx: ctx, stop: stop, keep: keep}
 	return resp, nil
+}
+
+// bodyBuffered reports whether reading resp's body needs no read from the connection: it has
+// none, or a Content-Length that is already in br.
+func bodyBuffered(resp *http.Response, br *bufio.Reader) bool {
+	switch b := resp.Body.(type) {
+	case nil:
+		return true
+	case *fixedBody:
+		return b.left <= int64(br.Buffered())
+	}
+	return resp.Body == http.NoBody
 }
 
 func canceled(ctx context.Context) bool {

@@ -428,6 +428,33 @@ func TestTotalTimeoutCoversRetries(t *testing.T) {
 	}
 }
 
+// The response-header timeout bounds the wait for the head only: a body that takes longer to
+// follow is read under the total timeout, whether it begins with the head or not.
+func TestResponseHeaderTimeoutLeavesTheBody(t *testing.T) {
+	for _, first := range []string{"", "part1"} {
+		t.Run(fmt.Sprintf("first part %q", first), func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Length", "10")
+				w.WriteHeader(http.StatusOK)
+				_, _ = io.WriteString(w, first)
+				w.(http.Flusher).Flush()
+				time.Sleep(300 * time.Millisecond) // past the response-header timeout
+				_, _ = io.WriteString(w, "part1part2"[len(first):])
+			}))
+			defer srv.Close()
+			_, u := newTestRegistry(t, Config{Targets: targetsOf(srv.URL), Timeouts: TimeoutsConfig{
+				ResponseHeader: dur(100 * time.Millisecond), Total: dur(5 * time.Second)}})
+			resp, err := get(t, u, "1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if body := readAll(t, resp); body != "part1part2" {
+				t.Errorf("body = %q, want all of it", body)
+			}
+		})
+	}
+}
+
 func TestTotalTimeoutCoversBodyRead(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "partial")
