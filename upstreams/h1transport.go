@@ -383,7 +383,9 @@ func (t *h1Transport) exchange(ctx context.Context, req *http.Request, pc *h1Con
 	// The body is read under the total deadline, not the response header's; a body that came
 	// with the head (most answers through a gateway are a few KiB) is read from the buffer, and
 	// then the deadline is not moved: moving it is a timer change, the next exchange sets it
-	// anew, and there is no cancellation to re-check.
+	// anew, and there is no cancellation to re-check. A pooled connection may therefore keep a
+	// read deadline in the past: nothing reads an idle connection through Go (the peeker uses
+	// recv with MSG_DONTWAIT) before exchange sets its deadlines.
 	if headerBy != deadline && !bodyBuffered(resp, pc.br) {
 		_ = pc.conn.SetReadDeadline(deadline)
 		if canceled(ctx) {

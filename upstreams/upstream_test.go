@@ -431,7 +431,7 @@ func TestTotalTimeoutCoversRetries(t *testing.T) {
 // The response-header timeout bounds the wait for the head only: a body that takes longer to
 // follow is read under the total timeout, whether it begins with the head or not.
 func TestResponseHeaderTimeoutLeavesTheBody(t *testing.T) {
-	for _, first := range []string{"", "part1"} {
+	for _, first := range []string{"", "part1", "part1part"} { // the last: one byte short
 		t.Run(fmt.Sprintf("first part %q", first), func(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Length", "10")
@@ -450,6 +450,50 @@ func TestResponseHeaderTimeoutLeavesTheBody(t *testing.T) {
 			}
 			if body := readAll(t, resp); body != "part1part2" {
 				t.Errorf("body = %q, want all of it", body)
+			}
+		})
+	}
+}
+
+// A body that came whole with its head is read from the buffer, so the read deadline stays at
+// the response-header timeout's: reading it after that has passed must work, and so must the
+// connection, pooled with that deadline, for the next calls (found missing in review).
+func TestBufferedBodyOutlivesResponseHeaderTimeout(t *testing.T) {
+	for _, kind := range []string{"length", "empty", "204", "HEAD"} {
+		t.Run(kind, func(t *testing.T) {
+			srv, conns := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+				switch kind {
+				case "length", "HEAD":
+					w.Header().Set("Content-Length", "5")
+					_, _ = io.WriteString(w, "hello")
+				case "empty":
+					w.Header().Set("Content-Length", "0")
+				case "204":
+					w.WriteHeader(http.StatusNoContent)
+				}
+			})
+			_, u := newTestRegistry(t, Config{Targets: targetsOf(srv.URL), Timeouts: TimeoutsConfig{
+				ResponseHeader: dur(50 * time.Millisecond), Total: dur(5 * time.Second)}})
+			method, want := http.MethodGet, ""
+			if kind == "HEAD" {
+				method = http.MethodHead
+			} else if kind == "length" {
+				want = "hello"
+			}
+			for i := 0; i < 3; i++ {
+				resp, err := u.RoundTrip(httptest.NewRequest(method, "http://client.example/p", nil))
+				if err != nil {
+					t.Fatalf("call %d: %v", i, err)
+				}
+				time.Sleep(120 * time.Millisecond) // the response-header deadline passes
+				body, err := io.ReadAll(resp.Body)
+				_ = resp.Body.Close()
+				if err != nil || string(body) != want {
+					t.Fatalf("call %d: body %q, %v; want %q", i, body, err, want)
+				}
+			}
+			if n := conns.Load(); n != 1 {
+				t.Errorf("%d connections for 3 calls, want 1", n)
 			}
 		})
 	}
