@@ -97,6 +97,51 @@ func TestBadInputConflictingFieldsDoNotAmplifyErrors(t *testing.T) {
 		t.Errorf("a %d-byte document answered %d errors in %d bytes; want a bounded answer (say the first 100 errors)",
 			b.Len(), len(r.Errors), len(a.body))
 	}
+	// 300 fields make 44,850 conflicting pairs: the first 100 and a count of the rest.
+	if n := len(r.Errors); n != 101 || r.Errors[n-1].Message != "44750 more errors omitted" || r.Errors[n-1].code() != "GRAPHQL_VALIDATION_FAILED" {
+		last := ""
+		if n > 0 {
+			last = r.Errors[n-1].Message
+		}
+		t.Errorf("%d errors, the last %q; want 100 and \"44750 more errors omitted\" with the validation code", n, last)
+	}
+}
+
+// TestBadInputNumericLiteralsInRange: an Int literal takes -2^31 to 2^31-1 only, as an Int
+// variable does; gqlparser accepts 64 bits, and a quantity of 4294967297 reached the orders
+// service. Nothing runs for such a document.
+func TestBadInputNumericLiteralsInRange(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	for _, tc := range []struct {
+		name, query string
+		want        string // "" for accepted
+	}{
+		{"largest Int", `{ orders(first: 2147483647) { pageInfo { hasNextPage } } }`, ""},
+		{"smallest Int", `{ orders(first: -2147483648) { pageInfo { hasNextPage } } }`, ""},
+		{"Int past 32 bits", `{ orders(first: 2147483648) { pageInfo { hasNextPage } } }`, "Int cannot represent non 32-bit signed integer value: 2147483648"},
+		{"Int below 32 bits", `{ notifications(first: -2147483649) { id } }`, "Int cannot represent non 32-bit signed integer value: -2147483649"},
+		{"Int past 64 bits, one error", `{ notifications(first: 1` + strings.Repeat("0", 40) + `) { id } }`, "value: 1" + strings.Repeat("0", 40)},
+		{"nested in an input object and a list", `mutation { placeOrder(input: {items: [{sku: "SKU-1", quantity: 4294967297, unitPriceCents: 100}]}) { id } }`, "value: 4294967297"},
+		{"ID as a large integer", `{ user(id: 99999999999) { id } }`, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := e.do(t, http.MethodPost, "/web/graphql", mustJSONBytes(t, map[string]any{"query": tc.query}),
+				"Content-Type", "application/json", "Accept", "application/graphql-response+json")
+			r := a.graphql(t)
+			if tc.want == "" {
+				for _, err := range r.Errors {
+					if err.code() == "GRAPHQL_VALIDATION_FAILED" {
+						t.Errorf("accepted literal refused: %s", a.body)
+					}
+				}
+				return
+			}
+			if a.status != http.StatusBadRequest || r.Data != nil || len(r.Errors) != 1 || !strings.Contains(r.Errors[0].Message, tc.want) ||
+				r.Errors[0].code() != "GRAPHQL_VALIDATION_FAILED" {
+				t.Errorf("answer %d %s; want 400 GRAPHQL_VALIDATION_FAILED with %q", a.status, a.body, tc.want)
+			}
+		})
+	}
 }
 
 // TestBadInputRepeatedFieldsStopAtTheTokenLimit: the same field repeated (`{ me{id} me{id} … }`,
@@ -210,6 +255,7 @@ func TestBadInputVariablesCoerceLikeTheSpec(t *testing.T) {
 	const orders = `query($n: Int, $after: String) { orders(first: $n, after: $after) { edges { node { id } } } }`
 	const place = `mutation($in: PlaceOrderInput!) { placeOrder(input: $in) { id } }`
 	const user = `query($id: ID!) { user(id: $id) { id } }`
+	const mark = `mutation($ids: [ID!]) { markNotificationsRead(ids: $ids) }`
 	item := func(sku any, qty any) map[string]any {
 		return map[string]any{"in": map[string]any{"items": []any{map[string]any{"sku": sku, "quantity": qty, "unitPriceCents": 100}}}}
 	}
@@ -227,6 +273,12 @@ func TestBadInputVariablesCoerceLikeTheSpec(t *testing.T) {
 		{"nested Int past 32 bits", place, mustJSON(t, item("SKU-1", 9999999999)), "items: [0]: quantity: Int cannot represent 9999999999"},
 		{"nested Int as a string", place, mustJSON(t, item("SKU-1", "2")), `quantity: Int cannot represent "2" (a string)`},
 		{"nested String as a number", place, mustJSON(t, item(5, 2)), "sku: String cannot represent 5"},
+		// "If the value passed as an input to a list type is not a list ... the result is a list
+		// of size one": gqlparser hands such a value over as a typed slice ([]string).
+		{"one ID for a list", mark, `{"ids": "n1"}`, ""},
+		{"one integer ID for a list", mark, `{"ids": 5}`, ""},
+		{"one boolean for a list of ID", mark, `{"ids": true}`, "cannot use a boolean as ID"},
+		{"list of ID with an object", mark, `{"ids": ["n1", {"a": 1}]}`, "cannot use an object as ID"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := e.do(t, http.MethodPost, "/web/graphql", mustJSONBytes(t, map[string]any{"query": tc.query, "variables": json.RawMessage(tc.vars)}),
@@ -394,11 +446,13 @@ func TestOversizedContentLengthRefusedBeforeTheBody(t *testing.T) {
 // send a document under a hash that can never be the document's.
 func TestMalformedPersistedQueryHash(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	for name, hash := range map[string]string{
+	for name, hash := range map[string]any{
 		"too long":       strings.Repeat("a", 100_000),
 		"too short":      "abc",
 		"not hex":        strings.Repeat("g", 64),
 		"sha256: prefix": "sha256:" + strings.Repeat("a", 64),
+		"a number":       12345, // was "sha256Hash is missing"
+		"an object":      map[string]any{"x": 1},
 	} {
 		t.Run(name, func(t *testing.T) {
 			a := e.post(t, "web", map[string]any{"extensions": map[string]any{"persistedQuery": map[string]any{"version": 1, "sha256Hash": hash}}})

@@ -228,6 +228,11 @@ func (s storedDocuments) MutateOperationParameters(ctx context.Context, params *
 	return nil
 }
 
+func isString(v any) bool {
+	_, ok := v.(string)
+	return ok
+}
+
 // persistedQueryHash reads extensions.persistedQuery.sha256Hash, checking the protocol version.
 func persistedQueryHash(params *graphql.RawParams) (hash string, present bool, err *gqlerror.Error) {
 	raw, ok := params.Extensions["persistedQuery"]
@@ -238,9 +243,13 @@ func persistedQueryHash(params *graphql.RawParams) (hash string, present bool, e
 	if !ok {
 		return "", true, codedError(codeBadRequest, "extensions.persistedQuery must be an object")
 	}
-	hash, _ = pq["sha256Hash"].(string)
-	if hash == "" {
+	v, given := pq["sha256Hash"]
+	hash, _ = v.(string)
+	switch {
+	case !given || v == nil || hash == "" && isString(v):
 		return "", true, codedError(codeBadRequest, "extensions.persistedQuery.sha256Hash is missing")
+	case hash == "":
+		return "", true, codedError(codeBadRequest, "extensions.persistedQuery.sha256Hash must be a string of 64 hexadecimal digits")
 	}
 	if !isVersionOne(pq["version"]) {
 		// The value is not printed: it may be any JSON, of any size.

@@ -1,6 +1,11 @@
 package bff
 
 import (
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"github.com/vektah/gqlparser/v2/validator/core"
 	"github.com/vektah/gqlparser/v2/validator/rules"
@@ -12,35 +17,79 @@ import (
 // A client fixing its document needs the first few.
 const maxRequestErrors = 100
 
-// cappedRules are gqlparser's default validation rules, each keeping at most maxRequestErrors
-// errors per document: the rule still runs (the token limit bounds its work), but what it would
-// report past that is not allocated and kept. gqlgen asks for a fresh set for every document it
+// cappedRules are gqlparser's default validation rules plus numericLiterals, keeping at most
+// maxRequestErrors errors per document between them: every rule still runs (the token limit
+// bounds its work), but what they would report past that is counted, not allocated and kept, and
+// one last error says how many more there were. gqlgen asks for a fresh set for every document it
 // validates and then edits it, so this builds one each time; parsed documents are cached, so that
 // is once per new document text.
 func cappedRules() *rules.Rules {
 	all := rules.NewDefaultRules()
 	capped := rules.NewRules()
+	c := &errorCap{}
 	for name, rule := range all.GetInner() {
-		capped.AddRule(name, capRule(rule))
+		capped.AddRule(name, c.rule(rule))
 	}
+	capped.AddRule(numericLiteralsRule, c.rule(numericLiterals))
 	return capped
 }
 
-func capRule(rule core.RuleFunc) core.RuleFunc {
+// omittedRule names the error that counts what a capped document's rules did not report, so that
+// capErrors leaves it alone.
+const omittedRule = "PorticoOmittedErrors"
+
+// errorCap counts the errors of one document's rules.
+type errorCap struct {
+	n       int
+	omitted *gqlerror.Error
+}
+
+func (c *errorCap) rule(rule core.RuleFunc) core.RuleFunc {
 	return func(observers *core.Events, addError core.AddErrFunc) {
-		n := 0
 		rule(observers, func(options ...core.ErrorOption) {
-			if n < maxRequestErrors {
-				n++
+			c.n++
+			switch {
+			case c.n <= maxRequestErrors:
 				addError(options...)
+			case c.omitted == nil:
+				// The validator builds the error from the options; this one keeps a hold on it to
+				// update the count as more come.
+				addError(func(e *gqlerror.Error) { e.Rule, c.omitted = omittedRule, e })
+				fallthrough
+			default:
+				c.omitted.Message = fmt.Sprintf("%d more errors omitted", c.n-maxRequestErrors)
 			}
 		})
 	}
 }
 
+// numericLiteralsRule names numericLiterals among the validation rules.
+const numericLiteralsRule = "PorticoNumericLiterals"
+
+// numericLiterals refuses Int literals outside 32 bits, which gqlparser's ValuesOfCorrectType
+// accepts up to 64: `placeOrder(input: {items: [{quantity: 4294967297}]})` validated and reached
+// the orders service. The spec's input coercion of Int: "if the integer input value represents a
+// value less than -2^31 or greater than or equal to 2^31, a request error should be raised". The
+// message is ValuesOfCorrectType's own for literals past 64 bits (and graphql-js's). Variables
+// are strictVariables' to check.
+func numericLiterals(observers *core.Events, addError core.AddErrFunc) {
+	observers.OnValue(func(_ *core.Walker, value *ast.Value) {
+		if value.Kind != ast.IntValue || value.Definition == nil || value.Definition.Name != "Int" {
+			return
+		}
+		n, err := strconv.ParseInt(value.Raw, 10, 64)
+		if err != nil {
+			return // past 64 bits: ValuesOfCorrectType reports it
+		}
+		if n < math.MinInt32 || n > math.MaxInt32 {
+			addError(core.Message("Int cannot represent non 32-bit signed integer value: %s", value.Raw), core.At(value.Position))
+		}
+	})
+}
+
 // capErrors keeps the first maxRequestErrors errors and says how many more there were.
 func capErrors(errs gqlerror.List) gqlerror.List {
-	if len(errs) <= maxRequestErrors {
+	if len(errs) <= maxRequestErrors || (len(errs) == maxRequestErrors+1 && errs[maxRequestErrors].Rule == omittedRule) {
 		return errs
 	}
 	more := len(errs) - maxRequestErrors

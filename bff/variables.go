@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -48,12 +49,14 @@ func (s strictVariables) check(t *ast.Type, v any) string {
 		return ""
 	}
 	if t.Elem != nil {
-		list, ok := v.([]any)
-		if !ok { // a single value stands for a list of one
+		// gqlparser has already coerced a single value to a list of one, of the Go type the
+		// value had: "n1" for [ID!] arrives as []string, 5 as []json.Number.
+		list := reflect.ValueOf(v)
+		if list.Kind() != reflect.Slice {
 			return s.check(t.Elem, v)
 		}
-		for i, e := range list {
-			if msg := s.check(t.Elem, e); msg != "" {
+		for i := range list.Len() {
+			if msg := s.check(t.Elem, list.Index(i).Interface()); msg != "" {
 				return fmt.Sprintf("[%d]: %s", i, msg)
 			}
 		}
@@ -170,7 +173,14 @@ func describe(v any) string {
 	case float64:
 		return strconv.FormatFloat(x, 'g', -1, 64)
 	}
-	return fmt.Sprintf("a value of type %T", v)
+	// Named as the client wrote it, not by the Go type it was decoded to.
+	switch reflect.ValueOf(v).Kind() {
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	}
+	return "the value given"
 }
 
 // integralNumbers rewrites numbers written with a fraction or an exponent whose value is an

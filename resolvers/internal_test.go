@@ -176,6 +176,27 @@ func TestStableErrorsSortsByPath(t *testing.T) {
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("order = %v, want %v", got, want)
 	}
+
+	// Without paths (a document's validation errors): the document's order, whatever the
+	// messages, and an error that points nowhere (a count of omitted errors) last.
+	at := func(msg string, line, col int) *gqlerror.Error {
+		e := &gqlerror.Error{Message: msg}
+		if line > 0 {
+			e.Locations = []gqlerror.Location{{Line: line, Column: col}}
+		}
+		return e
+	}
+	errs = gqlerror.List{at("3 more errors omitted", 0, 0), at("z at 2:1", 2, 1), at("y at 1:9", 1, 9), at("x at 1:2", 1, 2)}
+	resp = StableErrors{}.InterceptResponse(context.Background(), func(context.Context) *graphql.Response {
+		return &graphql.Response{Errors: errs}
+	})
+	got = got[:0]
+	for _, e := range resp.Errors {
+		got = append(got, e.Message)
+	}
+	if want := "x at 1:2|y at 1:9|z at 2:1|3 more errors omitted"; strings.Join(got, "|") != want {
+		t.Errorf("order = %q, want %q", strings.Join(got, "|"), want)
+	}
 }
 
 func TestPageItems(t *testing.T) {

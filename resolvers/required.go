@@ -158,6 +158,9 @@ func (StableErrors) InterceptResponse(ctx context.Context, next graphql.Response
 			if c := comparePaths(a.Path, b.Path); c != 0 {
 				return c
 			}
+			if c := compareLocations(a.Locations, b.Locations); c != 0 {
+				return c
+			}
 			switch {
 			case a.Message < b.Message:
 				return -1
@@ -168,6 +171,19 @@ func (StableErrors) InterceptResponse(ctx context.Context, next graphql.Response
 		})
 	}
 	return resp
+}
+
+// compareLocations orders errors by where in the document they point, so that errors without a
+// path (a document's validation errors) keep the document's order; one that points nowhere (a
+// count of omitted errors) comes after those that do.
+func compareLocations(a, b []gqlerror.Location) int {
+	switch {
+	case len(a) == 0 || len(b) == 0:
+		return len(b) - len(a)
+	case a[0].Line != b[0].Line:
+		return a[0].Line - b[0].Line
+	}
+	return a[0].Column - b[0].Column
 }
 
 // comparePaths orders paths element by element, list indexes numerically, a prefix first.
