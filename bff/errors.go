@@ -109,6 +109,8 @@ func statusForRequestErrors(errs gqlerror.List, media string) int {
 			s = http.StatusForbidden
 		case codeUnsupportedMediaType:
 			s = http.StatusUnsupportedMediaType
+		case codeRequestTimeout:
+			s = http.StatusRequestTimeout
 		case codeNotAcceptable:
 			s = http.StatusNotAcceptable
 		case codeMethodNotAllowed:

@@ -31,6 +31,7 @@ const (
 	codeNotFound              = "NOT_FOUND"
 	codeClientClosedRequest   = "CLIENT_CLOSED_REQUEST"
 	codeRequestEntityTooLarge = "REQUEST_TOO_LARGE"
+	codeRequestTimeout        = "REQUEST_TIMEOUT"
 )
 
 // documentSize rejects documents longer than max before anything parses them. It is the first

@@ -23,6 +23,7 @@ import (
 
 	"github.com/portico-gw/portico/internal/apierror"
 	"github.com/portico-gw/portico/internal/confval"
+	"github.com/portico-gw/portico/internal/reqctx"
 	"github.com/portico-gw/portico/resolvers"
 )
 
@@ -256,6 +257,25 @@ func methods(h http.Handler, allowed ...string) http.Handler {
 
 // Handler serves everything under the profile's Path. Requests keep their full path.
 func (p *Profile) Handler() http.Handler { return p.handler }
+
+// MarkGraphQL wraps the profile's handler with its policies in front (next): a request to the
+// GraphQL endpoint is marked as one first, so that an error a policy answers with (401, 429) is a
+// GraphQL response in the media type the client accepts, as the BFF's own refusals are.
+func (p *Profile) MarkGraphQL(next http.Handler) http.Handler {
+	endpoint := p.cfg.Path + "/graphql"
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == endpoint {
+			if info := reqctx.From(r.Context()); info != nil {
+				media, ok := negotiate(r.Header.Values("Accept"))
+				if !ok {
+					media = mediaJSON // the endpoint's own 406 is application/json too
+				}
+				info.GraphQL = media
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
 
 // Name is the profile's key under `bffs:`.
 func (p *Profile) Name() string { return p.name }

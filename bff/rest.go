@@ -405,12 +405,18 @@ func readRESTBody(w http.ResponseWriter, r *http.Request, limit int64) (map[stri
 			return nil, apierror.New(http.StatusRequestEntityTooLarge, codeRequestEntityTooLarge,
 				fmt.Sprintf("the request body is larger than %d bytes", tooLarge.Limit))
 		}
+		if bodyTimedOut(err) {
+			return nil, apierror.New(http.StatusRequestTimeout, codeRequestTimeout, "the request body did not arrive in time")
+		}
 		return nil, badParam("reading the request body failed")
 	}
 	if len(strings.TrimSpace(string(b))) == 0 {
 		return nil, nil
 	}
 	if msg := unreadableBody(r.Header.Get("Content-Type")); msg != "" {
+		return nil, apierror.New(http.StatusUnsupportedMediaType, codeUnsupportedMediaType, msg)
+	}
+	if msg := encodedBody(r.Header); msg != "" {
 		return nil, apierror.New(http.StatusUnsupportedMediaType, codeUnsupportedMediaType, msg)
 	}
 	var body map[string]any

@@ -206,7 +206,7 @@ func (p *Profile) writeOutcome(ctx context.Context, w http.ResponseWriter, media
 	case o.getMutation:
 		w.Header().Set("Allow", "POST")
 		writeGraphQL(w, http.StatusMethodNotAllowed, media, exec.DispatchError(ctx, gqlerror.List{
-			codedError(codeMethodNotAllowed, "GET runs queries only; send mutations with POST")}))
+			codedError(codeMethodNotAllowed, "GET runs queries only; send mutations with POST (subscriptions are not served)")}))
 	case o.requestError:
 		writeGraphQL(w, statusForRequestErrors(o.resp.Errors, media), media, o.resp)
 	case o.required != nil:
@@ -353,6 +353,9 @@ func (p *Profile) readPOST(w http.ResponseWriter, r *http.Request, buf *bytes.Bu
 	if msg := unreadableBody(r.Header.Get("Content-Type")); msg != "" {
 		return codedError(codeUnsupportedMediaType, "%s", msg)
 	}
+	if msg := encodedBody(r.Header); msg != "" {
+		return codedError(codeUnsupportedMediaType, "%s", msg)
+	}
 	limit := p.maxBodyBytes()
 	// A declared length over the limit is refused before any of the body is read, and before
 	// the server would answer "Expect: 100-continue" with an invitation to send it.
@@ -367,9 +370,33 @@ func (p *Profile) readPOST(w http.ResponseWriter, r *http.Request, buf *bytes.Bu
 		if errors.As(err, &tooLarge) {
 			return codedError(codeRequestEntityTooLarge, "the request body is larger than %d bytes", tooLarge.Limit)
 		}
+		if bodyTimedOut(err) {
+			return codedError(codeRequestTimeout, "the request body did not arrive in time")
+		}
 		return codedError(codeBadRequest, "reading the request body failed")
 	}
 	return nil
+}
+
+// encodedBody returns why a body sent with a Content-Encoding cannot be read (RFC 9110's 415 for
+// an unsupported content coding), or "". A gzipped body was read as JSON and refused as "not a
+// JSON object", which sent clients looking in the wrong place.
+func encodedBody(h http.Header) string {
+	for _, v := range h.Values("Content-Encoding") {
+		for coding := range strings.SplitSeq(v, ",") {
+			if c := strings.TrimSpace(coding); c != "" && !strings.EqualFold(c, "identity") {
+				return "Content-Encoding " + quoteClient(c) + " is not supported: send the body uncompressed"
+			}
+		}
+	}
+	return ""
+}
+
+// bodyTimedOut reports whether the server's read timeout ended a body that came too slowly. The
+// client is still there to read why: RFC 9110's 408, as the pass-through proxy answers it.
+func bodyTimedOut(err error) bool {
+	var timeout interface{ Timeout() bool }
+	return errors.As(err, &timeout) && timeout.Timeout()
 }
 
 // unreadableBody checks the Content-Type of a JSON request body, for /graphql and the REST
@@ -477,6 +504,11 @@ func decodeJSON(b []byte, v any) error {
 // is 200 with each result carrying its own errors.
 func (p *Profile) serveBatch(ctx context.Context, w http.ResponseWriter, r *http.Request, media string, exec graphql.GraphExecutor, body []byte) {
 	if !p.cfg.GraphQL.Batching {
+		if !json.Valid(body) {
+			writeGraphQL(w, http.StatusBadRequest, media, exec.DispatchError(ctx, gqlerror.List{codedError(codeBadRequest,
+				"the request body is not JSON")}))
+			return
+		}
 		writeGraphQL(w, http.StatusBadRequest, media, exec.DispatchError(ctx, gqlerror.List{codedError(codeBatchingDisabled,
 			"batching is disabled on this endpoint: send one operation per request")}))
 		return

@@ -54,8 +54,9 @@ type route struct {
 	h       http.Handler
 	// listsOptions: the route names OPTIONS among its methods, so it answers preflights itself.
 	listsOptions bool
-	// listsTrace: the route names TRACE among its methods; no other route takes it.
-	listsTrace bool
+	// takesTrace: the route names TRACE among its methods, or is an endpoint (HandleEndpoint); no
+	// other route takes it.
+	takesTrace bool
 }
 
 type hostPattern struct {
@@ -81,6 +82,19 @@ func NewRouter() *Router {
 // returns an error for a match that cannot work: more than one path kind, a path not starting with
 // "/", a regex that does not compile, a malformed host pattern or an empty header name.
 func (r *Router) Handle(name string, m MatchConfig, h http.Handler) error {
+	return r.handle(name, m, h, false)
+}
+
+// HandleEndpoint mounts h as Handle does, for a handler that is an endpoint of its own rather
+// than a way to a backend (a BFF): it answers every method itself, TRACE included, with its own
+// Allow. TRACE is refused on other routes because a backend echoes what it received, fields the
+// route added included; an endpoint echoes nothing, and the router's guess at its methods would
+// be wrong.
+func (r *Router) HandleEndpoint(name string, m MatchConfig, h http.Handler) error {
+	return r.handle(name, m, h, true)
+}
+
+func (r *Router) handle(name string, m MatchConfig, h http.Handler, endpoint bool) error {
 	if h == nil {
 		return fmt.Errorf("route %q: nil handler", name)
 	}
@@ -102,7 +116,7 @@ func (r *Router) Handle(name string, m MatchConfig, h http.Handler) error {
 		}
 	}
 	rt.listsOptions = slices.Contains(rt.methods, http.MethodOptions)
-	rt.listsTrace = slices.Contains(rt.methods, http.MethodTrace)
+	rt.takesTrace = endpoint || slices.Contains(rt.methods, http.MethodTrace)
 	if slices.Contains(rt.methods, http.MethodGet) && !slices.Contains(rt.methods, http.MethodHead) {
 		// RFC 9110 9.1: a server that answers GET answers HEAD (net/http's ServeMux and nginx's
 		// limit_except GET do the same).
@@ -302,7 +316,7 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		apierror.Write(w, req, apierror.New(http.StatusNotFound, "ROUTE_NOT_FOUND", "no route matches the request"))
 		return
 	}
-	if req.Method == http.MethodTrace && !rt.listsTrace {
+	if req.Method == http.MethodTrace && !rt.takesTrace {
 		// A backend answers TRACE with the request as it received it, fields the route adds
 		// included (request_headers secrets such as an X-Api-Key, identity headers): nginx
 		// refuses TRACE outright. A route that lists TRACE in its methods takes it.

@@ -512,4 +512,18 @@ func TestTraceRefusedUnlessListed(t *testing.T) {
 	if rec.Header().Get("X-Route") != "traced" {
 		t.Errorf("TRACE on a route that lists it: status %d, want the route", rec.Code)
 	}
+
+	// An endpoint (a BFF) answers TRACE itself, with the Allow of what it serves there.
+	endpoint := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Allow", "GET, POST, OPTIONS")
+		w.WriteHeader(http.StatusMethodNotAllowed)
+	})
+	if err := r.HandleEndpoint("bff", MatchConfig{PathPrefix: "/bff"}, endpoint); err != nil {
+		t.Fatal(err)
+	}
+	rec = httptest.NewRecorder()
+	r.ServeHTTP(rec, httptest.NewRequest("TRACE", "/bff/graphql", nil))
+	if got := rec.Header().Get("Allow"); rec.Code != http.StatusMethodNotAllowed || got != "GET, POST, OPTIONS" {
+		t.Errorf("TRACE on an endpoint: %d with Allow %q; want the endpoint's own 405 and Allow", rec.Code, got)
+	}
 }

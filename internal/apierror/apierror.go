@@ -121,8 +121,25 @@ type bodyError struct {
 	RequestID string `json:"request_id,omitempty"`
 }
 
-// Write answers the request with err as the JSON error body. A client that already went away gets
-// nothing written; the 499 is recorded for the access log.
+// graphqlBody is the error body on a GraphQL endpoint: a GraphQL response without data, its code
+// and request ID where the BFF's own errors have them.
+type graphqlBody struct {
+	Errors []graphqlError `json:"errors"`
+}
+
+type graphqlError struct {
+	Message    string            `json:"message"`
+	Extensions graphqlExtensions `json:"extensions"`
+}
+
+type graphqlExtensions struct {
+	Code      string `json:"code"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// Write answers the request with err as the JSON error body, in the GraphQL response shape on a
+// GraphQL endpoint (reqctx.Info.GraphQL). A client that already went away gets nothing written;
+// the 499 is recorded for the access log.
 func Write(w http.ResponseWriter, r *http.Request, err error) {
 	status, code, message := Classify(err)
 	info := reqctx.From(r.Context())
@@ -140,13 +157,21 @@ func Write(w http.ResponseWriter, r *http.Request, err error) {
 			w.Header()[k] = v
 		}
 	}
-	b := body{Error: bodyError{Code: code, Message: message}}
-	if info != nil {
-		b.Error.RequestID = info.ID
+	var out []byte
+	contentType := "application/json"
+	switch {
+	case info != nil && info.GraphQL != "":
+		out, _ = json.Marshal(graphqlBody{Errors: []graphqlError{{Message: message, Extensions: graphqlExtensions{Code: code, RequestID: info.ID}}}})
+		contentType = info.GraphQL
+	default:
+		b := body{Error: bodyError{Code: code, Message: message}}
+		if info != nil {
+			b.Error.RequestID = info.ID
+		}
+		out, _ = json.Marshal(b)
 	}
-	out, _ := json.Marshal(b)
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
+	h.Set("Content-Type", contentType)
 	h.Set("Content-Length", strconv.Itoa(len(out)+1))
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -219,6 +220,102 @@ routes:
 	code, body := parseRaw(t, out)
 	if code == 499 || code < 400 || code >= 500 || !isJSONError(body) {
 		t.Fatalf("slow body answered %d %q; want 408 (a standard 4xx) with the JSON error body", code, body)
+	}
+}
+
+// The BFF facades read their bodies whole before anything runs; a body that stops coming gets
+// the same 408 there, on /graphql (GraphQL-shaped) and on a REST route (the JSON error shape),
+// not a 400 that blames the client's JSON.
+func TestBadInputSlowBodyGets408OnTheBFFs(t *testing.T) {
+	addr := badInputGateway(t, bffConfig(t, `server: {read_timeout: 200ms}`, `{method: POST, path: /orders, operation: PlaceOrder}`))
+	for _, tc := range []struct{ path, accept, wantCode string }{
+		{"/web/graphql", "application/graphql-response+json", `"code":"REQUEST_TIMEOUT"`},
+		{"/web/orders", "application/json", `"code":"REQUEST_TIMEOUT"`},
+	} {
+		out := rawExchange(t, addr, "POST "+tc.path+" HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nAccept: "+tc.accept+
+			"\r\nContent-Length: 100\r\n\r\n{\"query\"", 10*time.Second)
+		if code, body := parseRaw(t, out); code != http.StatusRequestTimeout || !strings.Contains(body, tc.wantCode) {
+			t.Errorf("POST %s with a stalled body answered %d %q; want 408 REQUEST_TIMEOUT", tc.path, code, body)
+		}
+	}
+}
+
+// bffConfig is a gateway with the web BFF at /web serving the REST routes rest (YAML flow
+// mappings), its services on a backend that reads what it gets, and the extra top-level YAML.
+func bffConfig(t *testing.T, extra string, rest ...string) string {
+	be := readingBackend(t)
+	var ups strings.Builder
+	for _, name := range []string{"users", "orders", "payments", "notifications"} {
+		fmt.Fprintf(&ups, "  %s: {targets: [{url: %q}]}\n", name, be.URL)
+	}
+	return `admin: "off"
+access_log: {enabled: false}
+` + extra + `
+upstreams:
+` + ups.String() + `bffs:
+  web:
+    path: /web
+    rest: [` + strings.Join(rest, ", ") + `]
+`
+}
+
+// TRACE on a BFF is the BFF's to answer: 405 with the methods that endpoint serves, not the
+// router's list for a route without methods (which named PUT, PATCH and DELETE on /graphql).
+func TestBadInputTraceOnTheBFFs(t *testing.T) {
+	addr := badInputGateway(t, bffConfig(t, "", `{method: GET, path: "/orders/{id}", operation: OrderDetail, result: order}`))
+	for path, allow := range map[string]string{"/web/graphql": "GET, POST, OPTIONS", "/web/orders/o1": "GET, HEAD"} {
+		out := rawExchange(t, addr, "TRACE "+path+" HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 10*time.Second)
+		resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(out)), nil)
+		if err != nil {
+			t.Fatalf("TRACE %s: %v in %q", path, err, out)
+		}
+		if got := resp.Header.Get("Allow"); resp.StatusCode != http.StatusMethodNotAllowed || got != allow {
+			t.Errorf("TRACE %s: %d with Allow %q; want 405 with Allow %q", path, resp.StatusCode, got, allow)
+		}
+	}
+}
+
+// A policy that refuses a request to a BFF's /graphql answers a GraphQL response (errors[] with
+// extensions.code), in the media type the client accepts, with the policy's status and headers;
+// GraphQL clients find no error in {"error": …}. The BFF's REST routes keep the JSON error shape.
+func TestPolicyErrorsOnGraphQLAreGraphQLShaped(t *testing.T) {
+	cfg := bffConfig(t, `policies:
+  key: {key-auth: {key_names: [apikey]}}`, `{method: GET, path: /dashboard, operation: Dashboard}`)
+	cfg = strings.Replace(cfg, "    path: /web\n", "    path: /web\n    policies: [key]\n", 1)
+	addr := badInputGateway(t, cfg)
+	query := `{"query":"{ me { id } }"}`
+	for _, tc := range []struct {
+		name, request, contentType, shape string
+	}{
+		{"graphql-response+json", "POST /web/graphql HTTP/1.1\r\nAccept: application/graphql-response+json\r\nContent-Type: application/json\r\n" +
+			"Content-Length: " + strconv.Itoa(len(query)) + "\r\n", "application/graphql-response+json", `{"errors":[{"message":`},
+		{"legacy json", "POST /web/graphql HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(query)) + "\r\n",
+			"application/json", `{"errors":[{"message":`},
+		{"GET", "GET /web/graphql?query=%7Bme%7Bid%7D%7D HTTP/1.1\r\nAccept: application/graphql-response+json\r\n",
+			"application/graphql-response+json", `{"errors":[{"message":`},
+		{"REST route", "GET /web/dashboard HTTP/1.1\r\n", "application/json", `{"error":{"code":"UNAUTHORIZED"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := tc.request + "Host: a\r\nConnection: close\r\n\r\n"
+			if strings.HasPrefix(req, "POST") {
+				req += query
+			}
+			out := rawExchange(t, addr, req, 10*time.Second)
+			resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(out)), nil)
+			if err != nil {
+				t.Fatalf("%v in %q", err, out)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") == "" {
+				t.Errorf("status %d, WWW-Authenticate %q; want the policy's 401 and its header", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+			}
+			if got := resp.Header.Get("Content-Type"); got != tc.contentType {
+				t.Errorf("Content-Type %q, want %q", got, tc.contentType)
+			}
+			if !strings.HasPrefix(string(body), tc.shape) || (strings.HasPrefix(tc.shape, `{"errors"`) && !strings.Contains(string(body), `"extensions":{"code":"UNAUTHORIZED","request_id":`)) {
+				t.Errorf("body %s; want %s… with the code and request ID", body, tc.shape)
+			}
+		})
 	}
 }
 

@@ -488,8 +488,8 @@ func (g *Gateway) mountBFFs(snap *Snapshot, failed func(error, bool) bool) {
 			continue
 		}
 		snap.Profiles = append(snap.Profiles, p)
-		h := snap.wrap(name, cfg.Policies, p.Handler())
-		if err := snap.Router.Handle(name, routes.MatchConfig{PathPrefix: p.Path()}, h); err != nil {
+		h := p.MarkGraphQL(snap.wrap(name, cfg.Policies, p.Handler()))
+		if err := snap.Router.HandleEndpoint(name, routes.MatchConfig{PathPrefix: p.Path()}, h); err != nil {
 			if failed(fmt.Errorf("mounting BFF %q: %w", name, err), false) {
 				return
 			}

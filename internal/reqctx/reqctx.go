@@ -35,6 +35,11 @@ type Info struct {
 	// policy answers the preflight; if none does, the proxy answers 405 with it instead of
 	// sending upstream an OPTIONS the route never allows.
 	PreflightAllow string
+	// GraphQL is set for a request to a BFF's GraphQL endpoint before its policies run: the media
+	// type (application/graphql-response+json or application/json) in which an error Portico
+	// writes itself, a policy's 401 or 429, takes the GraphQL response shape. GraphQL clients
+	// read errors[].message and extensions.code; {"error": …} reads to them as no answer at all.
+	GraphQL string
 }
 
 // Identity is an authenticated consumer, forwarded to upstreams as X-Consumer-* headers.
