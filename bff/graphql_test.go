@@ -323,7 +323,8 @@ func TestHTTPSemantics(t *testing.T) {
 		{name: "malformed JSON starting like a batch is 400 BAD_REQUEST when batching is off", env: plain, method: "POST",
 			path: "/web/graphql", body: `[{"query":`, wantStatus: 400, wantCode: "BAD_REQUEST"},
 		{name: "gzip body is 415", method: "POST", path: "/web/graphql", body: "\x1f\x8b\x08\x00",
-			headers: []string{"Content-Encoding", "gzip"}, wantStatus: 415, wantCode: "UNSUPPORTED_MEDIA_TYPE"},
+			headers: []string{"Content-Encoding", "gzip"}, wantStatus: 415, wantCode: "UNSUPPORTED_MEDIA_TYPE",
+			wantHeaders: map[string]string{"Accept-Encoding": "identity"}},
 		{name: "Content-Encoding identity is read as is", method: "POST", path: "/web/graphql", body: `{"query":"{ me { id } }"}`,
 			headers: []string{"Content-Encoding", "identity"}, wantStatus: 200, wantType: "application/json"},
 		{name: "batch runs when batching is on", method: "POST", path: "/web/graphql",
@@ -435,9 +436,18 @@ func TestLimitsRejectWith4xxBeforeAnyBackendCall(t *testing.T) {
 		})
 	}
 	t.Run("no suggestions when introspection is off", func(t *testing.T) {
-		a := e.post(t, "web", map[string]any{"query": `{ mee { id } }`})
-		if contains(string(a.body), "Did you mean") {
-			t.Errorf("the error hints at the schema: %s", a.body)
+		// One document per rule that suggests here: a field, an argument, a leaf's selection.
+		for _, q := range []string{
+			`{ mee { id } }`,
+			`{ orders(firs: 1) { pageInfo { hasNextPage } } }`,
+			`{ me }`,
+		} {
+			if a := withIntro.post(t, "web", map[string]any{"query": q}); !contains(string(a.body), "Did you mean") {
+				t.Fatalf("%s: no suggestion with introspection on either (%s); the case tests nothing", q, a.body)
+			}
+			if a := e.post(t, "web", map[string]any{"query": q}); contains(string(a.body), "Did you mean") {
+				t.Errorf("%s: the error hints at the schema: %s", q, a.body)
+			}
 		}
 	})
 }

@@ -131,7 +131,7 @@ func (p *Profile) newServer(es graphql.ExecutableSchema, apq graphql.Cache[strin
 	srv.AddTransport(graphqlTransport{p})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	srv.SetParserTokenLimit(g.maxTokens())
-	srv.SetValidationRulesFn(cappedRules)
+	srv.SetValidationRulesFn(cappedRules(g.introspection()))
 	srv.SetErrorPresenter(p.presentError)
 	srv.SetRecoverFunc(p.recoverPanic)
 	// Response interceptors: a failed @required field nulls data; errors come out sorted by path,

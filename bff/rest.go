@@ -392,8 +392,12 @@ func (rt *restRoute) variables(w http.ResponseWriter, r *http.Request, pathValue
 }
 
 func readRESTBody(w http.ResponseWriter, r *http.Request, limit int64) (map[string]any, *apierror.Error) {
-	// As readPOST: a declared length over the limit is refused before reading (and before a
-	// 100 Continue).
+	// As readPOST: an encoded body and a declared length over the limit are refused before
+	// reading (and before a 100 Continue).
+	if msg := encodedBody(r.Header); msg != "" {
+		return nil, &apierror.Error{Status: http.StatusUnsupportedMediaType, Code: codeUnsupportedMediaType, Message: msg,
+			Header: http.Header{"Accept-Encoding": {"identity"}}}
+	}
 	if r.ContentLength > limit {
 		return nil, apierror.New(http.StatusRequestEntityTooLarge, codeRequestEntityTooLarge,
 			fmt.Sprintf("the request body is larger than %d bytes", limit))
@@ -416,9 +420,7 @@ func readRESTBody(w http.ResponseWriter, r *http.Request, limit int64) (map[stri
 	if msg := unreadableBody(r.Header.Get("Content-Type")); msg != "" {
 		return nil, apierror.New(http.StatusUnsupportedMediaType, codeUnsupportedMediaType, msg)
 	}
-	if msg := encodedBody(r.Header); msg != "" {
-		return nil, apierror.New(http.StatusUnsupportedMediaType, codeUnsupportedMediaType, msg)
-	}
+
 	var body map[string]any
 	if err := decodeJSON(b, &body); err != nil {
 		return nil, badParam("the body must be a JSON object")

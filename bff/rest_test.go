@@ -80,6 +80,7 @@ func TestRESTStatusesAndParameters(t *testing.T) {
 		path        string
 		body        string
 		contentType string
+		encoding    string // Content-Encoding
 		status      int
 		code        string
 		mention     string // the error message names this
@@ -103,6 +104,8 @@ func TestRESTStatusesAndParameters(t *testing.T) {
 		{name: "body declared UTF-8", method: "POST", path: "/web/orders", body: `{"input": {"items": [{"sku": "Café", "quantity": 1, "unitPriceCents": 5}]}}`,
 			contentType: "application/json; charset=UTF-8", status: 200},
 		{name: "body not an object", method: "POST", path: "/web/orders", body: `[1]`, status: 400, code: "BAD_REQUEST"},
+		{name: "gzipped body", method: "POST", path: "/web/orders", body: "\x1f\x8b\x08\x00", encoding: "gzip",
+			status: 415, code: "UNSUPPORTED_MEDIA_TYPE", mention: `"gzip"`},
 		{name: "place an order", method: "POST", path: "/web/orders",
 			body: `{"input": {"items": [{"sku": "SKU-1", "quantity": 2, "unitPriceCents": 150}]}}`, status: 200},
 	}
@@ -116,9 +119,15 @@ func TestRESTStatusesAndParameters(t *testing.T) {
 			if tt.contentType != "" {
 				headers = append(headers, "Content-Type", tt.contentType)
 			}
+			if tt.encoding != "" {
+				headers = append(headers, "Content-Encoding", tt.encoding)
+			}
 			a := e.do(t, tt.method, tt.path, body, headers...)
 			if a.status != tt.status {
 				t.Fatalf("status %d, want %d: %s", a.status, tt.status, a.body)
+			}
+			if tt.encoding != "" && a.header.Get("Accept-Encoding") != "identity" {
+				t.Errorf("Accept-Encoding %q on a refused coding, want identity", a.header.Get("Accept-Encoding"))
 			}
 			if tt.code == "" {
 				return

@@ -354,6 +354,7 @@ func (p *Profile) readPOST(w http.ResponseWriter, r *http.Request, buf *bytes.Bu
 		return codedError(codeUnsupportedMediaType, "%s", msg)
 	}
 	if msg := encodedBody(r.Header); msg != "" {
+		w.Header().Set("Accept-Encoding", "identity") // RFC 9110 15.5.16: the codings accepted
 		return codedError(codeUnsupportedMediaType, "%s", msg)
 	}
 	limit := p.maxBodyBytes()

@@ -17,21 +17,39 @@ import (
 // A client fixing its document needs the first few.
 const maxRequestErrors = 100
 
-// cappedRules are gqlparser's default validation rules plus numericLiterals, keeping at most
+// cappedRules returns gqlparser's default validation rules plus numericLiterals, keeping at most
 // maxRequestErrors errors per document between them: every rule still runs (the token limit
 // bounds its work), but what they would report past that is counted, not allocated and kept, and
 // one last error says how many more there were. gqlgen asks for a fresh set for every document it
-// validates and then edits it, so this builds one each time; parsed documents are cached, so that
-// is once per new document text.
-func cappedRules() *rules.Rules {
-	all := rules.NewDefaultRules()
-	capped := rules.NewRules()
-	c := &errorCap{}
-	for name, rule := range all.GetInner() {
-		capped.AddRule(name, c.rule(rule))
+// validates and then edits it, so the function builds one each time; parsed documents are cached,
+// so that is once per new document text.
+//
+// Without suggest, the rules that answer "Did you mean …?" are their variants that do not: with
+// introspection off the hints would describe the schema it hides. gqlgen's own switch
+// (SetDisableSuggestion) swaps only two of the five, and adds them uncapped; it adds a rule only
+// under a name the set lacks, so the capped ones here stay.
+func cappedRules(suggest bool) func() *rules.Rules {
+	return func() *rules.Rules {
+		capped := rules.NewRules()
+		c := &errorCap{}
+		for name, rule := range rules.NewDefaultRules().GetInner() {
+			if alt, ok := withoutSuggestions[name]; ok && !suggest {
+				name, rule = alt.Name, alt.RuleFunc
+			}
+			capped.AddRule(name, c.rule(rule))
+		}
+		capped.AddRule(numericLiteralsRule, c.rule(numericLiterals))
+		return capped
 	}
-	capped.AddRule(numericLiteralsRule, c.rule(numericLiterals))
-	return capped
+}
+
+// withoutSuggestions maps the default rules that suggest names to their variants that do not.
+var withoutSuggestions = map[string]core.Rule{
+	rules.FieldsOnCorrectTypeRule.Name: rules.FieldsOnCorrectTypeRuleWithoutSuggestions,
+	rules.KnownArgumentNamesRule.Name:  rules.KnownArgumentNamesRuleWithoutSuggestions,
+	rules.KnownTypeNamesRule.Name:      rules.KnownTypeNamesRuleWithoutSuggestions,
+	rules.ScalarLeafsRule.Name:         rules.ScalarLeafsRuleWithoutSuggestions,
+	rules.ValuesOfCorrectTypeRule.Name: rules.ValuesOfCorrectTypeRuleWithoutSuggestions,
 }
 
 // omittedRule names the error that counts what a capped document's rules did not report, so that
@@ -57,10 +75,17 @@ func (c *errorCap) rule(rule core.RuleFunc) core.RuleFunc {
 				addError(func(e *gqlerror.Error) { e.Rule, c.omitted = omittedRule, e })
 				fallthrough
 			default:
-				c.omitted.Message = fmt.Sprintf("%d more errors omitted", c.n-maxRequestErrors)
+				c.omitted.Message = omittedMessage(c.n - maxRequestErrors)
 			}
 		})
 	}
+}
+
+func omittedMessage(n int) string {
+	if n == 1 {
+		return "1 more error omitted"
+	}
+	return fmt.Sprintf("%d more errors omitted", n)
 }
 
 // numericLiteralsRule names numericLiterals among the validation rules.
@@ -73,10 +98,14 @@ const numericLiteralsRule = "PorticoNumericLiterals"
 // message is ValuesOfCorrectType's own for literals past 64 bits (and graphql-js's). Variables
 // are strictVariables' to check.
 func numericLiterals(observers *core.Events, addError core.AddErrFunc) {
+	// The walker visits a fragment's values once for each operation that spreads it and once
+	// for the fragment itself; one literal is one error.
+	seen := map[*ast.Value]bool{}
 	observers.OnValue(func(_ *core.Walker, value *ast.Value) {
-		if value.Kind != ast.IntValue || value.Definition == nil || value.Definition.Name != "Int" {
+		if value.Kind != ast.IntValue || value.Definition == nil || value.Definition.Name != "Int" || seen[value] {
 			return
 		}
+		seen[value] = true
 		n, err := strconv.ParseInt(value.Raw, 10, 64)
 		if err != nil {
 			return // past 64 bits: ValuesOfCorrectType reports it
@@ -97,5 +126,5 @@ func capErrors(errs gqlerror.List) gqlerror.List {
 	if code == "" {
 		code = codeBadRequest
 	}
-	return append(errs[:maxRequestErrors:maxRequestErrors], codedError(code, "%d more errors omitted", more))
+	return append(errs[:maxRequestErrors:maxRequestErrors], codedError(code, "%s", omittedMessage(more)))
 }

@@ -235,6 +235,9 @@ func TestMirrorPercent(t *testing.T) {
 	if got := mirrorCount(metrics, "half", "sent") + mirrorCount(metrics, "half", "dropped") + mirrorCount(metrics, "half", "error"); got < n*35/100 || got > n*65/100 {
 		t.Errorf("percent 50 chose %v of %d for mirroring", got, n)
 	}
+	if mirrorCount(metrics, "half", "sent") == 0 {
+		t.Error("percent 50 sent no copy")
+	}
 }
 
 func TestCloseStopsMirroring(t *testing.T) {

@@ -163,6 +163,9 @@ func Write(w http.ResponseWriter, r *http.Request, err error) {
 	case info != nil && info.GraphQL != "":
 		out, _ = json.Marshal(graphqlBody{Errors: []graphqlError{{Message: message, Extensions: graphqlExtensions{Code: code, RequestID: info.ID}}}})
 		contentType = info.GraphQL
+		// As the BFF's own answers: the media type follows Accept, and an error is never kept.
+		w.Header().Add("Vary", "Accept")
+		w.Header().Set("Cache-Control", "no-store")
 	default:
 		b := body{Error: bodyError{Code: code, Message: message}}
 		if info != nil {

@@ -46,6 +46,9 @@ func TestWriteShapes(t *testing.T) {
 			if got := rec.Body.String(); got != tc.body+"\n" {
 				t.Errorf("body %s, want %s", got, tc.body)
 			}
+			if graphql := tc.info != nil && tc.info.GraphQL != ""; graphql != (rec.Header().Get("Vary") == "Accept" && rec.Header().Get("Cache-Control") == "no-store") {
+				t.Errorf("Vary %q, Cache-Control %q; want Accept and no-store on a GraphQL endpoint only", rec.Header().Get("Vary"), rec.Header().Get("Cache-Control"))
+			}
 			if !json.Valid(rec.Body.Bytes()) {
 				t.Errorf("body is not JSON: %s", rec.Body)
 			}
