@@ -325,6 +325,8 @@ func TestHTTPSemantics(t *testing.T) {
 		{name: "gzip body is 415", method: "POST", path: "/web/graphql", body: "\x1f\x8b\x08\x00",
 			headers: []string{"Content-Encoding", "gzip"}, wantStatus: 415, wantCode: "UNSUPPORTED_MEDIA_TYPE",
 			wantHeaders: map[string]string{"Accept-Encoding": "identity"}},
+		{name: "body not UTF-8 is 400", method: "POST", path: "/web/graphql", body: "{\"query\":\"{ user(id: \\\"caf\xe9\\\") { id } }\"}",
+			wantStatus: 400, wantCode: "BAD_REQUEST"},
 		{name: "Content-Encoding identity is read as is", method: "POST", path: "/web/graphql", body: `{"query":"{ me { id } }"}`,
 			headers: []string{"Content-Encoding", "identity"}, wantStatus: 200, wantType: "application/json"},
 		{name: "batch runs when batching is on", method: "POST", path: "/web/graphql",

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/portico-gw/portico/internal/apierror"
@@ -420,7 +421,9 @@ func readRESTBody(w http.ResponseWriter, r *http.Request, limit int64) (map[stri
 	if msg := unreadableBody(r.Header.Get("Content-Type")); msg != "" {
 		return nil, apierror.New(http.StatusUnsupportedMediaType, codeUnsupportedMediaType, msg)
 	}
-
+	if !utf8.Valid(b) {
+		return nil, badParam(errNotUTF8)
+	}
 	var body map[string]any
 	if err := decodeJSON(b, &body); err != nil {
 		return nil, badParam("the body must be a JSON object")

@@ -104,6 +104,8 @@ func TestRESTStatusesAndParameters(t *testing.T) {
 		{name: "body declared UTF-8", method: "POST", path: "/web/orders", body: `{"input": {"items": [{"sku": "Café", "quantity": 1, "unitPriceCents": 5}]}}`,
 			contentType: "application/json; charset=UTF-8", status: 200},
 		{name: "body not an object", method: "POST", path: "/web/orders", body: `[1]`, status: 400, code: "BAD_REQUEST"},
+		{name: "bytes not UTF-8", method: "POST", path: "/web/orders", body: "{\"input\": {\"items\": [{\"sku\": \"caf\xe9\", \"quantity\": 1, \"unitPriceCents\": 5}]}}",
+			status: 400, code: "BAD_REQUEST", mention: "UTF-8"},
 		{name: "gzipped body", method: "POST", path: "/web/orders", body: "\x1f\x8b\x08\x00", encoding: "gzip",
 			status: 415, code: "UNSUPPORTED_MEDIA_TYPE", mention: `"gzip"`},
 		{name: "place an order", method: "POST", path: "/web/orders",

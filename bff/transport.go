@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/portico-gw/portico/internal/apierror"
@@ -376,8 +377,16 @@ func (p *Profile) readPOST(w http.ResponseWriter, r *http.Request, buf *bytes.Bu
 		}
 		return codedError(codeBadRequest, "reading the request body failed")
 	}
+	if !utf8.Valid(buf.Bytes()) {
+		return codedError(codeBadRequest, "%s", errNotUTF8)
+	}
 	return nil
 }
+
+// errNotUTF8 refuses a body with bytes that are not UTF-8 (RFC 8259 8.1: JSON exchanged between
+// systems is UTF-8). encoding/json would read each as U+FFFD, and a name or SKU reach a backend
+// other than the client wrote; a body that says it is Latin-1 is a 415 already.
+const errNotUTF8 = "the request body is not valid UTF-8"
 
 // encodedBody returns why a body sent with a Content-Encoding cannot be read (RFC 9110's 415 for
 // an unsupported content coding), or "". A gzipped body was read as JSON and refused as "not a
