@@ -1,7 +1,10 @@
 package routes
 
 import (
+	"cmp"
+	"fmt"
 	"math"
+	"net/http"
 	"regexp"
 	"slices"
 	"strconv"
@@ -15,6 +18,8 @@ import (
 func (c *Config) Validate(path string, p *confval.Problems) {
 	if strings.TrimSpace(c.Name) == "" {
 		p.Addf(confval.Join(path, "name"), "name is required")
+	} else if msg := confval.NameProblem(c.Name); msg != "" {
+		p.Addf(confval.Join(path, "name"), "%s", msg)
 	}
 	c.Match.validate(confval.Join(path, "match"), p)
 
@@ -62,12 +67,24 @@ func (c *Config) Validate(path string, p *confval.Problems) {
 		c.Mirror.validate(confval.Join(path, "mirror"), p)
 	}
 	checkPrefixes(path, c.StripPrefix, c.AddPrefix, p)
+	for i, s := range c.Split {
+		if why := c.Match.neverStripped(s.StripPrefix); why != "" {
+			p.Addf(confval.Join(confval.Index(confval.Join(path, "split"), i), "strip_prefix"), "%s", why)
+		}
+	}
+	if why := c.Match.neverStripped(c.StripPrefix); why != "" {
+		p.Addf(confval.Join(path, "strip_prefix"), "%s", why)
+	}
 	if c.Rewrite != nil {
 		rpath := confval.Join(path, "rewrite")
 		if c.Rewrite.Regex == "" {
 			p.Addf(confval.Join(rpath, "regex"), "regex is required")
-		} else if _, err := regexp.Compile(c.Rewrite.Regex); err != nil {
+		} else if re, err := regexp.Compile(c.Rewrite.Regex); err != nil {
 			p.Addf(confval.Join(rpath, "regex"), "invalid regular expression: %v", err)
+		} else if ref := unknownGroup(re, c.Rewrite.Replacement); ref != "" {
+			// regexp.Expand writes nothing for such a reference: "/z/$5" made "/z/".
+			p.Addf(confval.Join(rpath, "replacement"), "replacement refers to %s, which the regex does not have (groups: %d%s)",
+				ref, re.NumSubexp(), namedGroups(re))
 		}
 	}
 	c.RequestHeaders.validate(confval.Join(path, "request_headers"), p)
@@ -89,6 +106,8 @@ func (m *MatchConfig) validate(path string, p *confval.Problems) {
 	for _, f := range []struct{ name, v string }{{"path", m.Path}, {"path_prefix", m.PathPrefix}} {
 		if f.v != "" && !strings.HasPrefix(f.v, "/") {
 			p.Addf(confval.Join(path, f.name), "%s %q must start with \"/\"", f.name, f.v)
+		} else if why := unmatchablePath(f.v); why != "" {
+			p.Addf(confval.Join(path, f.name), "%s %q can never match: %s", f.name, f.v, why)
 		}
 	}
 	if m.PathRegex != "" {
@@ -118,6 +137,99 @@ func (m *MatchConfig) validate(path string, p *confval.Problems) {
 			p.Addf(headerPath(confval.Join(path, "headers"), name), "invalid header name %q", name)
 		}
 	}
+}
+
+// unmatchablePath says why a route's path or path_prefix can never match a request, or "": the
+// router sees the decoded path without its query, after merging repeated slashes, and answers 400
+// to a path with dot segments before routing.
+func unmatchablePath(v string) string {
+	switch {
+	case v == "":
+		return ""
+	case strings.ContainsAny(v, "?#"):
+		return "routes match the path alone, without the query or fragment"
+	case strings.Contains(v, "//"):
+		return "repeated slashes in a request's path are merged before routing"
+	}
+	for seg := range strings.SplitSeq(v, "/") {
+		if seg == "." || seg == ".." {
+			return "a path with dot segments is refused (400) before routing"
+		}
+	}
+	return ""
+}
+
+// neverStripped says why strip_prefix would never apply to what the route matches, or "": the
+// prefix is stripped only from paths that start with it, so it must lie along the route's own
+// path or path_prefix (either may be the longer). A regex route is not judged.
+func (m *MatchConfig) neverStripped(strip string) string {
+	own := cmp.Or(m.Path, m.PathPrefix)
+	if !strings.HasPrefix(strip, "/") || own == "" || m.PathRegex != "" {
+		return ""
+	}
+	if strings.HasPrefix(own, strip) || strings.HasPrefix(strip, own) {
+		return ""
+	}
+	kind := "path_prefix"
+	if m.Path != "" {
+		kind = "path"
+	}
+	return fmt.Sprintf("strip_prefix %q would never apply: the route's %s %q does not start with it", strip, kind, own)
+}
+
+// unknownGroup returns the first reference in a regexp.Expand template to a group re does not
+// have ("$5", "${name}"), or "". Expand reads "$1x" as the group named "1x", as here.
+func unknownGroup(re *regexp.Regexp, template string) string {
+	for i := 0; i < len(template); i++ {
+		if template[i] != '$' || i+1 == len(template) {
+			continue
+		}
+		rest := template[i+1:]
+		if rest[0] == '$' {
+			i++ // "$$" is a literal "$"
+			continue
+		}
+		var name string
+		if rest[0] == '{' {
+			end := strings.IndexByte(rest, '}')
+			if end < 0 {
+				continue // Expand writes such text as it is
+			}
+			name = rest[1:end]
+		} else {
+			n := 0
+			for n < len(rest) && (rest[n] == '_' || rest[n] >= '0' && rest[n] <= '9' || rest[n] >= 'a' && rest[n] <= 'z' || rest[n] >= 'A' && rest[n] <= 'Z') {
+				n++
+			}
+			name = rest[:n]
+		}
+		if name == "" {
+			continue
+		}
+		if k, err := strconv.Atoi(name); err == nil {
+			if k > re.NumSubexp() {
+				return "$" + name
+			}
+			continue
+		}
+		if re.SubexpIndex(name) < 0 {
+			return "${" + name + "}"
+		}
+	}
+	return ""
+}
+
+func namedGroups(re *regexp.Regexp) string {
+	var names []string
+	for _, n := range re.SubexpNames() {
+		if n != "" {
+			names = append(names, n)
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	return "; named: " + strings.Join(names, ", ")
 }
 
 // checkHost accepts a host name or a "*." wildcard for one or more leading labels.
@@ -205,6 +317,53 @@ func headerPath(parent, name string) string {
 		}
 	}
 	return confval.Join(parent, name)
+}
+
+// DuplicateMatches finds routes whose match is the same as an earlier route's (the same path,
+// prefix or regex, hosts, methods and headers, in any order): the earlier one takes every request,
+// so the later one never gets any. It returns the earlier route's index by the later one's.
+func DuplicateMatches(cfgs []Config) map[int]int {
+	var out map[int]int
+	first := map[string]int{}
+	for i, c := range cfgs {
+		key := c.Match.key()
+		if j, dup := first[key]; dup {
+			if out == nil {
+				out = map[int]int{}
+			}
+			out[i] = j
+			continue
+		}
+		first[key] = i
+	}
+	return out
+}
+
+// key is the match in one canonical string.
+func (m *MatchConfig) key() string {
+	sorted := func(vs []string, canon func(string) string) []string {
+		out := make([]string, len(vs))
+		for i, v := range vs {
+			out[i] = canon(v)
+		}
+		slices.Sort(out)
+		return slices.Compact(out)
+	}
+	prefix := m.PathPrefix
+	if m.Path == "" && m.PathRegex == "" && prefix == "" {
+		prefix = "/" // no path condition: every path, as prefix "/"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%q %q %q %q %q", m.Path, prefix, m.PathRegex,
+		sorted(m.Hosts, strings.ToLower), sorted(m.Methods, strings.ToUpper))
+	for _, k := range sorted(sortedKeys(m.Headers), http.CanonicalHeaderKey) {
+		for name, v := range m.Headers {
+			if http.CanonicalHeaderKey(name) == k {
+				fmt.Fprintf(&b, " %q=%q", k, v)
+			}
+		}
+	}
+	return b.String()
 }
 
 // ShadowedRegexRoutes finds the regex routes no request can reach. Every prefix route is tried

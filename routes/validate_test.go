@@ -1,6 +1,7 @@
 package routes
 
 import (
+	"maps"
 	"math"
 	"strings"
 	"testing"
@@ -91,6 +92,28 @@ func TestConfigValidate(t *testing.T) {
 			"r.split[1].strip_prefix: \"api\" must start with \"/\"", "r.split[1].add_prefix: \"v2\" must start with \"/\"",
 			"r.mirror.strip_prefix: \"x\" must start with \"/\"",
 		}},
+		{name: "paths that can never match", cfg: Config{Name: "r", Match: MatchConfig{Path: "/s?x=1"}, Upstream: "u"},
+			want: []string{`r.match.path: path "/s?x=1" can never match: routes match the path alone`}},
+		{name: "prefix with dot segments", cfg: Config{Name: "r", Match: MatchConfig{PathPrefix: "/r/../admin"}, Upstream: "u"},
+			want: []string{"r.match.path_prefix: can never match: a path with dot segments is refused"}},
+		{name: "prefix with repeated slashes", cfg: Config{Name: "r", Match: MatchConfig{PathPrefix: "/a//b"}, Upstream: "u"},
+			want: []string{"r.match.path_prefix: can never match: repeated slashes"}},
+		{name: "dots inside a segment are fine", cfg: Config{Name: "r", Match: MatchConfig{PathPrefix: "/v1.2/..x/"}, Upstream: "u"}},
+		{name: "strip_prefix off the route's prefix", cfg: Config{Name: "r", Match: MatchConfig{PathPrefix: "/api"}, Upstream: "u", StripPrefix: "/other"},
+			want: []string{`r.strip_prefix: strip_prefix "/other" would never apply: the route's path_prefix "/api" does not start with it`}},
+		{name: "strip_prefix along the route's prefix", cfg: Config{Name: "r", Match: MatchConfig{PathPrefix: "/api/v1"}, Upstream: "u", StripPrefix: "/api"}},
+		{name: "strip_prefix past the route's prefix", cfg: Config{Name: "r", Match: MatchConfig{PathPrefix: "/api"}, Upstream: "u", StripPrefix: "/api/v1"}},
+		{name: "split strip_prefix off the route's path", cfg: Config{Name: "r", Match: MatchConfig{Path: "/x"},
+			Split: []SplitConfig{{Upstream: "a", Weight: 1, StripPrefix: "/y"}, {Upstream: "b", Weight: 1}}},
+			want: []string{`r.split[0].strip_prefix: strip_prefix "/y" would never apply: the route's path "/x"`}},
+		{name: "rewrite to a group the regex lacks", cfg: Config{Name: "r", Match: prefix, Upstream: "u", Rewrite: &RewriteConfig{Regex: "^/y/(.*)$", Replacement: "/z/$5"}},
+			want: []string{"r.rewrite.replacement: replacement refers to $5, which the regex does not have (groups: 1)"}},
+		{name: "rewrite to a name the regex lacks", cfg: Config{Name: "r", Match: prefix, Upstream: "u", Rewrite: &RewriteConfig{Regex: "^/y/(?P<id>.*)$", Replacement: "/z/${di}"}},
+			want: []string{"r.rewrite.replacement: replacement refers to ${di}, which the regex does not have (groups: 1; named: id)"}},
+		{name: "rewrite: $1x is a name", cfg: Config{Name: "r", Match: prefix, Upstream: "u", Rewrite: &RewriteConfig{Regex: "^/y/(.*)$", Replacement: "/z/$1x"}},
+			want: []string{"r.rewrite.replacement: replacement refers to ${1x}"}},
+		{name: "rewrite with groups it has and a literal $", cfg: Config{Name: "r", Match: prefix, Upstream: "u",
+			Rewrite: &RewriteConfig{Regex: "^/y/(?P<id>[0-9]+)/(.*)$", Replacement: "/z/${id}/$2/${1}x/$$5/$"}}},
 		{name: "rewrite", cfg: Config{Name: "r", Match: prefix, Upstream: "u", Rewrite: &RewriteConfig{Regex: "[a"}},
 			want: []string{"r.rewrite.regex: invalid regular expression"}},
 		{name: "rewrite without regex", cfg: Config{Name: "r", Match: prefix, Upstream: "u", Rewrite: &RewriteConfig{Replacement: "/x"}},
@@ -166,5 +189,27 @@ func TestShadowedRegexRoutes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A route whose match equals an earlier route's never gets a request: the router takes the first.
+func TestDuplicateMatches(t *testing.T) {
+	cfgs := []Config{
+		{Name: "a", Match: MatchConfig{Path: "/x"}},
+		{Name: "b", Match: MatchConfig{Path: "/x"}},
+		{Name: "c", Match: MatchConfig{PathPrefix: "/p", Methods: []string{"GET", "POST"}, Hosts: []string{"A.example"}, Headers: map[string]string{"x-v": "1"}}},
+		{Name: "d", Match: MatchConfig{PathPrefix: "/p", Methods: []string{"POST", "GET"}, Hosts: []string{"a.example"}, Headers: map[string]string{"X-V": "1"}}},
+		{Name: "e", Match: MatchConfig{PathPrefix: "/p", Methods: []string{"GET"}}},
+		{Name: "f", Match: MatchConfig{PathPrefix: "/p", Headers: map[string]string{"X-V": "2"}}},
+		{Name: "g", Match: MatchConfig{}},
+		{Name: "h", Match: MatchConfig{PathPrefix: "/"}},
+		{Name: "i", Match: MatchConfig{PathRegex: "/r/.*"}},
+		{Name: "j", Match: MatchConfig{PathRegex: "/r/.*"}},
+		{Name: "k", Match: MatchConfig{PathRegex: "/r/.+"}},
+	}
+	got := DuplicateMatches(cfgs)
+	want := map[int]int{1: 0, 3: 2, 7: 6, 9: 8}
+	if !maps.Equal(got, want) {
+		t.Errorf("DuplicateMatches = %v, want %v", got, want)
 	}
 }

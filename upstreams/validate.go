@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/portico-gw/portico/internal/confval"
 )
@@ -185,14 +186,25 @@ func validateRetryOn(s string) error {
 	return fmt.Errorf("unknown retry condition %q (allowed: connect_failure, timeout, or a status 500-599)", s)
 }
 
+// minHealthInterval is the shortest active health-check interval: Envoy and Kong check every few
+// seconds by default, and a probe more often than ten times a second is load, not a check.
+const minHealthInterval = 100 * time.Millisecond
+
 func (a *ActiveHealthConfig) validate(path string, p *confval.Problems) {
 	if a.Path != "" && !strings.HasPrefix(a.Path, "/") {
 		p.Addf(confval.Join(path, "path"), "path %q must start with \"/\"", a.Path)
 	}
 	problemIfNegativeDuration(p, confval.Join(path, "interval"), a.Interval)
 	problemIfNegativeDuration(p, confval.Join(path, "timeout"), a.Timeout)
-	if a.Interval > 0 && a.Timeout > a.Interval {
-		p.Addf(confval.Join(path, "timeout"), "timeout (%v) is longer than interval (%v): probes would overlap", a.Timeout.Std(), a.Interval.Std())
+	interval, timeout := a.Interval.Or(defaultHealthInterval), a.Timeout.Or(defaultHealthTimeout)
+	switch {
+	case a.Interval < 0 || a.Timeout < 0:
+	case interval < minHealthInterval:
+		// 1ns made about 3,000 probes a second to each target.
+		p.Addf(confval.Join(path, "interval"), "interval %v is shorter than %v: probes would load the target like traffic", interval, minHealthInterval)
+	case timeout > interval:
+		// As the defaults fill them: a timeout of 1h with the default interval overlaps too.
+		p.Addf(confval.Join(path, "timeout"), "timeout (%v) is longer than interval (%v): probes would overlap", timeout, interval)
 	}
 	problemIfNegative(p, confval.Join(path, "healthy_successes"), a.HealthySuccesses)
 	problemIfNegative(p, confval.Join(path, "unhealthy_failures"), a.UnhealthyFailures)

@@ -82,6 +82,12 @@ func TestConfigValidate(t *testing.T) {
 			"u.health.active.path: must start with \"/\"", "u.health.active.timeout: longer than interval",
 			"u.health.active.healthy_successes: must not be negative", "u.health.active.unhealthy_failures: must not be negative",
 		}},
+		{name: "active health interval too short", cfg: Config{Targets: target, Health: HealthConfig{Active: &ActiveHealthConfig{Interval: confval.Duration(time.Nanosecond)}}},
+			want: []string{"u.health.active.interval: interval 1ns is shorter than 100ms"}},
+		{name: "active health timeout over the default interval", cfg: Config{Targets: target, Health: HealthConfig{Active: &ActiveHealthConfig{Timeout: confval.Duration(time.Hour)}}},
+			want: []string{"u.health.active.timeout: timeout (1h0m0s) is longer than interval (5s)"}},
+		{name: "active health at the shortest interval", cfg: Config{Targets: target, Health: HealthConfig{Active: &ActiveHealthConfig{
+			Interval: confval.Duration(100 * time.Millisecond), Timeout: confval.Duration(100 * time.Millisecond)}}}},
 		{name: "passive health", cfg: Config{Targets: target, Health: HealthConfig{Passive: &PassiveHealthConfig{ConsecutiveFailures: -1, EjectFor: -1}}},
 			want: []string{"u.health.passive.consecutive_failures: must not be negative", "u.health.passive.eject_for: must not be negative"}},
 		{name: "breaker ratio above 1", cfg: Config{Targets: target, CircuitBreaker: &BreakerConfig{FailureRatio: 1.01}}, want: []string{"u.circuit_breaker.failure_ratio: greater than 0 and at most 1"}},

@@ -130,3 +130,42 @@ func TestBadConfigTagsRefused(t *testing.T) {
 		t.Fatalf("!!str: listen %q, err %v", f.Listen, err)
 	}
 }
+
+// Names label metrics and logs: blank names were accepted for policies and BFFs (and listed as
+// "known: , p2"), and control characters in any name. A BFF mounted under another's path took
+// part of its space.
+func TestBadConfigNamesAndNestedBFFs(t *testing.T) {
+	up := "upstreams:\n  u: {targets: [{url: \"http://127.0.0.1:9101\"}]}\n"
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"blank policy", up + "policies:\n  \" \": {cors: {}}\n", `policies." ": policy name must not be empty`},
+		{"blank BFF", up + "bffs:\n  \"\": {path: /x}\n", `BFF name must not be empty`},
+		{"route name with a control character", up + "routes:\n  - {name: \"r\\tx\", match: {path_prefix: /}, upstream: u}\n", `routes[0].name: name "r\tx" has a control character`},
+		{"upstream name with a control character", "upstreams:\n  \"u\\n\": {targets: [{url: \"http://127.0.0.1:9101\"}]}\n", `has a control character`},
+		{"consumer name blank", up + "consumers:\n  - {name: \" \"}\n", `consumers[0].name: consumer name must not be empty`},
+		{"BFF under another", up + "bffs:\n  web: {path: /web}\n  sub: {path: /web/sub}\n", `bffs.sub.path: path "/web/sub" is under BFF "web"'s path "/web"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte("admin: \"off\"\n"+tc.yaml), "t.yaml")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("problems %v; want %q", err, tc.want)
+			}
+		})
+	}
+	if _, err := Parse([]byte("admin: \"off\"\n"+up+"bffs:\n  web: {path: /web}\n  webx: {path: /webx}\n"), "t.yaml"); err != nil {
+		t.Errorf("BFFs side by side refused: %v", err)
+	}
+}
+
+// A route with the same match as an earlier one is dead: the first takes every request.
+func TestBadConfigDuplicateRouteMatch(t *testing.T) {
+	_, err := Parse([]byte(`admin: "off"
+upstreams:
+  u: {targets: [{url: "http://127.0.0.1:9101"}]}
+routes:
+  - {name: first, match: {path: /s}, upstream: u}
+  - {name: second, match: {path: /s}, upstream: u}
+`), "t.yaml")
+	if err == nil || !strings.Contains(err.Error(), `t.yaml:6:`) || !strings.Contains(err.Error(), `routes[1].match: route "second" can never match: routes[0] ("first") has the same match`) {
+		t.Errorf("problems %v; want the second route named at its line", err)
+	}
+}

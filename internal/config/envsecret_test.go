@@ -26,3 +26,61 @@ store: {redis: "redis://:${PORTICO_TEST_REDIS_PW}@127.0.0.1:6379/0"}
 		})
 	}
 }
+
+// A short value from the environment is redacted as part of the whole value it went into, not
+// wherever its text appears: PORT=e turned a message into "[r[r[r[redacted]dact…" and PORT=1
+// turned 127.0.0.1 into "[redacted]27.0.0.[redacted]". Each form is replaced once, so no value
+// matches inside the "[redacted]" another one left.
+func TestShortEnvironmentValuesDoNotGarbleProblems(t *testing.T) {
+	for _, tc := range []struct {
+		name, env, value, yaml string
+		want, not              string
+	}{
+		{"a letter as a port", "PORTICO_TEST_PORT", "e", `upstreams:
+  a: {targets: [{url: "http://127.0.0.1:${PORTICO_TEST_PORT}/x"}]}
+`, `"[redacted]"`, "[r["},
+		{"a digit as a port", "PORTICO_TEST_PORT", "1", `upstreams:
+  a: {targets: [{url: "http://127.0.0.1:${PORTICO_TEST_PORT}/x"}]}
+`, `"[redacted]"`, "27.0.0."},
+		{"a letter in a name", "PORTICO_TEST_UP", "a", `upstreams:
+  b: {targets: [{url: "http://127.0.0.1:81"}]}
+routes:
+  - {name: r, match: {path_prefix: /}, upstream: "u${PORTICO_TEST_UP}"}
+`, "unknown upstream", "[red[red"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(tc.env, tc.value)
+			_, err := Parse([]byte("admin: \"off\"\n"+tc.yaml), "t.yaml")
+			if err == nil {
+				t.Fatal("want a problem")
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tc.want) || strings.Contains(msg, tc.not) || strings.Count(msg, "[redacted]") > 2 {
+				t.Errorf("problem %q; want it to hold %q, not %q, and at most two redactions", msg, tc.want, tc.not)
+			}
+		})
+	}
+}
+
+// A Redis URL that does not parse is quoted in the problem without its password, even when the
+// password was written in the file; one whose port is out of range is refused (go-redis takes it,
+// and every dial fails later while rate limits fail open).
+func TestRedisURLProblems(t *testing.T) {
+	for _, tc := range []struct{ url, want, not string }{
+		{"redis://:hunter2@127.0.0.1:abc/0", "invalid port", "hunter2"},
+		{"redis://user:hunter2@127.0.0.1:99999/0", `port "99999" is out of range`, "hunter2"},
+		{"redis://127.0.0.1:0/0", `port "0" is out of range`, ""},
+	} {
+		_, err := Parse([]byte("admin: \"off\"\nstore: {redis: \""+tc.url+"\"}\n"), "t.yaml")
+		if err == nil {
+			t.Errorf("%s: accepted", tc.url)
+			continue
+		}
+		if msg := err.Error(); !strings.Contains(msg, tc.want) || (tc.not != "" && strings.Contains(msg, tc.not)) || !strings.Contains(msg, "t.yaml:2:") {
+			t.Errorf("%s: problem %q; want %q at line 2 without %q", tc.url, msg, tc.want, tc.not)
+		}
+	}
+	if _, err := Parse([]byte("admin: \"off\"\nstore: {redis: \"redis://:pw@127.0.0.1:6379/0\"}\n"), "t.yaml"); err != nil {
+		t.Errorf("a good Redis URL refused: %v", err)
+	}
+}

@@ -143,11 +143,19 @@ func validEnvName(name string) bool {
 // from the environment: the value is quoted in the message ("url \"http://u:s3cret@h/x\" must
 // not have a path"), and what came from the environment is what /config redacts too, secrets
 // above all. Error messages end up in logs and in a rejected reload's answer.
+//
+// Every form of every value is replaced in one pass, so that a value cannot match inside a
+// "[redacted]" another one left ("e" made "[r[redacted]dact…"). The whole interpolated value is
+// replaced wherever it is quoted; a value of its own shorter than minRedacted only as part of it,
+// since on its own it would match all over the message (PORT=1 made "127.0.0.1" read
+// "[redacted]27.0.0.[redacted]") and a secret that short is no secret.
 func (d *document) redactEnv(path, msg string) string {
 	raw, ok := scalarText(d.find(splitPath(path)))
 	if !ok {
 		return msg
 	}
+	var forms []string
+	fromEnv := false
 	for i := 0; i < len(raw); {
 		start := strings.Index(raw[i:], "${")
 		if start < 0 {
@@ -160,18 +168,30 @@ func (d *document) redactEnv(path, msg string) string {
 		}
 		name, _, _ := strings.Cut(raw[start+2:start+end], ":-")
 		if val, set := os.LookupEnv(name); set && val != "" {
-			msg = redactValue(msg, val)
+			fromEnv = true
+			if len(val) >= minRedacted {
+				forms = append(forms, spellings(val)...)
+			}
 		}
 		i = start + end + 1
 	}
-	return msg
+	if !fromEnv {
+		return msg
+	}
+	if whole, _, err := expand(raw); err == nil && whole != "" {
+		forms = append(forms, spellings(whole)...)
+	}
+	return redactForms(msg, forms)
 }
 
-// redactValue replaces val in msg in every form a message may spell it: as is, escaped inside a
-// %q or %+q quotation (which is how problems and url.Parse errors quote a value: `pa"ss` shows as
+// minRedacted is the shortest environment value redacted wherever it appears in a message.
+const minRedacted = 4
+
+// spellings are the forms a message may spell val in: as is, escaped inside a %q or %+q
+// quotation (which is how problems and url.Parse errors quote a value: `pa"ss` shows as
 // `pa\"ss`), and URL-escaped as a path, a query value or a URL's user or password.
-func redactValue(msg, val string) string {
-	forms := []string{
+func spellings(val string) []string {
+	return []string{
 		val,
 		unquoted(strconv.Quote(val)),
 		unquoted(strconv.QuoteToASCII(val)),
@@ -180,14 +200,23 @@ func redactValue(msg, val string) string {
 		url.User(val).String(),
 		strings.TrimPrefix(url.UserPassword("", val).String(), ":"),
 	}
-	// Longest first, so that a form containing a shorter one is replaced whole.
+}
+
+// redactForms replaces every form in msg with "[redacted]" in one pass, the longest first where
+// two start at one place, so that a form containing a shorter one is replaced whole.
+func redactForms(msg string, forms []string) string {
 	slices.SortFunc(forms, func(a, b string) int { return len(b) - len(a) })
+	forms = slices.Compact(forms)
+	pairs := make([]string, 0, 2*len(forms))
 	for _, f := range forms {
 		if f != "" {
-			msg = strings.ReplaceAll(msg, f, "[redacted]")
+			pairs = append(pairs, f, "[redacted]")
 		}
 	}
-	return msg
+	if len(pairs) == 0 {
+		return msg
+	}
+	return strings.NewReplacer(pairs...).Replace(msg)
 }
 
 func unquoted(q string) string { return q[1 : len(q)-1] }

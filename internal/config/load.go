@@ -66,6 +66,12 @@ func parse(data []byte, name, baseDir string) (*File, error) {
 	// Editors on Windows save UTF-8 with a byte order mark; goccy keeps it as part of the first
 	// key, which was then reported as the unknown key "\ufefflisten".
 	data = bytes.TrimPrefix(data, []byte("\ufeff"))
+	if len(data) > maxConfigBytes {
+		return nil, &Error{File: name, Problems: []LineProblem{{Message: fmt.Sprintf("config file is %d bytes; the limit is %d MiB", len(data), maxConfigBytes>>20)}}}
+	}
+	if line, col, problem := tooDeep(data); line > 0 {
+		return nil, &Error{File: name, Problems: []LineProblem{{Line: line, Column: col, Message: "invalid YAML: " + problem}}}
+	}
 	astFile, err := parser.ParseBytes(data, 0)
 	if err != nil {
 		p := decodeProblem(err)

@@ -3,7 +3,9 @@ package config
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"io/fs"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -38,8 +40,8 @@ func (f *File) validate() confval.Problems {
 	names := f.upstreamNames()
 	for _, name := range names {
 		u := f.Upstreams[name]
-		if strings.TrimSpace(name) == "" {
-			p.Addf(keyPath("upstreams", name), "upstream name must not be empty")
+		if msg := confval.NameProblem(name); msg != "" {
+			p.Addf(keyPath("upstreams", name), "upstream %s", msg)
 		}
 		u.Validate(keyPath("upstreams", name), &p)
 	}
@@ -84,14 +86,53 @@ func (f *File) validate() confval.Problems {
 			"route %q can never match: route %q (path_prefix %q) takes every request it would, as prefixes come before regexes; match it by path or path_prefix, or narrow %q with hosts, methods or headers",
 			f.Routes[i].Name, by.Name, cmp.Or(by.Match.PathPrefix, "/"), by.Name)
 	}
+	for i, j := range routes.DuplicateMatches(f.Routes) {
+		p.Addf(confval.Join(indexPath("routes", i), "match"), "route %q can never match: routes[%d] (%q) has the same match and comes first; merge them, or narrow one with hosts, methods or headers",
+			f.Routes[i].Name, j, f.Routes[j].Name)
+	}
 	f.validateBFFs(routeAt, &p)
 	f.validatePolicies(&p)
 	if f.Store.Redis != "" {
-		if _, err := redis.ParseURL(f.Store.Redis); err != nil {
-			p.Addf("store.redis", "%v (use redis://host:6379/0 or rediss:// for TLS)", err)
+		if msg := redisURLProblem(f.Store.Redis); msg != "" {
+			p.Addf("store.redis", "%s (use redis://host:6379/0 or rediss:// for TLS)", msg)
 		}
 	}
 	return p
+}
+
+// redisURLProblem says what is wrong with a Redis URL, or "". The parser quotes the URL whole,
+// password included, and a message ends up in logs and a rejected reload's answer: the password
+// is redacted as /config redacts it. go-redis takes a port past 65535 and fails at every dial
+// later, while rate limits fail open.
+func redisURLProblem(raw string) string {
+	opts, err := redis.ParseURL(raw)
+	if err != nil {
+		return redactForms(err.Error(), spellings(urlPassword(raw)))
+	}
+	if _, port, err := net.SplitHostPort(opts.Addr); err == nil {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Sprintf("port %q is out of range (1-65535)", port)
+		}
+	}
+	return ""
+}
+
+// urlPassword is the password in a URL's userinfo, found without parsing the URL whole (it may
+// not parse).
+func urlPassword(raw string) string {
+	_, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return ""
+	}
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	at := strings.LastIndexByte(rest, '@')
+	if at < 0 {
+		return ""
+	}
+	_, pw, _ := strings.Cut(rest[:at], ":")
+	return pw
 }
 
 // validateBFFs checks each profile and that names and mount paths do not collide: a BFF's name
@@ -106,6 +147,9 @@ func (f *File) validateBFFs(routeAt map[string]int, p *confval.Problems) {
 	for _, name := range names {
 		b := f.BFFs[name]
 		bpath := keyPath("bffs", name)
+		if msg := confval.NameProblem(name); msg != "" {
+			p.Addf(bpath, "BFF %s", msg)
+		}
 		b.Validate(bpath, p)
 		if i, dup := routeAt[name]; dup {
 			p.Addf(bpath, "BFF name %q is also the name of routes[%d]; names label metrics and must be unique", name, i)
@@ -120,6 +164,16 @@ func (f *File) validateBFFs(routeAt map[string]int, p *confval.Problems) {
 			p.Addf(confval.Join(bpath, "path"), "path %q is already used by BFF %q", b.Path, other)
 		} else {
 			pathAt[b.Path] = name
+		}
+	}
+	// A BFF under another's path (/web/sub under /web) takes part of its space: /web/sub/graphql
+	// is no longer the outer BFF's to serve, and its REST routes under /sub go dark.
+	for _, inner := range names {
+		for _, outer := range names {
+			ip, op := f.BFFs[inner].Path, f.BFFs[outer].Path
+			if inner != outer && op != "" && strings.HasPrefix(ip, op+"/") {
+				p.Addf(confval.Join(keyPath("bffs", inner), "path"), "path %q is under BFF %q's path %q; mount BFFs side by side", ip, outer, op)
+			}
 		}
 	}
 }
@@ -209,6 +263,9 @@ func (f *File) validatePolicies(p *confval.Problems) {
 	sort.Strings(names)
 	for _, name := range names {
 		c := f.Policies[name]
+		if msg := confval.NameProblem(name); msg != "" {
+			p.Addf(keyPath("policies", name), "policy %s", msg)
+		}
 		c.Validate(keyPath("policies", name), p)
 	}
 	known := strings.Join(names, ", ")
@@ -239,8 +296,8 @@ func (f *File) validatePolicies(p *confval.Problems) {
 	consumerAt := map[string]int{}
 	for i, c := range f.Consumers {
 		cpath := indexPath("consumers", i)
-		if strings.TrimSpace(c.Name) == "" {
-			p.Addf(confval.Join(cpath, "name"), "consumer name must not be empty")
+		if msg := confval.NameProblem(c.Name); msg != "" {
+			p.Addf(confval.Join(cpath, "name"), "consumer %s", msg)
 		} else if j, dup := consumerAt[c.Name]; dup {
 			p.Addf(confval.Join(cpath, "name"), "duplicate consumer name %q (also consumers[%d])", c.Name, j)
 		} else {

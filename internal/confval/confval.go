@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Duration is a time.Duration written in config as a Go duration string ("250ms", "5s", "1m").
@@ -200,4 +202,21 @@ func (p Problems) Err(what string) error {
 		}
 	}
 	return fmt.Errorf("%s: %s", what, strings.Join(msgs, "; "))
+}
+
+// NameProblem says what is wrong with the name of a route, upstream, BFF, policy or consumer, or
+// "": names label metrics and log lines and are how the file refers to the thing, so a name must
+// have something other than spaces in it, and be UTF-8 without control characters, which would
+// break a log line or a metrics series apart. (The YAML decoder already reads bytes that are not
+// UTF-8 as U+FFFD; a name built otherwise may not be.)
+func NameProblem(name string) string {
+	switch {
+	case strings.TrimSpace(name) == "":
+		return "name must not be empty"
+	case !utf8.ValidString(name):
+		return fmt.Sprintf("name %q is not valid UTF-8", name)
+	case strings.ContainsFunc(name, unicode.IsControl):
+		return fmt.Sprintf("name %q has a control character", name)
+	}
+	return ""
 }

@@ -46,3 +46,15 @@ func TestByteSizeThatDoesNotFitInt64IsRefused(t *testing.T) {
 		}
 	}
 }
+
+func TestNameProblem(t *testing.T) {
+	for name, want := range map[string]string{
+		"orders": "", "users-api v2": "", "café": "",
+		"": "must not be empty", "  \t": "must not be empty",
+		"r\xff": "not valid UTF-8", "a\nb": "control character", "a\u0085b": "control character",
+	} {
+		if got := NameProblem(name); (want == "") != (got == "") || !strings.Contains(got, want) {
+			t.Errorf("NameProblem(%q) = %q, want %q", name, got, want)
+		}
+	}
+}

@@ -41,6 +41,7 @@ func (g *Gateway) storesFor(f *config.File) (*stores, error) {
 	if err != nil {
 		return nil, err
 	}
+	useRedisLog(g.logger)
 	st.redis = redis.NewClient(opts)
 	// Check (portico validate) never pings: the client connects on first use, which never
 	// comes, so an unreachable Redis neither delays nor fails a check, as it does not fail a start.
