@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/portico-gw/portico/internal/confval"
 )
@@ -140,14 +142,12 @@ func (m *MatchConfig) validate(path string, p *confval.Problems) {
 }
 
 // unmatchablePath says why a route's path or path_prefix can never match a request, or "": the
-// router sees the decoded path without its query, after merging repeated slashes, and answers 400
-// to a path with dot segments before routing.
+// router merges repeated slashes before routing, and answers 400 to a path with dot segments. (A
+// "?" or "#" can match: the router sees the decoded path, in which %3F is a "?".)
 func unmatchablePath(v string) string {
 	switch {
 	case v == "":
 		return ""
-	case strings.ContainsAny(v, "?#"):
-		return "routes match the path alone, without the query or fragment"
 	case strings.Contains(v, "//"):
 		return "repeated slashes in a request's path are merged before routing"
 	}
@@ -160,54 +160,57 @@ func unmatchablePath(v string) string {
 }
 
 // neverStripped says why strip_prefix would never apply to what the route matches, or "": the
-// prefix is stripped only from paths that start with it, so it must lie along the route's own
-// path or path_prefix (either may be the longer). A regex route is not judged.
+// prefix is stripped segment by segment (proxy.go, stripParamPrefix), so it must lie along the
+// route's own path or path_prefix, segment by segment (either may be the longer for a prefix
+// route). "/ap" never strips "/api". A regex route is not judged.
 func (m *MatchConfig) neverStripped(strip string) string {
 	own := cmp.Or(m.Path, m.PathPrefix)
 	if !strings.HasPrefix(strip, "/") || own == "" || m.PathRegex != "" {
 		return ""
 	}
-	if strings.HasPrefix(own, strip) || strings.HasPrefix(strip, own) {
+	s, o := segments(strip), segments(own)
+	if hasSegmentPrefix(o, s) || m.PathPrefix != "" && hasSegmentPrefix(s, o) {
 		return ""
 	}
 	kind := "path_prefix"
 	if m.Path != "" {
 		kind = "path"
 	}
-	return fmt.Sprintf("strip_prefix %q would never apply: the route's %s %q does not start with it", strip, kind, own)
+	return fmt.Sprintf("strip_prefix %q would never apply: the route's %s %q does not start with its segments", strip, kind, own)
+}
+
+func segments(p string) []string {
+	if t := strings.Trim(p, "/"); t != "" {
+		return strings.Split(t, "/")
+	}
+	return nil
+}
+
+func hasSegmentPrefix(s, prefix []string) bool {
+	return len(prefix) <= len(s) && slices.Equal(s[:len(prefix)], prefix)
 }
 
 // unknownGroup returns the first reference in a regexp.Expand template to a group re does not
-// have ("$5", "${name}"), or "". Expand reads "$1x" as the group named "1x", as here.
+// have ("$5", "${name}", "$01"), or "": Expand writes nothing for one. It reads the template as
+// Expand does (regexp's extract): a name is letters, digits and "_", "$1x" names "1x", a number
+// with a leading zero is a name, and a malformed reference ("${x-y}", "$-") is literal text.
 func unknownGroup(re *regexp.Regexp, template string) string {
-	for i := 0; i < len(template); i++ {
-		if template[i] != '$' || i+1 == len(template) {
+	for len(template) > 0 {
+		_, after, ok := strings.Cut(template, "$")
+		if !ok {
+			break
+		}
+		if strings.HasPrefix(after, "$") {
+			template = after[1:] // "$$" is a literal "$"
 			continue
 		}
-		rest := template[i+1:]
-		if rest[0] == '$' {
-			i++ // "$$" is a literal "$"
+		name, num, rest, ok := extractGroup(after)
+		template = rest
+		if !ok {
 			continue
 		}
-		var name string
-		if rest[0] == '{' {
-			end := strings.IndexByte(rest, '}')
-			if end < 0 {
-				continue // Expand writes such text as it is
-			}
-			name = rest[1:end]
-		} else {
-			n := 0
-			for n < len(rest) && (rest[n] == '_' || rest[n] >= '0' && rest[n] <= '9' || rest[n] >= 'a' && rest[n] <= 'z' || rest[n] >= 'A' && rest[n] <= 'Z') {
-				n++
-			}
-			name = rest[:n]
-		}
-		if name == "" {
-			continue
-		}
-		if k, err := strconv.Atoi(name); err == nil {
-			if k > re.NumSubexp() {
+		if num >= 0 {
+			if num > re.NumSubexp() {
 				return "$" + name
 			}
 			continue
@@ -217,6 +220,49 @@ func unknownGroup(re *regexp.Regexp, template string) string {
 		}
 	}
 	return ""
+}
+
+// extractGroup is regexp's extract: the name or number of the reference at the start of str,
+// and what follows it; ok false when there is none (the "$" is then literal).
+func extractGroup(str string) (name string, num int, rest string, ok bool) {
+	if str == "" {
+		return "", 0, str, false
+	}
+	brace := false
+	if str[0] == '{' {
+		brace = true
+		str = str[1:]
+	}
+	i := 0
+	for i < len(str) {
+		r, size := utf8.DecodeRuneInString(str[i:])
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '_' {
+			break
+		}
+		i += size
+	}
+	if i == 0 {
+		return "", 0, str, false
+	}
+	name = str[:i]
+	if brace {
+		if i >= len(str) || str[i] != '}' {
+			return "", 0, str, false
+		}
+		i++
+	}
+	num = 0
+	for j := 0; j < len(name); j++ {
+		if name[j] < '0' || '9' < name[j] || num >= 1e8 {
+			num = -1
+			break
+		}
+		num = num*10 + int(name[j]) - '0'
+	}
+	if name[0] == '0' && len(name) > 1 {
+		num = -1
+	}
+	return name, num, str[i:], true
 }
 
 func namedGroups(re *regexp.Regexp) string {
@@ -356,13 +402,12 @@ func (m *MatchConfig) key() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%q %q %q %q %q", m.Path, prefix, m.PathRegex,
 		sorted(m.Hosts, strings.ToLower), sorted(m.Methods, strings.ToUpper))
-	for _, k := range sorted(sortedKeys(m.Headers), http.CanonicalHeaderKey) {
-		for name, v := range m.Headers {
-			if http.CanonicalHeaderKey(name) == k {
-				fmt.Fprintf(&b, " %q=%q", k, v)
-			}
-		}
+	headers := make([]string, 0, len(m.Headers))
+	for name, v := range m.Headers {
+		headers = append(headers, fmt.Sprintf("%q=%q", http.CanonicalHeaderKey(name), v))
 	}
+	slices.Sort(headers)
+	b.WriteString(strings.Join(headers, " "))
 	return b.String()
 }
 

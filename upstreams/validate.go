@@ -196,15 +196,11 @@ func (a *ActiveHealthConfig) validate(path string, p *confval.Problems) {
 	}
 	problemIfNegativeDuration(p, confval.Join(path, "interval"), a.Interval)
 	problemIfNegativeDuration(p, confval.Join(path, "timeout"), a.Timeout)
-	interval, timeout := a.Interval.Or(defaultHealthInterval), a.Timeout.Or(defaultHealthTimeout)
-	switch {
-	case a.Interval < 0 || a.Timeout < 0:
-	case interval < minHealthInterval:
+	if a.Interval > 0 && a.Interval.Std() < minHealthInterval {
 		// 1ns made about 3,000 probes a second to each target.
-		p.Addf(confval.Join(path, "interval"), "interval %v is shorter than %v: probes would load the target like traffic", interval, minHealthInterval)
-	case timeout > interval:
-		// As the defaults fill them: a timeout of 1h with the default interval overlaps too.
-		p.Addf(confval.Join(path, "timeout"), "timeout (%v) is longer than interval (%v): probes would overlap", timeout, interval)
+		p.Addf(confval.Join(path, "interval"), "interval %v is shorter than %v: probes would load the target like traffic", a.Interval.Std(), minHealthInterval)
+	} else if a.Interval > 0 && a.Timeout > a.Interval {
+		p.Addf(confval.Join(path, "timeout"), "timeout (%v) is longer than interval (%v): probes would overlap", a.Timeout.Std(), a.Interval.Std())
 	}
 	problemIfNegative(p, confval.Join(path, "healthy_successes"), a.HealthySuccesses)
 	problemIfNegative(p, confval.Join(path, "unhealthy_failures"), a.UnhealthyFailures)

@@ -42,6 +42,11 @@ func TestShortEnvironmentValuesDoNotGarbleProblems(t *testing.T) {
 		{"a digit as a port", "PORTICO_TEST_PORT", "1", `upstreams:
   a: {targets: [{url: "http://127.0.0.1:${PORTICO_TEST_PORT}/x"}]}
 `, `"[redacted]"`, "27.0.0."},
+		{"a whole value of one digit", "PORTICO_TEST_V", "1", `listeners:
+  - {address: "127.0.0.1:0", tls: {min_version: "${PORTICO_TEST_V}", certificates: [{cert: c.pem, key: k.pem}]}}
+`, `min_version [redacted] (allowed: "1.2", "1.3")`, "[redacted].2"},
+		{"a whole value of one letter", "PORTICO_TEST_M", "e", `server: {http1_server: "${PORTICO_TEST_M}"}
+`, `unknown server [redacted] (known: portico, net/http)`, "s[redacted]"},
 		{"a letter in a name", "PORTICO_TEST_UP", "a", `upstreams:
   b: {targets: [{url: "http://127.0.0.1:81"}]}
 routes:
@@ -67,7 +72,11 @@ routes:
 // and every dial fails later while rate limits fail open).
 func TestRedisURLProblems(t *testing.T) {
 	for _, tc := range []struct{ url, want, not string }{
-		{"redis://:hunter2@127.0.0.1:abc/0", "invalid port", "hunter2"},
+		{"redis://:hunter2@127.0.0.1:abc/0", "not a valid URL", "hunter2"},
+		{"redis://:zq/ss-hunter2@127.0.0.1:6379/0", "not a valid URL", "zq"},
+		{"redis://:zq?ss-hunter2@127.0.0.1:6379/0", "not a valid URL", "zq"},
+		{"redis://:zq#ss-hunter2@127.0.0.1:6379/0", "not a valid URL", "zq"},
+		{"redis://:hunter2@127.0.0.1:6379/db", "invalid database", "hunter2"},
 		{"redis://user:hunter2@127.0.0.1:99999/0", `port "99999" is out of range`, "hunter2"},
 		{"redis://127.0.0.1:0/0", `port "0" is out of range`, ""},
 	} {

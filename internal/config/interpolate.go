@@ -145,10 +145,10 @@ func validEnvName(name string) bool {
 // above all. Error messages end up in logs and in a rejected reload's answer.
 //
 // Every form of every value is replaced in one pass, so that a value cannot match inside a
-// "[redacted]" another one left ("e" made "[r[redacted]dact…"). The whole interpolated value is
-// replaced wherever it is quoted; a value of its own shorter than minRedacted only as part of it,
-// since on its own it would match all over the message (PORT=1 made "127.0.0.1" read
-// "[redacted]27.0.0.[redacted]") and a secret that short is no secret.
+// "[redacted]" another one left ("e" made "[r[redacted]dact…"). A value shorter than minRedacted
+// is redacted only as part of the whole value it went into, and a whole value that short only
+// where the message quotes it: on its own it would match all over the message (PORT=1 made
+// "127.0.0.1" read "[redacted]27.0.0.[redacted]"), and a secret that short is no secret.
 func (d *document) redactEnv(path, msg string) string {
 	raw, ok := scalarText(d.find(splitPath(path)))
 	if !ok {
@@ -179,7 +179,12 @@ func (d *document) redactEnv(path, msg string) string {
 		return msg
 	}
 	if whole, _, err := expand(raw); err == nil && whole != "" {
-		forms = append(forms, spellings(whole)...)
+		if len(whole) >= minRedacted {
+			forms = append(forms, spellings(whole)...)
+		} else {
+			// Only where it is quoted: `min_version "1"` shows, unquoted, in "1.2" too.
+			forms = append(forms, strconv.Quote(whole), strconv.QuoteToASCII(whole))
+		}
 	}
 	return redactForms(msg, forms)
 }

@@ -69,7 +69,7 @@ func parse(data []byte, name, baseDir string) (*File, error) {
 	if len(data) > maxConfigBytes {
 		return nil, &Error{File: name, Problems: []LineProblem{{Message: fmt.Sprintf("config file is %d bytes; the limit is %d MiB", len(data), maxConfigBytes>>20)}}}
 	}
-	if line, col, problem := tooDeep(data); line > 0 {
+	if line, col, problem := scanLimits(data); line > 0 {
 		return nil, &Error{File: name, Problems: []LineProblem{{Line: line, Column: col, Message: "invalid YAML: " + problem}}}
 	}
 	astFile, err := parser.ParseBytes(data, 0)

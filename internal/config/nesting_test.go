@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-func TestTooDeep(t *testing.T) {
+func TestScanLimits(t *testing.T) {
 	deep := func(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
 	for _, tc := range []struct {
 		name string
@@ -29,8 +29,13 @@ func TestTooDeep(t *testing.T) {
 		{"a long flow line is not block nesting", "x: [" + strings.Repeat("1, ", 1000) + "1]\n", 0},
 		{"a long key is not block nesting", strings.Repeat("k", 1000) + ": 1\n", 0},
 		{"a literal block scalar's lines are not nesting", "x: |\n" + strings.Repeat(" ", 300) + "text\n", 0},
+		{"nor a folded one's after a comment", "x: > # c\n" + strings.Repeat(" ", 300) + "text\n", 0},
+		{"a closing bracket far in", "x: [1,\n" + strings.Repeat(" ", 300) + "]\n", 0},
+		{"a flow collection opening far in, inside another", "x: [1,\n" + strings.Repeat(" ", 300) + "[2]]\n", 0},
+		{"a comment far in", "x: 1\n" + strings.Repeat(" ", 300) + "# c\n", 0},
+		{"too many tokens", strings.Repeat("- 1\n", maxConfigTokens/2+1), maxConfigTokens/2 + 1},
 	} {
-		if got, _, _ := tooDeep([]byte(tc.yaml)); got != tc.line {
+		if got, _, _ := scanLimits([]byte(tc.yaml)); got != tc.line {
 			t.Errorf("%s: line %d, want %d", tc.name, got, tc.line)
 		}
 	}
@@ -45,7 +50,7 @@ func TestNestedAndOversizedFilesAreRefused(t *testing.T) {
 		t.Errorf("100,000 brackets: %v", err)
 	}
 	_, err = Parse([]byte("admin: \"off\"\nx: \""+strings.Repeat("a", maxConfigBytes)+"\"\n"), "t.yaml")
-	if err == nil || !strings.Contains(err.Error(), "the limit is 8 MiB") {
+	if err == nil || !strings.Contains(err.Error(), "the limit is 4 MiB") {
 		t.Errorf("a file over the limit: %v", err)
 	}
 	_, err = Parse([]byte("admin: \"off\"\nx:\n"+strings.Repeat("- ", 100_000)+"1\n"), "t.yaml")

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -100,13 +101,18 @@ func (f *File) validate() confval.Problems {
 	return p
 }
 
-// redisURLProblem says what is wrong with a Redis URL, or "". The parser quotes the URL whole,
-// password included, and a message ends up in logs and a rejected reload's answer: the password
-// is redacted as /config redacts it. go-redis takes a port past 65535 and fails at every dial
-// later, while rate limits fail open.
+// redisURLProblem says what is wrong with a Redis URL, or "". The URL parser quotes the URL and
+// the part it choked on, and an unescaped "/", "?", "#" or "@" in a password is what makes it
+// choke: its message is not repeated, since a message ends up in logs and a rejected reload's
+// answer. go-redis takes a port past 65535 and fails at every dial later, while rate limits fail
+// open.
 func redisURLProblem(raw string) string {
 	opts, err := redis.ParseURL(raw)
-	if err != nil {
+	var urlErr *url.Error
+	switch {
+	case errors.As(err, &urlErr):
+		return "not a valid URL (percent-encode / ? # @ and : in a user name or password)"
+	case err != nil:
 		return redactForms(err.Error(), spellings(urlPassword(raw)))
 	}
 	if _, port, err := net.SplitHostPort(opts.Addr); err == nil {
@@ -117,18 +123,12 @@ func redisURLProblem(raw string) string {
 	return ""
 }
 
-// urlPassword is the password in a URL's userinfo, found without parsing the URL whole (it may
-// not parse).
+// urlPassword is the password in a URL's userinfo: what lies between "://" and the last "@", after
+// the first ":". It may over-reach (an "@" in the path); a redaction that does errs safe.
 func urlPassword(raw string) string {
 	_, rest, ok := strings.Cut(raw, "://")
-	if !ok {
-		return ""
-	}
-	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
-		rest = rest[:i]
-	}
 	at := strings.LastIndexByte(rest, '@')
-	if at < 0 {
+	if !ok || at < 0 {
 		return ""
 	}
 	_, pw, _ := strings.Cut(rest[:at], ":")
