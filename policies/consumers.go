@@ -2,6 +2,7 @@ package policies
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 )
 
@@ -64,7 +65,8 @@ type Consumer struct {
 // built by NewConsumers and read by the authentication policies; it is immutable after building.
 type Consumers struct {
 	byName map[string]*Consumer
-	names  []string
+	names  []string // sorted
+	order  []string // as configured
 	// creds holds the credential indexes; see credentials.go.
 	creds credentialIndex
 }
@@ -85,6 +87,7 @@ func NewConsumers(cfgs []ConsumerConfig) (*Consumers, error) {
 		c.byName[cfg.Name] = cons
 		c.names = append(c.names, cfg.Name)
 	}
+	c.order = slices.Clone(c.names)
 	sort.Strings(c.names)
 	if err := c.creds.build(c); err != nil {
 		return nil, err

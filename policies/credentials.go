@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -62,29 +63,35 @@ func (ci *credentialIndex) build(c *Consumers) error {
 	ci.mtlsSAN = map[string]*Consumer{}
 	ci.dummyHash = []byte(dummyBcryptHash)
 	maxCost := 0
-	for _, name := range c.names {
+	// Every problem, in the file's order: a user fixing the file wants them all at once, and
+	// "c9 shares c10's key" read oddly when c10 came later in the file.
+	var errs []error
+	for _, name := range c.order {
 		cons := c.byName[name]
 		cfg := cons.Config
 		if err := ci.addKeys(cons, cfg); err != nil {
-			return err
+			errs = append(errs, err)
 		}
 		if b := cfg.BasicAuth; b != nil {
 			cost, err := ci.addBasic(cons, b)
 			if err != nil {
-				return err
+				errs = append(errs, err)
 			}
 			maxCost = max(maxCost, cost)
 		}
 		if j := cfg.JWT; j != nil {
 			if err := ci.addJWT(cons, j); err != nil {
-				return err
+				errs = append(errs, err)
 			}
 		}
 		if m := cfg.MTLS; m != nil {
 			if err := ci.addMTLS(cons, m); err != nil {
-				return err
+				errs = append(errs, err)
 			}
 		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
 	}
 	if maxCost == 0 {
 		return nil

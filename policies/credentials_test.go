@@ -335,3 +335,21 @@ func BenchmarkByKey(b *testing.B) {
 		}
 	}
 }
+
+// Every credential problem is reported, in the file's order: the first alone made a user fix the
+// file once per problem, and name order reported c9 as sharing c10's key when c10 came later.
+func TestNewConsumersReportsEveryProblemInFileOrder(t *testing.T) {
+	_, err := policies.NewConsumers([]policies.ConsumerConfig{
+		{Name: "c9", Keys: []string{"k1"}},
+		{Name: "c10", Keys: []string{"k1"}},
+		{Name: "c11", Keys: []string{" "}},
+	})
+	if err == nil {
+		t.Fatal("want errors")
+	}
+	msg := err.Error()
+	first, second := strings.Index(msg, `consumer "c10": keys[0]: an API key is also consumer "c9"'s`), strings.Index(msg, `consumer "c11": keys[0]: empty API key`)
+	if first < 0 || second < 0 || first > second {
+		t.Errorf("errors %q; want c10's duplicate, then c11's empty key", msg)
+	}
+}

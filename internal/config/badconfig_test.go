@@ -169,3 +169,30 @@ routes:
 		t.Errorf("problems %v; want the second route named at its line", err)
 	}
 }
+
+// listen written but empty (often "${LISTEN}" with the variable set to "") fell back to the
+// default :8080 on every interface.
+func TestBadConfigEmptyListen(t *testing.T) {
+	t.Setenv("PORTICO_TEST_LISTEN", "")
+	for _, yaml := range []string{`listen: ""`, `listen: "${PORTICO_TEST_LISTEN}"`} {
+		_, err := Parse([]byte("admin: \"off\"\n"+yaml+"\n"), "t.yaml")
+		if err == nil || !strings.Contains(err.Error(), "t.yaml:2:") || !strings.Contains(err.Error(), "listen: listen is empty (remove it for the default :8080)") {
+			t.Errorf("%s: %v", yaml, err)
+		}
+	}
+	if f, err := Parse([]byte("admin: \"off\"\n"), "t.yaml"); err != nil || f.Listen != "" {
+		t.Errorf("no listen: %v", err)
+	}
+}
+
+// An mtls-auth policy needs a listener that asks clients for certificates (tls.client_ca);
+// without one it refuses every request it guards.
+func TestBadConfigMTLSAuthWithoutClientCA(t *testing.T) {
+	_, err := Parse([]byte(`admin: "off"
+policies:
+  m: {mtls-auth: {}}
+`), "t.yaml")
+	if err == nil || !strings.Contains(err.Error(), "policies.m.mtls-auth: no listener asks clients for certificates") {
+		t.Errorf("problems %v; want the policy named", err)
+	}
+}

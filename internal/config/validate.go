@@ -261,12 +261,21 @@ func (f *File) validatePolicies(p *confval.Problems) {
 		names = append(names, name)
 	}
 	sort.Strings(names)
+	askForCertificates := false
+	for _, l := range f.Listeners {
+		askForCertificates = askForCertificates || l.TLS != nil && l.TLS.ClientCA != ""
+	}
 	for _, name := range names {
 		c := f.Policies[name]
 		if msg := confval.NameProblem(name); msg != "" {
 			p.Addf(keyPath("policies", name), "policy %s", msg)
 		}
 		c.Validate(keyPath("policies", name), p)
+		if c.MTLSAuth != nil && !askForCertificates {
+			// Without a client CA no listener asks for a certificate, so the policy would refuse
+			// every request it guards.
+			p.Addf(confval.Join(keyPath("policies", name), "mtls-auth"), "no listener asks clients for certificates: set tls.client_ca on the listener that serves these requests")
+		}
 	}
 	known := strings.Join(names, ", ")
 	if known == "" {

@@ -354,13 +354,27 @@ func (unbuiltUpstream) RoundTrip(*http.Request) (*http.Response, error) {
 	return nil, errors.New("upstream not built")
 }
 
+// prefixEach prefixes every error joined in err (errors.Join), so that each is still one problem
+// of its own ("portico validate" prints one per line) and says where it came from.
+func prefixEach(prefix string, err error) error {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return fmt.Errorf("%s: %w", prefix, err)
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, prefixEach(prefix, e))
+	}
+	return errors.Join(out...)
+}
+
 // buildPolicies builds the consumers and every named policy once for the snapshot; routes and
 // BFFs then share the instances (so a rate limit on two routes counts once per key, and a
 // cache is one cache).
 func (g *Gateway) buildPolicies(snap *Snapshot) error {
 	consumers, err := policies.NewConsumers(snap.File.Consumers)
 	if err != nil {
-		return fmt.Errorf("building consumers: %w", err)
+		return prefixEach("building consumers", err)
 	}
 	snap.purger = &policies.Purger{}
 	deps := policies.Deps{Consumers: consumers, Metrics: g.prom, Logger: g.logger, Purger: snap.purger}

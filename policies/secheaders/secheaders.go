@@ -111,7 +111,7 @@ func (c *Config) compile(path string, p *confval.Problems) *Headers {
 		if allowed != nil {
 			for _, part := range strings.Split(value, ",") {
 				if !oneOf(strings.TrimSpace(part), allowed) {
-					p.Addf(at, "%q is not one of %s, off", value, strings.Join(allowed, ", "))
+					p.Addf(at, "%q is not one of %s", value, strings.Join(allowed, ", "))
 					return
 				}
 			}

@@ -173,6 +173,12 @@ func TestValidate(t *testing.T) {
 			if strings.Join(got, " ") != strings.Join(tt.want, " ") {
 				t.Fatalf("paths %v, want %v (%+v)", got, tt.want, p)
 			}
+			for _, pr := range p {
+				// Each allowed value once: the message added ", off" to lists that had it.
+				if strings.Count(strings.ToLower(pr.Message), "off") > 1 {
+					t.Errorf("%s: %s", pr.Path, pr.Message)
+				}
+			}
 			if _, err := New("x", tt.cfg, policies.Deps{}); (err != nil) != (len(tt.want) > 0) {
 				t.Fatalf("New error %v", err)
 			}
