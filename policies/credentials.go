@@ -147,24 +147,26 @@ func (ci *credentialIndex) addKeys(cons *Consumer, cfg ConsumerConfig) error {
 		ci.keys[d] = cons
 		return nil
 	}
+	// Every key is indexed and every problem kept: a key after a bad one may clash too.
+	var errs []error
 	for i, k := range cfg.Keys {
 		if err := add(k, fmt.Sprintf("keys[%d]", i)); err != nil {
-			return err
+			errs = append(errs, err)
 		}
 	}
 	if cfg.KeysFile == "" {
-		return nil
+		return errors.Join(errs...)
 	}
 	keys, err := readKeysFile(cfg.KeysFile)
 	if err != nil {
-		return fmt.Errorf("consumer %q: %w", cons.Name, err)
+		return errors.Join(append(errs, fmt.Errorf("consumer %q: %w", cons.Name, err))...)
 	}
 	for _, k := range keys {
 		if err := add(k.key, fmt.Sprintf("keys_file %s line %d", cfg.KeysFile, k.line)); err != nil {
-			return err
+			errs = append(errs, err)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 type fileKey struct {

@@ -341,15 +341,17 @@ func BenchmarkByKey(b *testing.B) {
 func TestNewConsumersReportsEveryProblemInFileOrder(t *testing.T) {
 	_, err := policies.NewConsumers([]policies.ConsumerConfig{
 		{Name: "c9", Keys: []string{"k1"}},
-		{Name: "c10", Keys: []string{"k1"}},
+		{Name: "c10", Keys: []string{"k1", "k2"}},
 		{Name: "c11", Keys: []string{" "}},
+		{Name: "c12", Keys: []string{"k2"}}, // indexed under c10 although c10's first key failed
 	})
 	if err == nil {
 		t.Fatal("want errors")
 	}
 	msg := err.Error()
 	first, second := strings.Index(msg, `consumer "c10": keys[0]: an API key is also consumer "c9"'s`), strings.Index(msg, `consumer "c11": keys[0]: empty API key`)
-	if first < 0 || second < 0 || first > second {
-		t.Errorf("errors %q; want c10's duplicate, then c11's empty key", msg)
+	third := strings.Index(msg, `consumer "c12": keys[0]: an API key is also consumer "c10"'s`)
+	if first < 0 || second < 0 || third < 0 || first > second || second > third {
+		t.Errorf("errors %q; want c10's duplicate, c11's empty key, then c12's duplicate", msg)
 	}
 }

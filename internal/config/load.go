@@ -158,7 +158,7 @@ func parse(data []byte, name, baseDir string) (*File, error) {
 				ps = append(ps, p)
 			}
 		}
-		if f.Listen == "" && len(f.Listeners) == 0 && doc.find(splitPath("listen")) != nil && !failed["listen"] {
+		if f.Listen == "" && doc.find(splitPath("listen")) != nil && !failed["listen"] {
 			// Written but empty, often a ${VAR} set to "": the default would listen on every
 			// interface, which the file did not ask for.
 			ps.Addf("listen", "listen is empty (remove it for the default %s)", DefaultListen)

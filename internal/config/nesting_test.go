@@ -34,6 +34,7 @@ func TestScanLimits(t *testing.T) {
 		{"a flow collection opening far in, inside another", "x: [1,\n" + strings.Repeat(" ", 300) + "[2]]\n", 0},
 		{"a comment far in", "x: 1\n" + strings.Repeat(" ", 300) + "# c\n", 0},
 		{"too many tokens", strings.Repeat("- 1\n", maxConfigTokens/2+1), maxConfigTokens/2 + 1},
+		{"a token that is not YAML", "a: 1\nb: @x\n", 2},
 	} {
 		if got, _, _ := scanLimits([]byte(tc.yaml)); got != tc.line {
 			t.Errorf("%s: line %d, want %d", tc.name, got, tc.line)
@@ -50,11 +51,11 @@ func TestNestedAndOversizedFilesAreRefused(t *testing.T) {
 		t.Errorf("100,000 brackets: %v", err)
 	}
 	_, err = Parse([]byte("admin: \"off\"\nx: \""+strings.Repeat("a", maxConfigBytes)+"\"\n"), "t.yaml")
-	if err == nil || !strings.Contains(err.Error(), "the limit is 4 MiB") {
+	if err == nil || !strings.Contains(err.Error(), "the limit is 1 MiB") {
 		t.Errorf("a file over the limit: %v", err)
 	}
 	_, err = Parse([]byte("admin: \"off\"\nx:\n"+strings.Repeat("- ", 100_000)+"1\n"), "t.yaml")
-	if err == nil || !strings.Contains(err.Error(), "t.yaml:3:257: invalid YAML: nested too deep: a block collection starts past column 256") {
+	if err == nil || !strings.Contains(err.Error(), "t.yaml:3:257: invalid YAML: nested too deep: a line in block context starts past column 256") {
 		t.Errorf("100,000 sequences in sequences: %v", err)
 	}
 }

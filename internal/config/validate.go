@@ -272,8 +272,8 @@ func (f *File) validatePolicies(p *confval.Problems) {
 		}
 		c.Validate(keyPath("policies", name), p)
 		if c.MTLSAuth != nil && !askForCertificates {
-			// Without a client CA no listener asks for a certificate, so the policy would refuse
-			// every request it guards.
+			// Without a client CA no listener asks for a certificate, so the policy never sees one:
+			// it refuses every request it guards, or lets all through as its anonymous consumer.
 			p.Addf(confval.Join(keyPath("policies", name), "mtls-auth"), "no listener asks clients for certificates: set tls.client_ca on the listener that serves these requests")
 		}
 	}
