@@ -121,6 +121,11 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, in *http.Request) {
 			dst[k] = vv[:len(vv):len(vv)]
 		}
 	}
+	if res.StatusCode == http.StatusNoContent {
+		// RFC 9110 8.6: no Content-Length on a 204. net/http's HTTP/1.1 server drops a backend's,
+		// but its HTTP/2 server sends it, and clients fail the stream (PROTOCOL_ERROR).
+		delete(dst, "Content-Length")
+	}
 	announced := len(res.Trailer)
 	if announced > 0 {
 		keys := make([]string, 0, announced)

@@ -930,3 +930,23 @@ func TestForwardSpacedFieldNameIsBadGateway(t *testing.T) {
 		t.Fatalf("client got %d, want 502", resp.StatusCode)
 	}
 }
+
+// A backend's Content-Length on a 204 is not passed on (RFC 9110 8.6): net/http's HTTP/2 server
+// would send it, and clients fail the stream.
+func TestNoContentLengthOn204(t *testing.T) {
+	be := upstreamFunc(func(r *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: http.StatusNoContent, Header: http.Header{"Content-Length": {"5"}, "X-Kept": {"1"}},
+			Body: http.NoBody, Request: r}, nil
+	})
+	r, err := Build([]Config{{Name: "r", Match: MatchConfig{PathPrefix: "/"}, Upstream: "p"}},
+		Deps{Upstream: lookup(map[string]http.RoundTripper{"p": be})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	rec := httptest.NewRecorder()
+	r.ServeHTTP(rec, httptest.NewRequest(http.MethodDelete, "/x", nil))
+	if rec.Code != http.StatusNoContent || rec.Header().Get("Content-Length") != "" || rec.Header().Get("X-Kept") != "1" {
+		t.Errorf("status %d, header %v; want 204 without Content-Length", rec.Code, rec.Header())
+	}
+}

@@ -159,6 +159,16 @@ func (e *ClientBodyError) Error() string { return "reading the request body: " +
 
 func (e *ClientBodyError) Unwrap() error { return e.Err }
 
+type bodyDeadlineKey struct{}
+
+// WithBodyDeadline returns ctx carrying how to bound the reads of the request's body, from the
+// server that reads it (http.ResponseController's SetReadDeadline): a call with a body sets it
+// to the call's deadline, so that a client that stops sending mid-body fails the call when its
+// total timeout runs out, as a ClientBodyError, rather than when the server's read timeout does.
+func WithBodyDeadline(ctx context.Context, set func(time.Time) error) context.Context {
+	return context.WithValue(ctx, bodyDeadlineKey{}, set)
+}
+
 // bodyReader remembers the first error reading the caller's body, so that a failed call can be
 // told apart from a failed target. The transport reads it on a goroutine of its own, and closes
 // it when the target fails; a read that fails because of that close is not the caller's.

@@ -176,6 +176,16 @@ func (u *Upstream) do(parent context.Context, req *http.Request) (_ *http.Respon
 	start := time.Now()
 	ctx, cancel := u.callContext(parent, req, c, start)
 	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+	var unread *unreadBody
+	if !replayable {
+		// A streamed body cannot be sent twice, but one no attempt has begun to read can still
+		// go to another target after a connect failure.
+		unread = &unreadBody{rc: req.Body}
+		r := *req
+		r.Body = unread
+		req = &r
+		defer unread.release()
+	}
 	var (
 		tried     uint64
 		resp      *http.Response
@@ -193,7 +203,7 @@ func (u *Upstream) do(parent context.Context, req *http.Request) (_ *http.Respon
 			u.retrying.Add(-1)
 			retrySlot = false
 		}
-		if !u.shouldRetry(n, req, resp, v, replayable) || ctx.Err() != nil {
+		if !u.shouldRetry(n, req, resp, v, replayable || v.connect && unread.untouched()) || ctx.Err() != nil {
 			break
 		}
 		if !u.acquireRetry() {
@@ -312,6 +322,12 @@ func (u *Upstream) attempt(ctx context.Context, req *http.Request, t *target, c 
 		body = &bodyReader{rc: out.Body}
 		body.deadline, _ = ctx.Deadline()
 		out.Body = body
+		if set, ok := ctx.Value(bodyDeadlineKey{}).(func(time.Time) error); ok && !body.deadline.IsZero() {
+			// The transport waits for its body writer, which waits on the client: a client
+			// that stalls would hold the call past the total timeout until the server's read
+			// timeout. Its reads now end at the call's deadline, as the caller's body error.
+			_ = set(body.deadline)
+		}
 	}
 	t.active.Add(1)
 	resp, err := u.transport.RoundTrip(out)
@@ -502,6 +518,54 @@ func discard(body io.ReadCloser) {
 		d.drainBuffered()
 	}
 	_ = body.Close()
+}
+
+// unreadBody is a streamed request body that may still go to another target while no attempt
+// has begun to read it. http.Transport closes the body of a call it could not connect for; that
+// Close is held back (release makes it at the end of the call). A Close once a Read has begun
+// passes at once: the transport closes the body to unblock its writer when the target fails.
+type unreadBody struct {
+	rc io.ReadCloser
+
+	mu      sync.Mutex
+	started bool // a Read has begun
+	held    bool // a Close came before any Read
+}
+
+func (b *unreadBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	b.started = true
+	b.mu.Unlock()
+	return b.rc.Read(p)
+}
+
+func (b *unreadBody) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.started {
+		b.held = true
+		return nil
+	}
+	return b.rc.Close()
+}
+
+// untouched reports that no attempt has read from the body; nil is never untouched.
+func (b *unreadBody) untouched() bool {
+	if b == nil {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return !b.started
+}
+
+// release makes a Close that was held back for a retry that did not come.
+func (b *unreadBody) release() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.held && !b.started {
+		_ = b.rc.Close()
+	}
 }
 
 func closeRequestBody(req *http.Request) {

@@ -223,6 +223,30 @@ routes:
 	}
 }
 
+// A client that stops sending mid-body fails the call when the upstream's total timeout runs out,
+// with 408, not when server.read_timeout does (60 s by default): the transport waits for its body
+// writer, which waited on the client. Both HTTP/1.1 servers; the exchange gives up after 10 s,
+// long before the 30 s read timeout here.
+func TestBadInputStalledBodyEndsAtTheTotalTimeout(t *testing.T) {
+	for _, server := range []string{"portico", "net/http"} {
+		t.Run(server, func(t *testing.T) {
+			be := readingBackend(t)
+			addr := badInputGateway(t, `admin: "off"
+access_log: {enabled: false}
+server: {read_timeout: 30s, http1_server: `+server+`}
+upstreams:
+  app: {targets: [{url: "`+be.URL+`"}], timeouts: {total: 300ms}}
+routes:
+  - {name: app, match: {path_prefix: /}, upstream: app}
+`)
+			out := rawExchange(t, addr, "POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789", 10*time.Second)
+			if code, body := parseRaw(t, out); code != http.StatusRequestTimeout || !isJSONError(body) {
+				t.Fatalf("stalled body answered %d %q; want 408 at the upstream's total timeout", code, body)
+			}
+		})
+	}
+}
+
 // The BFF facades read their bodies whole before anything runs; a body that stops coming gets
 // the same 408 there, on /graphql (GraphQL-shaped) and on a REST route (the JSON error shape),
 // not a 400 that blames the client's JSON.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/portico-gw/portico/internal/apierror"
+	"github.com/portico-gw/portico/internal/listener"
 	"github.com/portico-gw/portico/internal/reqctx"
 	"github.com/portico-gw/portico/upstreams"
 	"go.opentelemetry.io/otel/propagation"
@@ -91,6 +92,19 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 		stop := context.AfterFunc(g.cutSessions, cancel)
 		defer stop()
+	}
+	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
+		// A client that stalls mid-body held an upstream call until the server's read timeout
+		// (60 s), past the upstream's total timeout: the upstream layer ends the body's reads at
+		// the call's deadline through this, never later than the read timeout it replaces.
+		limit := info.Start.Add(snap.File.Server.ReadTimeout.Or(listener.DefaultReadTimeout))
+		rc := http.NewResponseController(rec)
+		ctx = upstreams.WithBodyDeadline(ctx, func(t time.Time) error {
+			if t.After(limit) {
+				t = limit
+			}
+			return rc.SetReadDeadline(t)
+		})
 	}
 	r = r.WithContext(ctx)
 	defer func() {

@@ -1,6 +1,13 @@
 package listener
 
-import "github.com/portico-gw/portico/internal/confval"
+import (
+	"time"
+
+	"github.com/portico-gw/portico/internal/confval"
+)
+
+// DefaultReadTimeout bounds reading a request, body included, when server.read_timeout is unset.
+const DefaultReadTimeout = 60 * time.Second
 
 // Config declares one listening socket.
 type Config struct {

@@ -38,7 +38,7 @@ func New(cfg Config, sc ServerConfig, h http.Handler) (*Server, error) {
 	s.srv = &http.Server{
 		Handler:           &sendTimeout{next: h, d: send, capAfter: sc.WriteTimeout.Std()},
 		ReadHeaderTimeout: sc.ReadHeaderTimeout.Or(10 * time.Second),
-		ReadTimeout:       sc.ReadTimeout.Or(60 * time.Second),
+		ReadTimeout:       sc.ReadTimeout.Or(DefaultReadTimeout),
 		WriteTimeout:      sc.WriteTimeout.Std(),
 		IdleTimeout:       sc.IdleTimeout.Or(120 * time.Second),
 		MaxHeaderBytes:    int(sc.MaxHeaderBytes.Or(1 << 20)),
