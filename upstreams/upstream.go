@@ -322,10 +322,14 @@ func (u *Upstream) attempt(ctx context.Context, req *http.Request, t *target, c 
 		body = &bodyReader{rc: out.Body}
 		body.deadline, _ = ctx.Deadline()
 		out.Body = body
-		if set, ok := ctx.Value(bodyDeadlineKey{}).(func(time.Time) error); ok && !body.deadline.IsZero() {
+		if set, ok := ctx.Value(bodyDeadlineKey{}).(func(time.Time) error); ok && req.GetBody == nil && !body.deadline.IsZero() {
 			// The transport waits for its body writer, which waits on the client: a client
 			// that stalls would hold the call past the total timeout until the server's read
 			// timeout. Its reads now end at the call's deadline, as the caller's body error.
+			// Only a streamed body is the client's: a resolver's JSON (replayable bytes) is
+			// sent under the client's context long after its body was read, and a deadline on
+			// the client's connection would then end net/http's watch for a gone client with a
+			// timeout, which cancels the request.
 			_ = set(body.deadline)
 		}
 	}

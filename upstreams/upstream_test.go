@@ -1293,3 +1293,34 @@ func TestConnectFailureRetriesAStreamedBody(t *testing.T) {
 		}
 	}
 }
+
+// The client's connection gets the call's deadline for a streamed body only (the client's own):
+// a replayable body (a resolver's JSON) is sent under the client's context after the client's
+// body was read, and a read deadline then would end the server's watch for a gone client.
+func TestBodyDeadlineOnlyForStreamedBodies(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+	}))
+	defer srv.Close()
+	_, u := newTestRegistry(t, Config{Targets: targetsOf(srv.URL)})
+	for _, tc := range []struct {
+		name string
+		body func() io.Reader
+		want bool
+	}{
+		{"replayable bytes", func() io.Reader { return strings.NewReader(`{"a":1}`) }, false},
+		{"streamed", func() io.Reader { return &streamed{r: strings.NewReader(`{"a":1}`)} }, true},
+	} {
+		var called atomic.Bool
+		ctx := WithBodyDeadline(context.Background(), func(time.Time) error { called.Store(true); return nil })
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://example/x", tc.body())
+		resp, err := u.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if called.Load() != tc.want {
+			t.Errorf("%s: deadline set %v, want %v", tc.name, called.Load(), tc.want)
+		}
+	}
+}

@@ -97,7 +97,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// A client that stalls mid-body held an upstream call until the server's read timeout
 		// (60 s), past the upstream's total timeout: the upstream layer ends the body's reads at
 		// the call's deadline through this, never later than the read timeout it replaces.
-		limit := info.Start.Add(snap.File.Server.ReadTimeout.Or(listener.DefaultReadTimeout))
+		rt := time.Duration(g.readTimeout.Load())
+		if rt == 0 { // not started by Serve (tests): the config's
+			rt = snap.File.Server.ReadTimeout.Or(listener.DefaultReadTimeout)
+		}
+		limit := info.Start.Add(rt)
 		rc := http.NewResponseController(rec)
 		ctx = upstreams.WithBodyDeadline(ctx, func(t time.Time) error {
 			if t.After(limit) {

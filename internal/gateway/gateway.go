@@ -39,11 +39,13 @@ import (
 
 // Gateway serves requests with the current Snapshot and builds new ones on reload.
 type Gateway struct {
-	logger  *slog.Logger
-	prom    *prometheus.Registry
-	metrics *edgeMetrics
-	upm     *upstreams.Metrics
-	routem  *routes.Metrics
+	// readTimeout is the listeners' read timeout (nanoseconds), set by Serve; 0 before it.
+	readTimeout atomic.Int64
+	logger      *slog.Logger
+	prom        *prometheus.Registry
+	metrics     *edgeMetrics
+	upm         *upstreams.Metrics
+	routem      *routes.Metrics
 	// apqStoreErrors counts the shared APQ store's failures; the store outlives snapshots.
 	apqStoreErrors prometheus.Counter
 	reloads        *prometheus.CounterVec

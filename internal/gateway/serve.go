@@ -25,6 +25,9 @@ type Bound func(name, addr string)
 // to server.shutdown_timeout to finish. Serve returns after the drain.
 func (g *Gateway) Serve(ctx context.Context, bound Bound) error {
 	f := g.Current().File
+	// The listeners keep the read timeout they start with, whatever a reload says; the edge's
+	// bound on a stalled body follows them.
+	g.readTimeout.Store(int64(f.Server.ReadTimeout.Or(listener.DefaultReadTimeout)))
 	var servers []*listener.Server
 	var lns []net.Listener
 	closeAll := func() {
