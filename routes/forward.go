@@ -138,6 +138,13 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, in *http.Request) {
 
 	if err := f.copyBody(w, res); err != nil {
 		_ = res.Body.Close()
+		if info := reqctx.From(in.Context()); info != nil {
+			// The access log shows the status that went out; this says the answer was cut.
+			info.ErrorCode = "UPSTREAM_ANSWER_CUT"
+			if in.Context().Err() != nil {
+				info.ErrorCode = "CLIENT_CLOSED_REQUEST"
+			}
+		}
 		if in.Context().Value(http.ServerContextKey) != nil {
 			// The status line is out: a clean end would pass a truncated answer off as
 			// complete (and cacheable), so the connection is cut instead, as ReverseProxy does.

@@ -950,3 +950,47 @@ func TestNoContentLengthOn204(t *testing.T) {
 		t.Errorf("status %d, header %v; want 204 without Content-Length", rec.Code, rec.Header())
 	}
 }
+
+type cutBody struct{ sent bool }
+
+func (b *cutBody) Read(p []byte) (int, error) {
+	if !b.sent {
+		b.sent = true
+		return copy(p, "abc"), nil
+	}
+	return 0, errors.New("connection reset by backend")
+}
+func (b *cutBody) Close() error { return nil }
+
+// An answer the backend cut short went to the access log as a plain 200; the connection is cut
+// for the client, and the log now says why.
+func TestCutAnswerIsMarkedForTheLog(t *testing.T) {
+	be := upstreamFunc(func(r *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Length": {"100"}}, ContentLength: 100,
+			Body: &cutBody{}, Request: r}, nil
+	})
+	r, err := Build([]Config{{Name: "r", Match: MatchConfig{PathPrefix: "/"}, Upstream: "p"}},
+		Deps{Upstream: lookup(map[string]http.RoundTripper{"p": be})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	seen := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		info := &reqctx.Info{ID: "x"}
+		defer func() { seen <- info.ErrorCode }()
+		r.ServeHTTP(w, req.WithContext(reqctx.With(req.Context(), info)))
+	}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/x")
+	if err == nil {
+		_, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	if err == nil {
+		t.Error("the cut answer read as complete")
+	}
+	if code := <-seen; code != "UPSTREAM_ANSWER_CUT" {
+		t.Errorf("error code %q, want UPSTREAM_ANSWER_CUT", code)
+	}
+}
