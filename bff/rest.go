@@ -1,11 +1,11 @@
 package bff
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -393,28 +393,11 @@ func (rt *restRoute) variables(w http.ResponseWriter, r *http.Request, pathValue
 }
 
 func readRESTBody(w http.ResponseWriter, r *http.Request, limit int64) (map[string]any, *apierror.Error) {
-	// As readPOST: an encoded body and a declared length over the limit are refused before
-	// reading (and before a 100 Continue).
-	if msg := encodedBody(r.Header); msg != "" {
-		return nil, &apierror.Error{Status: http.StatusUnsupportedMediaType, Code: codeUnsupportedMediaType, Message: msg,
-			Header: http.Header{"Accept-Encoding": {"identity"}}}
+	var buf bytes.Buffer
+	if bp := readBody(w, r, limit, &buf); bp != nil {
+		return nil, apierror.New(bp.status, bp.code, bp.msg)
 	}
-	if r.ContentLength > limit {
-		return nil, apierror.New(http.StatusRequestEntityTooLarge, codeRequestEntityTooLarge,
-			fmt.Sprintf("the request body is larger than %d bytes", limit))
-	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return nil, apierror.New(http.StatusRequestEntityTooLarge, codeRequestEntityTooLarge,
-				fmt.Sprintf("the request body is larger than %d bytes", tooLarge.Limit))
-		}
-		if bodyTimedOut(err) {
-			return nil, apierror.New(http.StatusRequestTimeout, codeRequestTimeout, "the request body did not arrive in time")
-		}
-		return nil, badParam("reading the request body failed")
-	}
+	b := buf.Bytes()
 	if len(strings.TrimSpace(string(b))) == 0 {
 		return nil, nil
 	}

@@ -354,31 +354,51 @@ func (p *Profile) readPOST(w http.ResponseWriter, r *http.Request, buf *bytes.Bu
 	if msg := unreadableBody(r.Header.Get("Content-Type")); msg != "" {
 		return codedError(codeUnsupportedMediaType, "%s", msg)
 	}
+	if bp := readBody(w, r, p.maxBodyBytes(), buf); bp != nil {
+		return codedError(bp.code, "%s", bp.msg)
+	}
+	if !utf8.Valid(buf.Bytes()) {
+		return codedError(codeBadRequest, "%s", errNotUTF8)
+	}
+	return nil
+}
+
+// bodyProblem is why a request body could not be read: /graphql answers it as a GraphQL error of
+// its code, the REST routes as the gateway's error of its status.
+type bodyProblem struct {
+	status    int
+	code, msg string
+}
+
+// readBody reads a request body of at most limit bytes into buf, for /graphql and the REST routes
+// alike. An encoded body and a declared length over the limit are refused before any of it is
+// read, and before the server would answer "Expect: 100-continue" with an invitation to send it.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64, buf *bytes.Buffer) *bodyProblem {
 	if msg := encodedBody(r.Header); msg != "" {
 		w.Header().Set("Accept-Encoding", "identity") // RFC 9110 15.5.16: the codings accepted
-		return codedError(codeUnsupportedMediaType, "%s", msg)
+		return &bodyProblem{http.StatusUnsupportedMediaType, codeUnsupportedMediaType, msg}
 	}
-	limit := p.maxBodyBytes()
-	// A declared length over the limit is refused before any of the body is read, and before
-	// the server would answer "Expect: 100-continue" with an invitation to send it.
+	tooLarge := func(limit int64) *bodyProblem {
+		return &bodyProblem{http.StatusRequestEntityTooLarge, codeRequestEntityTooLarge, fmt.Sprintf("the request body is larger than %d bytes", limit)}
+	}
 	if r.ContentLength > limit {
-		return codedError(codeRequestEntityTooLarge, "the request body is larger than %d bytes", limit)
+		return tooLarge(limit)
 	}
 	if n := r.ContentLength; n > 0 {
 		buf.Grow(int(n) + bytes.MinRead) // ReadFrom wants MinRead spare bytes before it reads EOF
 	}
 	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit)); err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return codedError(codeRequestEntityTooLarge, "the request body is larger than %d bytes", tooLarge.Limit)
+		var over *http.MaxBytesError
+		var timeout interface{ Timeout() bool }
+		switch {
+		case errors.As(err, &over):
+			return tooLarge(over.Limit)
+		case errors.As(err, &timeout) && timeout.Timeout():
+			// The server's read timeout ended a body that came too slowly; the client is still
+			// there to read why: RFC 9110's 408, as the pass-through proxy answers it.
+			return &bodyProblem{http.StatusRequestTimeout, codeRequestTimeout, "the request body did not arrive in time"}
 		}
-		if bodyTimedOut(err) {
-			return codedError(codeRequestTimeout, "the request body did not arrive in time")
-		}
-		return codedError(codeBadRequest, "reading the request body failed")
-	}
-	if !utf8.Valid(buf.Bytes()) {
-		return codedError(codeBadRequest, "%s", errNotUTF8)
+		return &bodyProblem{http.StatusBadRequest, codeBadRequest, "reading the request body failed"}
 	}
 	return nil
 }
@@ -400,13 +420,6 @@ func encodedBody(h http.Header) string {
 		}
 	}
 	return ""
-}
-
-// bodyTimedOut reports whether the server's read timeout ended a body that came too slowly. The
-// client is still there to read why: RFC 9110's 408, as the pass-through proxy answers it.
-func bodyTimedOut(err error) bool {
-	var timeout interface{ Timeout() bool }
-	return errors.As(err, &timeout) && timeout.Timeout()
 }
 
 // unreadableBody checks the Content-Type of a JSON request body, for /graphql and the REST
