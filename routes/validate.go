@@ -150,11 +150,8 @@ func unmatchablePath(v string) string {
 		return ""
 	case strings.Contains(v, "//"):
 		return "repeated slashes in a request's path are merged before routing"
-	}
-	for seg := range strings.SplitSeq(v, "/") {
-		if seg == "." || seg == ".." {
-			return "a path with dot segments is refused (400) before routing"
-		}
+	case hasDotSegment(v): // the router's own rule ("..;" and "\.." included)
+		return "a path with dot segments is refused (400) before routing"
 	}
 	return ""
 }

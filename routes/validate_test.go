@@ -95,6 +95,8 @@ func TestConfigValidate(t *testing.T) {
 		{name: "a ? in a path matches a decoded %3F", cfg: Config{Name: "r", Match: MatchConfig{Path: "/what?"}, Upstream: "u"}},
 		{name: "prefix with dot segments", cfg: Config{Name: "r", Match: MatchConfig{PathPrefix: "/r/../admin"}, Upstream: "u"},
 			want: []string{"r.match.path_prefix: can never match: a path with dot segments is refused"}},
+		{name: "prefix with a dot segment the router sees behind ;", cfg: Config{Name: "r", Match: MatchConfig{PathPrefix: "/public/..;/admin"}, Upstream: "u"},
+			want: []string{"r.match.path_prefix: can never match: a path with dot segments is refused"}},
 		{name: "prefix with repeated slashes", cfg: Config{Name: "r", Match: MatchConfig{PathPrefix: "/a//b"}, Upstream: "u"},
 			want: []string{"r.match.path_prefix: can never match: repeated slashes"}},
 		{name: "dots inside a segment are fine", cfg: Config{Name: "r", Match: MatchConfig{PathPrefix: "/v1.2/..x/"}, Upstream: "u"}},
