@@ -283,6 +283,11 @@ func TestHTTPSemantics(t *testing.T) {
 		wantHeaders map[string]string
 	}{
 		{name: "GET query", method: "GET", path: get(`{ me { id } }`), wantStatus: 200, wantType: "application/json"},
+		// "%E9" is Latin-1's é: refused as a POST body's stray byte is, not sent on as U+FFFD.
+		{name: "GET query not UTF-8 is 400", method: "GET", path: "/web/graphql?query=%7B%20user(id:%20%22caf%E9%22)%20%7B%20id%20%7D%20%7D",
+			wantStatus: 400, wantCode: "BAD_REQUEST"},
+		{name: "GET variables not UTF-8 is 400", method: "GET", path: get(`query($id: ID!) { user(id: $id) { id } }`) + "&variables=%7B%22id%22:%22caf%E9%22%7D",
+			wantStatus: 400, wantCode: "BAD_REQUEST"},
 		{name: "GET mutation is 405 with Allow POST", method: "GET", path: get(mutation), wantStatus: 405,
 			wantType: "application/json", wantCode: "METHOD_NOT_ALLOWED", wantHeaders: map[string]string{"Allow": "POST"}},
 		{name: "PUT is 405", method: "PUT", path: "/web/graphql", body: `{"query":"{ me { id } }"}`, wantStatus: 405,

@@ -324,6 +324,9 @@ func (rt *restRoute) variables(w http.ResponseWriter, r *http.Request, pathValue
 	source := map[string]string{}
 	for _, name := range rt.params {
 		def := rt.op.VariableDefinitions.ForName(name)
+		if !utf8.ValidString(pathValues[name]) {
+			return nil, badParam("path parameter %q is not valid UTF-8 once percent-decoded", name)
+		}
 		v, err := coerceString(rt.schema, def.Type, pathValues[name])
 		if err != nil {
 			return nil, badParam("path parameter %q: %v", name, err)
@@ -334,6 +337,9 @@ func (rt *restRoute) variables(w http.ResponseWriter, r *http.Request, pathValue
 	query, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		return nil, badParam("the query string does not parse")
+	}
+	if !utf8Values(query) {
+		return nil, badParam(errQueryNotUTF8)
 	}
 	for _, name := range sortedKeys(query) {
 		def := rt.op.VariableDefinitions.ForName(name)

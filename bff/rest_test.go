@@ -86,6 +86,9 @@ func TestRESTStatusesAndParameters(t *testing.T) {
 		mention     string // the error message names this
 	}{
 		{name: "missing order", method: "GET", path: "/web/orders/o999999", status: 404, code: "NOT_FOUND"},
+		{name: "path parameter not UTF-8", method: "GET", path: "/web/orders/o%E9", status: 400, code: "BAD_REQUEST", mention: "UTF-8"},
+		{name: "query parameter not UTF-8", method: "GET", path: "/web/orders?first=1&after=%E9", status: 400, code: "BAD_REQUEST", mention: "UTF-8"},
+		{name: "query parameter name not UTF-8", method: "GET", path: "/web/orders?%E9=1", status: 400, code: "BAD_REQUEST", mention: "UTF-8"},
 		{name: "non-integer parameter", method: "GET", path: "/web/orders?first=abc", status: 400, code: "BAD_REQUEST", mention: `"first"`},
 		{name: "integer out of range", method: "GET", path: "/web/orders?first=99999999999", status: 400, code: "BAD_REQUEST", mention: `"first"`},
 		{name: "unknown parameter", method: "GET", path: "/web/orders?frist=3", status: 400, code: "BAD_REQUEST", mention: `"frist"`},

@@ -331,6 +331,9 @@ func readGET(r *http.Request) (*graphql.RawParams, string, *gqlerror.Error) {
 	if err != nil {
 		return nil, "", codedError(codeBadRequest, "the query string does not parse")
 	}
+	if !utf8Values(q) {
+		return nil, "", codedError(codeBadRequest, "%s", errQueryNotUTF8)
+	}
 	params := &graphql.RawParams{Query: q.Get("query"), OperationName: q.Get("operationName")}
 	docID := q.Get("documentId")
 	if v := q.Get("variables"); v != "" {
@@ -407,6 +410,25 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64, buf *bytes.Bu
 // systems is UTF-8). encoding/json would read each as U+FFFD, and a name or SKU reach a backend
 // other than the client wrote; a body that says it is Latin-1 is a 415 already.
 const errNotUTF8 = "the request body is not valid UTF-8"
+
+// errQueryNotUTF8 is errNotUTF8 for the URL: a percent-escape decodes to any byte, and a
+// document, variable or REST parameter read from one must be UTF-8 as a body's must.
+const errQueryNotUTF8 = "the query string is not valid UTF-8 once percent-decoded"
+
+// utf8Values reports whether every name and value in q is UTF-8.
+func utf8Values(q url.Values) bool {
+	for k, vs := range q {
+		if !utf8.ValidString(k) {
+			return false
+		}
+		for _, v := range vs {
+			if !utf8.ValidString(v) {
+				return false
+			}
+		}
+	}
+	return true
+}
 
 // encodedBody returns why a body sent with a Content-Encoding cannot be read (RFC 9110's 415 for
 // an unsupported content coding), or "". A gzipped body was read as JSON and refused as "not a
