@@ -206,6 +206,7 @@ func (p *Profile) newRouter() (h http.Handler, err error) {
 		if slices.Contains(g.allow, http.MethodGet) && !slices.Contains(g.allow, http.MethodHead) {
 			g.allow = append(g.allow, http.MethodHead) // served as GET, below
 		}
+		g.allow = append(g.allow, http.MethodOptions) // answered below, as /graphql answers it
 		pattern := path
 		if strings.HasSuffix(pattern, "/") {
 			// Only the route at "/" ends in a slash ("/web/"), which ServeMux reads as the whole
@@ -216,6 +217,13 @@ func (p *Profile) newRouter() (h http.Handler, err error) {
 			rt := g.routes[r.Method]
 			if rt == nil && r.Method == http.MethodHead {
 				rt = g.routes[http.MethodGet]
+			}
+			if rt == nil && r.Method == http.MethodOptions {
+				// Not a CORS preflight (a cors policy answers those before the BFF): a client
+				// asking what the path takes.
+				w.Header().Set("Allow", strings.Join(g.allow, ", "))
+				w.WriteHeader(http.StatusNoContent)
+				return
 			}
 			if rt == nil {
 				allow := strings.Join(g.allow, ", ")
@@ -240,15 +248,20 @@ func (p *Profile) newRouter() (h http.Handler, err error) {
 	})), nil
 }
 
-// methods answers 405 with Allow for methods other than allowed.
+// methods answers OPTIONS with 204 and 405 for methods other than allowed, both with Allow.
 func methods(h http.Handler, allowed ...string) http.Handler {
-	allow := strings.Join(allowed, ", ")
+	allow := strings.Join(append(allowed, http.MethodOptions), ", ")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		for _, m := range allowed {
 			if r.Method == m {
 				h.ServeHTTP(w, r)
 				return
 			}
+		}
+		if r.Method == http.MethodOptions {
+			w.Header().Set("Allow", allow)
+			w.WriteHeader(http.StatusNoContent)
+			return
 		}
 		apierror.Write(w, r, &apierror.Error{Status: http.StatusMethodNotAllowed, Code: codeMethodNotAllowed,
 			Message: "method " + r.Method + " is not allowed here", Header: http.Header{"Allow": {allow}}})

@@ -277,14 +277,25 @@ func TestRESTKeepsABackendsClientErrorStatus(t *testing.T) {
 	}
 }
 
-// HEAD is served on a GET route, so a 405 there lists it in Allow.
-func TestRESTAllowListsHEAD(t *testing.T) {
+// HEAD is served on a GET route, so a 405 there lists it in Allow. OPTIONS is answered with the
+// same list, as /graphql answers it, rather than refused.
+func TestRESTAllowListsHEADAndOPTIONS(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	if a := e.do(t, http.MethodHead, "/web/dashboard", nil); a.status != http.StatusOK {
 		t.Fatalf("HEAD /web/dashboard: %d", a.status)
 	}
 	a := e.do(t, http.MethodPut, "/web/dashboard", nil)
-	if allow := a.header.Get("Allow"); a.status != http.StatusMethodNotAllowed || allow != "GET, HEAD" {
-		t.Errorf("PUT /web/dashboard: %d Allow %q, want 405 with GET, HEAD", a.status, allow)
+	if allow := a.header.Get("Allow"); a.status != http.StatusMethodNotAllowed || allow != "GET, HEAD, OPTIONS" {
+		t.Errorf("PUT /web/dashboard: %d Allow %q, want 405 with GET, HEAD, OPTIONS", a.status, allow)
+	}
+	for path, want := range map[string]string{
+		"/web/dashboard":    "GET, HEAD, OPTIONS",
+		"/web/orders":       "GET, POST, HEAD, OPTIONS",
+		"/web/openapi.json": "GET, HEAD, OPTIONS",
+	} {
+		a := e.do(t, http.MethodOptions, path, nil)
+		if allow := a.header.Get("Allow"); a.status != http.StatusNoContent || allow != want || len(a.body) != 0 {
+			t.Errorf("OPTIONS %s: %d Allow %q body %q, want 204 with %s", path, a.status, allow, a.body, want)
+		}
 	}
 }
