@@ -287,7 +287,7 @@ upstreams:
 // router's list for a route without methods (which named PUT, PATCH and DELETE on /graphql).
 func TestBadInputTraceOnTheBFFs(t *testing.T) {
 	addr := badInputGateway(t, bffConfig(t, "", `{method: GET, path: "/orders/{id}", operation: OrderDetail, result: order}`))
-	for path, allow := range map[string]string{"/web/graphql": "GET, POST, OPTIONS", "/web/orders/o1": "GET, HEAD"} {
+	for path, allow := range map[string]string{"/web/graphql": "GET, POST, OPTIONS", "/web/orders/o1": "GET, HEAD, OPTIONS"} {
 		out := rawExchange(t, addr, "TRACE "+path+" HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 10*time.Second)
 		resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(out)), nil)
 		if err != nil {
