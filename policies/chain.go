@@ -67,9 +67,21 @@ func split(pols []Policy) (pre []Policy, auths []Authenticator, post []Policy) {
 	return pre, auths, post
 }
 
-// wrap applies pols so that pols[0] is outermost.
+// wrap applies pols so that pols[0] is outermost. A VariantKeyed policy is given the
+// KeyVariants inside it: pols is one scope's (or one consumer variant's) whole list after
+// authentication, so these are exactly the policies its request reaches next.
 func wrap(h http.Handler, pols []Policy) http.Handler {
 	for i := len(pols) - 1; i >= 0; i-- {
+		if vk, ok := pols[i].(VariantKeyed); ok {
+			var inner []KeyVariant
+			for _, p := range pols[i+1:] {
+				if kv, ok := p.(KeyVariant); ok {
+					inner = append(inner, kv)
+				}
+			}
+			h = vk.WrapKeyed(h, inner)
+			continue
+		}
 		h = pols[i].Wrap(h)
 	}
 	return h

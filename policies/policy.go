@@ -47,6 +47,21 @@ type Policy interface {
 	Wrap(next http.Handler) http.Handler
 }
 
+// KeyVariant is implemented by policies that change the request from per-request values (a
+// request-transform adding $(header.X-Lang) to the query). A cache outside such a policy keys on
+// the request before the change, so it must add what the policy will render, or the answer
+// fetched for one client's value would be served to a client with another.
+type KeyVariant interface {
+	// AppendKeyVariant appends what the policy would render for r, unambiguously encoded.
+	AppendKeyVariant(dst []byte, r *http.Request) []byte
+}
+
+// VariantKeyed is implemented by a policy that keys what it stores on the request (the cache):
+// the chain wraps it with WrapKeyed, handing it the KeyVariants that run inside it.
+type VariantKeyed interface {
+	WrapKeyed(next http.Handler, inner []KeyVariant) http.Handler
+}
+
 // Authenticator is implemented by authentication policies. The chain runs every authenticator of
 // a scope in one step: the first that recognises a valid credential sets the identity; a present
 // but invalid credential fails the request at once (401); when none finds a credential, the

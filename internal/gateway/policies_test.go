@@ -331,6 +331,59 @@ routes:
 	}
 }
 
+// A request-transform runs inside the cache, so the cache key sees the request as the client sent
+// it; values the transform renders from the request are keyed too, or the answer fetched with one
+// client's X-Lang (moved into the query) was served to a client sending another. A transform
+// rendering only $(request_id) still lets requests share an entry.
+func TestCacheKeysOnWhatARequestTransformRenders(t *testing.T) {
+	var calls atomic.Int64
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"lang":"` + r.URL.Query().Get("lang") + `","ip":"` + r.Header.Get("X-Client") + `"}`))
+	}))
+	defer backend.Close()
+	g, _ := newGateway(t, `admin: "off"
+access_log: {enabled: false}
+upstreams:
+  app: {targets: [{url: "`+backend.URL+`"}]}
+policies:
+  cache: {cache: {ttl: 1h}}
+  lang: {request-transform: {query: {add: {lang: "$(header.X-Lang)"}}, headers: {add: {X-Client: "$(client_ip)"}}}}
+  trace: {request-transform: {headers: {add: {X-Trace: "$(request_id)", X-Tag: "$(uuid)"}}}}
+routes:
+  - {name: r, match: {path_prefix: /r}, upstream: app, policies: [cache, lang]}
+  - {name: t, match: {path_prefix: /t}, upstream: app, policies: [cache, trace]}
+`)
+	get := func(path, lang, ip string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", path, nil)
+		r.Header.Set("X-Lang", lang)
+		r.RemoteAddr = ip + ":1234"
+		w, _ := do(t, g, r)
+		return w
+	}
+	for _, tc := range []struct {
+		lang, ip, want, status string
+	}{
+		{"de", "192.0.2.1", `{"lang":"de","ip":"192.0.2.1"}`, "Miss"},
+		{"fr", "192.0.2.1", `{"lang":"fr","ip":"192.0.2.1"}`, "Miss"},
+		{"de", "192.0.2.2", `{"lang":"de","ip":"192.0.2.2"}`, "Miss"},
+		{"de", "192.0.2.1", `{"lang":"de","ip":"192.0.2.1"}`, "Hit"},
+	} {
+		w := get("/r/x", tc.lang, tc.ip)
+		if w.Body.String() != tc.want || w.Header().Get("X-Cache-Status") != tc.status {
+			t.Errorf("X-Lang %s from %s: %s %q, want %s %q", tc.lang, tc.ip, w.Header().Get("X-Cache-Status"), w.Body, tc.status, tc.want)
+		}
+	}
+	if calls.Load() != 3 {
+		t.Errorf("%d upstream calls, want 3", calls.Load())
+	}
+	get("/t/x", "de", "192.0.2.1")
+	if w := get("/t/x", "fr", "192.0.2.2"); w.Header().Get("X-Cache-Status") != "Hit" {
+		t.Errorf("a transform adding only $(request_id) and $(uuid): second request %q, want Hit", w.Header().Get("X-Cache-Status"))
+	}
+}
+
 // A reload keeps in-memory rate-limit counters whose policy did not change, and restarts those
 // of a policy that did: a ConfigMap update must not hand every client a fresh allowance.
 func TestReloadKeepsUnchangedRateLimitCounters(t *testing.T) {

@@ -156,14 +156,23 @@ func (p *Policy) Phase() policies.Phase { return policies.PhaseCache }
 // Wrap returns next behind the cache.
 func (p *Policy) Wrap(next http.Handler) http.Handler { return &handler{p: p, next: next} }
 
-type handler struct {
-	p    *Policy
-	next http.Handler
+// WrapKeyed returns next behind the cache, keyed also on what the policies inside it (inner)
+// will render from each request (see policies.KeyVariant).
+func (p *Policy) WrapKeyed(next http.Handler, inner []policies.KeyVariant) http.Handler {
+	return &handler{p: p, next: next, variants: inner}
 }
 
-func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.p.serve(w, r, h.next) }
+type handler struct {
+	p        *Policy
+	next     http.Handler
+	variants []policies.KeyVariant
+}
 
-func (p *Policy) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.p.serve(w, r, h.next, h.variants)
+}
+
+func (p *Policy) serve(w http.ResponseWriter, r *http.Request, next http.Handler, variants []policies.KeyVariant) {
 	info := reqctx.From(r.Context())
 	// HEAD is answered from the GET entry, and a HEAD miss fetches GET so the entry serves both.
 	keyMethod := r.Method
@@ -175,7 +184,7 @@ func (p *Policy) serve(w http.ResponseWriter, r *http.Request, next http.Handler
 		cacheable = p.headOK
 		keyMethod = http.MethodGet
 	}
-	key := p.key(r, info, keyMethod)
+	key := p.key(r, info, keyMethod, variants...)
 	hdr := w.Header()
 	hdr[headerKey] = []string{key}
 	// An upgrade (a WebSocket's GET) is a session, not a cacheable answer: coalesced behind one

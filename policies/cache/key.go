@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/portico-gw/portico/internal/reqctx"
+	"github.com/portico-gw/portico/policies"
 )
 
 // keyScratch is reused across requests so building a key allocates only the key string.
@@ -26,9 +27,10 @@ func keyPrefix(policy, route string) string { return policy + ":" + route + ":" 
 
 // key computes "<policy>:<route>:<sha256 hex>" over the policy, route, identity (unless
 // public), method, host, the scheme and forwarding fields the upstream is told, path, sorted
-// query (or its allow-listed part) and vary header values.
+// query (or its allow-listed part), vary header values and what the policies inside the cache
+// will render from the request (variants).
 // Fields are length-prefixed so that no two different requests hash the same input.
-func (p *Policy) key(r *http.Request, info *reqctx.Info, method string) string {
+func (p *Policy) key(r *http.Request, info *reqctx.Info, method string, variants ...policies.KeyVariant) string {
 	s := keyScratchPool.Get().(*keyScratch)
 	b := s.buf[:0]
 	route := ""
@@ -48,6 +50,12 @@ func (p *Policy) key(r *http.Request, info *reqctx.Info, method string) string {
 	b = appendValues(b, s.pairs)
 	for _, h := range p.varyHeaders {
 		b = appendValues(b, r.Header[h])
+	}
+	for _, v := range variants {
+		// Each variant encodes its own lengths; the marker keeps a key with variants apart from
+		// one without, whatever the vary values before it.
+		b = append(b, 1)
+		b = v.AppendKeyVariant(b, r)
 	}
 	sum := sha256.Sum256(b)
 	s.buf = b

@@ -2,6 +2,7 @@ package transform
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net/http"
@@ -37,6 +38,30 @@ func NewRequest(name string, c RequestConfig, _ policies.Deps) (policies.Policy,
 // Phase is PhaseRequestTransform: after authentication and caching, so rate limits and cache
 // keys see the request as the client sent it.
 func (t *Request) Phase() policies.Phase { return policies.PhaseRequestTransform }
+
+var _ policies.KeyVariant = (*Request)(nil)
+
+// AppendKeyVariant appends the header and query values this transform renders for r, so that a
+// cache outside it (the cache phase comes first, so its key sees the request as the client sent
+// it) keys on them too: with $(header.X-Lang) added to the query, the answer fetched for "de"
+// was served to a client sending "fr". Kong avoids it by running request-transformer before
+// proxy-cache. $(uuid) and $(request_id) render empty here: unique to each request, they would
+// make every request a miss, and a trace token is not what an upstream varies its answer by.
+// Static values add nothing: they are the same for every request that shares a key.
+func (t *Request) AppendKeyVariant(dst []byte, r *http.Request) []byte {
+	if !t.headers.dynamic && !t.query.dynamic {
+		return dst
+	}
+	e := env{r: r, info: reqctx.From(r.Context()), forKey: true}
+	for _, vals := range [2][]string{t.headers.render(&e), t.query.render(&e)} {
+		dst = binary.AppendUvarint(dst, uint64(len(vals)))
+		for _, v := range vals {
+			dst = binary.AppendUvarint(dst, uint64(len(v)))
+			dst = append(dst, v...)
+		}
+	}
+	return dst
+}
 
 // Wrap returns next behind the transform.
 func (t *Request) Wrap(next http.Handler) http.Handler {

@@ -129,6 +129,9 @@ type env struct {
 	// use, copied when the policy received the request, since inner policies (request-transform)
 	// edit r.Header in place before the answer is rendered.
 	hdr http.Header
+	// forKey renders for a cache key (Request.AppendKeyVariant): $(uuid) and $(request_id),
+	// unique to each request, render empty.
+	forKey bool
 }
 
 // header is the first value of the request header name (canonical), as the policy received it.
@@ -198,6 +201,9 @@ func (t *template) render(e *env) string {
 }
 
 func (e *env) value(s segment) string {
+	if e.forKey && (s.kind == varUUID || s.kind == varRequestID) {
+		return ""
+	}
 	switch s.kind {
 	case varUUID:
 		return newUUID()
