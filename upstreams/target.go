@@ -45,7 +45,10 @@ func parseTarget(raw string) (scheme, host string, err error) {
 	if u.Host == "" || u.Hostname() == "" {
 		return "", "", fmt.Errorf("invalid target url %q: missing host", raw)
 	}
-	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+	if u.User != nil {
+		return "", "", fmt.Errorf("invalid target url for host %q: a user or password is not allowed", u.Host)
+	}
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
 		return "", "", fmt.Errorf("invalid target url %q: only scheme, host and port are allowed", raw)
 	}
 	if p := u.Port(); p == "" && strings.HasSuffix(u.Host, ":") {

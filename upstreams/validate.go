@@ -114,6 +114,11 @@ func validateTargetURL(raw string) error {
 	if err != nil {
 		return fmt.Errorf("invalid url %q: %v", raw, errors.Unwrap(err))
 	}
+	if u.User != nil {
+		// Refused here, at validation, where every message is redacted, and not quoted: the
+		// build step refused it too, but printed it whole, password and all.
+		return fmt.Errorf("url for host %q must not carry a user or password (send credentials with a request-transform header)", u.Host)
+	}
 	if u.Host == "" || u.Hostname() == "" {
 		return fmt.Errorf("url %q has no host", raw)
 	}

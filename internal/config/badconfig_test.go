@@ -98,7 +98,7 @@ func TestProblemsDoNotRepeatEnvironmentSecrets(t *testing.T) {
 	t.Setenv("PORTICO_TEST_PW", "env-s3cret-value")
 	_, err := Parse([]byte(`admin: "off"
 upstreams:
-  a: {targets: [{url: "http://u:${PORTICO_TEST_PW}@127.0.0.1:9101/path"}]}
+  a: {targets: [{url: "http://127.0.0.1:9101/${PORTICO_TEST_PW}"}]}
 `), "t.yaml")
 	if err == nil {
 		t.Fatal("a target URL with a path must be refused")

@@ -76,7 +76,11 @@ func TestRedisURLProblems(t *testing.T) {
 		{"redis://:zq/ss-hunter2@127.0.0.1:6379/0", "not a valid URL", "zq"},
 		{"redis://:zq?ss-hunter2@127.0.0.1:6379/0", "not a valid URL", "zq"},
 		{"redis://:zq#ss-hunter2@127.0.0.1:6379/0", "not a valid URL", "zq"},
-		{"redis://:hunter2@127.0.0.1:6379/db", "invalid database", "hunter2"},
+		{"redis://:hunter2@127.0.0.1:6379/db", "not a valid Redis URL", "hunter2"},
+		// An unescaped "/" ends the host: go-redis then quotes "word@127.0.0.1:6379" as the
+		// database, the password's tail.
+		{"redis://:p@ss/word@127.0.0.1:6379", "not a valid Redis URL", "word@127"},
+		{"redis://127.0.0.1:6379/db", "invalid database", ""},
 		{"redis://user:hunter2@127.0.0.1:99999/0", `port "99999" is out of range`, "hunter2"},
 		{"redis://127.0.0.1:0/0", `port "0" is out of range`, ""},
 	} {
@@ -91,5 +95,21 @@ func TestRedisURLProblems(t *testing.T) {
 	}
 	if _, err := Parse([]byte("admin: \"off\"\nstore: {redis: \"redis://:pw@127.0.0.1:6379/0\"}\n"), "t.yaml"); err != nil {
 		t.Errorf("a good Redis URL refused: %v", err)
+	}
+}
+
+// A target URL with a user and password parses, so it passed validation and was refused only
+// when the upstreams were built, where the message quoted it whole: the password from the
+// environment reached the log. Validation refuses it now, naming only the host.
+func TestTargetCredentialsAreRefusedWithoutBeingShown(t *testing.T) {
+	t.Setenv("PORTICO_TEST_TURL", "http://bob:s3cretpw@127.0.0.1:18100")
+	for _, url := range []string{"${PORTICO_TEST_TURL}", "http://bob:hunter2@127.0.0.1:18100"} {
+		_, err := Parse([]byte("admin: \"off\"\nupstreams:\n  a: {targets: [{url: \""+url+"\"}]}\n"), "t.yaml")
+		if err == nil {
+			t.Fatalf("%s: accepted", url)
+		}
+		if msg := err.Error(); !strings.Contains(msg, "must not carry a user or password") || strings.Contains(msg, "s3cretpw") || strings.Contains(msg, "hunter2") {
+			t.Errorf("%s: problem %q", url, msg)
+		}
 	}
 }

@@ -112,6 +112,11 @@ func redisURLProblem(raw string) string {
 	switch {
 	case errors.As(err, &urlErr):
 		return "not a valid URL (percent-encode / ? # @ and : in a user name or password)"
+	case err != nil && strings.Contains(raw, "@"):
+		// go-redis quotes the part it refused, and with an unescaped "/" in the password that
+		// part is the password's tail and the host ("word@127.0.0.1:6379"): where the password
+		// ends cannot be told, so none of the URL is shown.
+		return "not a valid Redis URL (redis://[user:password@]host:port/db; percent-encode / ? # @ and : in a user name or password)"
 	case err != nil:
 		return redactForms(err.Error(), spellings(urlPassword(raw)))
 	}
