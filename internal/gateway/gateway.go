@@ -65,6 +65,9 @@ type Gateway struct {
 	mu      sync.Mutex // serialises Apply and guards the fields below
 	outputs map[string]io.Writer
 	servers []*listener.Server
+	// adminAddr is the admin address Serve bound ("" for none): like the listeners, the admin
+	// API stays where it started, and a reload that moves or disables it says so.
+	adminAddr string
 	stores  *stores
 	closed  bool
 	// procsSet is true while server.procs, not Go, decides GOMAXPROCS.

@@ -150,3 +150,60 @@ routes: [{name: app, match: {path_prefix: /}, upstream: app}]
 		t.Fatalf("reload succeeded, but the TLS listener still serves %q, not the renewed certificate", got)
 	}
 }
+
+// The admin API stays where Serve bound it. A reload that turns it off or moves it said
+// "config reloaded" and nothing else, while /config and DELETE /cache stayed reachable.
+func TestReloadThatMovesTheAdminAPISaysItWaitsForRestart(t *testing.T) {
+	backend := echo(t)
+	dir := t.TempDir()
+	write := func(admin string) string {
+		path := filepath.Join(dir, "portico.yaml")
+		writeFile(t, path, `admin: "`+admin+`"
+access_log: {enabled: false}
+listen: "127.0.0.1:0"
+upstreams: {app: {targets: [{url: "`+backend.URL+`"}]}}
+routes: [{name: app, match: {path_prefix: /}, upstream: app}]
+`)
+		return path
+	}
+	f, err := config.Load(write("127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log lockedLog
+	g, err := New(f, Options{Stdout: io.Discard, Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	bound := make(chan string, 4)
+	done := make(chan error, 1)
+	go func() {
+		done <- g.Serve(ctx, func(name, addr string) {
+			if name == "admin" {
+				bound <- addr
+			}
+		})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	adminAddr := <-bound
+	// The same file again: nothing to say.
+	if err := g.Reload(write("127.0.0.1:0")); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(log.String(), "admin changes") {
+		t.Fatalf("an unchanged admin address was reported as changed:\n%s", log.String())
+	}
+	if err := g.Reload(write("off")); err != nil {
+		t.Fatal(err)
+	}
+	if out := log.String(); !strings.Contains(out, "admin changes take effect after a restart") || !strings.Contains(out, "configured=off") {
+		t.Errorf("the reload log does not say the admin API is still on:\n%s", out)
+	}
+	// And it is still on, as the log says.
+	resp, err := http.Get("http://" + adminAddr + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+}

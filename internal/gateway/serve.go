@@ -67,6 +67,7 @@ func (g *Gateway) Serve(ctx context.Context, bound Bound) error {
 	}
 	g.mu.Lock()
 	g.servers = servers
+	g.adminAddr = f.AdminAddr()
 	g.mu.Unlock()
 
 	eg, egctx := errgroup.WithContext(ctx)
@@ -185,6 +186,19 @@ func (g *Gateway) reloadListeners(f *config.File) error {
 	if len(removed)+len(changed)+len(added) > 0 {
 		g.logger.Warn("listener changes take effect after a restart; these listeners were not updated",
 			"added", added, "removed", removed, "changed", changed)
+	}
+	if want := f.AdminAddr(); want != g.adminAddr {
+		// An operator who turns the admin API off by reload must not be told it worked while
+		// /config and DELETE /cache stay reachable.
+		running := g.adminAddr
+		if running == "" {
+			running = "off"
+		}
+		if want == "" {
+			want = "off"
+		}
+		g.logger.Warn("admin changes take effect after a restart; the admin API was not moved",
+			"running", running, "configured", want)
 	}
 	return errors.Join(errs...)
 }
