@@ -68,8 +68,8 @@ type Gateway struct {
 	// adminAddr is the admin address Serve bound ("" for none): like the listeners, the admin
 	// API stays where it started, and a reload that moves or disables it says so.
 	adminAddr string
-	stores  *stores
-	closed  bool
+	stores    *stores
+	closed    bool
 	// procsSet is true while server.procs, not Go, decides GOMAXPROCS.
 	procsSet bool
 	// check marks the throw-away gateway of Check: its build has no side effects beyond the

@@ -27,7 +27,7 @@ func TestRedisClientLogIsRateLimited(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there now
-	opts, err := redisOptions("redis://" + addr + "/0")
+	opts, err := redisOptions("redis://"+addr+"/0", 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,25 @@ type stores struct {
 	url   string
 	redis *redis.Client
 	apq   *bff.APQCache
+	// backstop is the Redis client's own socket timeout (redisBackstop).
+	backstop time.Duration
+}
+
+// redisBackstop is the shared Redis client's own read and write timeout: the longest
+// store_timeout or redis_timeout a policy sets, and at least 5s, for callers without a deadline of
+// their own (a purge's SCAN). go-redis takes the earlier of this and the caller's deadline, so a
+// fixed 5s cut a store_timeout of 8s to 5s.
+func redisBackstop(f *config.File) time.Duration {
+	d := 5 * time.Second
+	for _, pc := range f.Policies {
+		if pc.RateLimit != nil {
+			d = max(d, pc.RateLimit.StoreTimeout.Std())
+		}
+		if pc.Cache != nil {
+			d = max(d, pc.Cache.RedisTimeout.Std())
+		}
+	}
+	return d
 }
 
 // apqTTL bounds how long a registered persisted query lives unused in the shared store.
@@ -25,10 +44,13 @@ const apqTTL = 24 * time.Hour
 // storesFor returns the current stores when the config asks for the same backend, or new ones.
 // It is called with g.mu held.
 func (g *Gateway) storesFor(f *config.File) (*stores, error) {
-	if g.stores != nil && g.stores.url == f.Store.Redis {
+	backstop := redisBackstop(f)
+	// A longer backstop than the running client's needs a new client; a shorter one does not (the
+	// callers' own deadlines bound their calls).
+	if g.stores != nil && g.stores.url == f.Store.Redis && (f.Store.Redis == "" || g.stores.backstop >= backstop) {
 		return g.stores, nil
 	}
-	st := &stores{url: f.Store.Redis}
+	st := &stores{url: f.Store.Redis, backstop: backstop}
 	if f.Store.Redis == "" {
 		apq, err := bff.NewAPQCache(nil, apqTTL)
 		if err != nil {
@@ -37,7 +59,7 @@ func (g *Gateway) storesFor(f *config.File) (*stores, error) {
 		st.apq = apq
 		return st, nil
 	}
-	opts, err := redisOptions(f.Store.Redis)
+	opts, err := redisOptions(f.Store.Redis, backstop)
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +85,7 @@ func (g *Gateway) storesFor(f *config.File) (*stores, error) {
 }
 
 // redisOptions are the shared client's options for a store.redis URL.
-func redisOptions(url string) (*redis.Options, error) {
+func redisOptions(url string, backstop time.Duration) (*redis.Options, error) {
 	opts, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("store.redis: %w", err)
@@ -71,9 +93,9 @@ func redisOptions(url string) (*redis.Options, error) {
 	// A slow Redis must degrade (fail open, cache bypass), not stall requests. Every caller bounds
 	// its calls with a context deadline of its own (rate-limit store_timeout, cache
 	// redis_timeout, the APQ store's 250ms), which ContextTimeoutEnabled applies to the socket.
-	// The client's timeouts are only a backstop: go-redis takes the earlier of the two, so a short
-	// one here would silently cut a store_timeout configured longer.
-	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = time.Second, 5*time.Second, 5*time.Second
+	// The client's timeouts are only a backstop: go-redis takes the earlier of the two, so one
+	// shorter than a configured store_timeout would silently cut it (see redisBackstop).
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = time.Second, backstop, backstop
 	opts.ContextTimeoutEnabled = true
 	// No retries: within a deadline of milliseconds a retry only delays the verdict (fail open,
 	// bypass) that the caller will reach anyway, and a refused dial retried 5 times with 100ms

@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/portico-gw/portico/internal/config"
 	"github.com/portico-gw/portico/testing/redistest"
 )
 
@@ -17,7 +18,7 @@ import (
 // 200ms; and with Redis gone a call fails at once instead of retrying dials for ~1.7s.
 func TestRedisOptionsLeaveTheBoundToCallers(t *testing.T) {
 	srv := redistest.Start(t)
-	opts, err := redisOptions("redis://" + srv.Addr + "/0")
+	opts, err := redisOptions("redis://"+srv.Addr+"/0", 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,5 +49,27 @@ func TestRedisOptionsLeaveTheBoundToCallers(t *testing.T) {
 	}
 	if took := time.Since(start); took > time.Second {
 		t.Fatalf("a refused connection took %v: dials and commands are retried", took.Round(time.Millisecond))
+	}
+}
+
+// The client's own timeout is the longest a policy asks for: a fixed 5s cut a store_timeout of 8s
+// to 5s, since go-redis takes the earlier of the two.
+func TestRedisBackstopCoversTheLongestStoreTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		policies string
+		want     time.Duration
+	}{
+		{`{}`, 5 * time.Second},
+		{`{rl: {rate-limit: {limits: {second: 5}, store_timeout: 8s}}}`, 8 * time.Second},
+		{`{c: {cache: {ttl: 1m, redis_timeout: 6s}}, rl: {rate-limit: {limits: {second: 5}, store_timeout: 20ms}}}`, 6 * time.Second},
+		{`{c: {cache: {ttl: 1m, redis_timeout: 1s}}}`, 5 * time.Second},
+	} {
+		f, err := config.Parse([]byte("admin: \"off\"\npolicies: "+tc.policies+"\n"), "t.yaml")
+		if err != nil {
+			t.Fatalf("%s: %v", tc.policies, err)
+		}
+		if got := redisBackstop(f); got != tc.want {
+			t.Errorf("%s: backstop %v, want %v", tc.policies, got, tc.want)
+		}
 	}
 }
