@@ -192,30 +192,88 @@ func (f *File) validateListeners(p *confval.Problems) {
 			p.Addf("listen", "%v", err)
 		}
 	}
-	// Port 0 asks the kernel for a free port, so two ":0" addresses never collide.
-	addrAt := map[string]string{}
-	if f.Listen != "" && !strings.HasSuffix(f.Listen, ":0") {
-		addrAt[f.Listen] = "listen"
+	var taken []claimedAddr
+	// claim records addr for by (how later messages name it); what names addr in this one, and
+	// hint ends it.
+	claim := func(path, what, addr, by, hint string) {
+		if strings.HasSuffix(addr, ":0") {
+			return // port 0 asks the kernel for a free port: two never collide
+		}
+		for _, t := range taken {
+			switch {
+			case addr == t.addr:
+				p.Addf(path, "%s %q is already used by %s%s", what, addr, t.by, hint)
+				return
+			case addrsOverlap(addr, t.addr):
+				p.Addf(path, "%s %q overlaps %q of %s: both would bind the same port, and the second fails to start%s", what, addr, t.addr, t.by, hint)
+				return
+			}
+		}
+		taken = append(taken, claimedAddr{addr, by})
+	}
+	switch {
+	case f.Listen != "":
+		claim("listen", "address", f.Listen, "listen", "")
+	case len(f.Listeners) == 0:
+		claim("listen", "the default listen address", DefaultListen, "the default listen address", "")
 	}
 	for i := range f.Listeners {
 		l := &f.Listeners[i]
 		lpath := indexPath("listeners", i)
 		l.Validate(lpath, p)
-		if other, dup := addrAt[l.Address]; dup && l.Address != "" {
-			p.Addf(confval.Join(lpath, "address"), "address %q is already used by %s", l.Address, other)
-		} else if l.Address != "" && !strings.HasSuffix(l.Address, ":0") {
-			addrAt[l.Address] = lpath
+		if l.Address != "" {
+			claim(confval.Join(lpath, "address"), "address", l.Address, lpath, "")
 		}
 	}
 	switch f.Admin {
-	case "", "off":
+	case "off":
+	case "":
+		claim("admin", "the default admin address", DefaultAdmin, "admin", ` (set admin to another address or "off")`)
 	default:
 		if err := listener.CheckAddress(f.Admin); err != nil {
 			p.Addf("admin", "%v (or \"off\" to disable the admin listener)", err)
-		} else if other, dup := addrAt[f.Admin]; dup {
-			p.Addf("admin", "address %q is already used by %s", f.Admin, other)
+		} else {
+			claim("admin", "address", f.Admin, "admin", "")
 		}
 	}
+}
+
+type claimedAddr struct{ addr, by string }
+
+// addrsOverlap reports whether listening on a and on b would collide: the same port (not 0,
+// which asks the kernel for a free one) on the same host, or on a wildcard that covers the
+// other. Go listens on "" and "::" dual-stack, so they cover every address; "0.0.0.0" covers
+// IPv4 only. "localhost" binds 127.0.0.1. Comparing the strings alone let ":8080" and
+// "0.0.0.0:8080" pass validation and fail at start with "address already in use".
+func addrsOverlap(a, b string) bool {
+	ha, pa, errA := net.SplitHostPort(a)
+	hb, pb, errB := net.SplitHostPort(b)
+	if errA != nil || errB != nil || pa != pb || pa == "0" {
+		return false
+	}
+	norm := func(h string) string {
+		if h == "localhost" {
+			return "127.0.0.1"
+		}
+		if ip := net.ParseIP(h); ip != nil {
+			if ip4 := ip.To4(); ip4 != nil {
+				return ip4.String()
+			}
+			return ip.String()
+		}
+		return h
+	}
+	ha, hb = norm(ha), norm(hb)
+	isV4 := func(h string) bool { ip := net.ParseIP(h); return ip != nil && ip.To4() != nil }
+	switch {
+	case ha == hb, ha == "" || ha == "::", hb == "" || hb == "::":
+		return true
+	case ha == "0.0.0.0":
+		return isV4(hb)
+	case hb == "0.0.0.0":
+		return isV4(ha)
+	}
+	return false
 }
 
 func (f *File) validateAccessLog(p *confval.Problems) {
