@@ -279,7 +279,7 @@ func outboundHeader(in http.Header) http.Header {
 // field: X_Consumer_Name would reach them as X-Consumer-Name (Puma's CVE-2024-45614). nginx drops
 // every name with an underscore by default; only these are dropped here.
 func protectedSpelling(k string) bool {
-	c := http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))
+	c := reqctx.BackendSpelling(k)
 	// X-Forwarded-Port and X-Real-Ip: the edge drops them from untrusted peers.
 	return hopByHopKey(c) || forwardingKey(c) || c == "X-Real-Ip" || c == "X-Forwarded-Port" ||
 		c == reqctx.RequestIDKey || slices.Contains(reqctx.IdentityHeaders, c)

@@ -92,6 +92,15 @@ var RequestIDKey = http.CanonicalHeaderKey(HeaderRequestID)
 // client cannot claim an identity.
 var IdentityHeaders = []string{"X-Consumer-Name", "X-Consumer-Groups", "X-Authenticated-Subject", "X-Anonymous-Consumer"}
 
+// BackendSpelling is the field name k as CGI-style backends (PHP, WSGI, Rack) read it, in
+// canonical form: they turn every name into HTTP_NAME_IN_CAPITALS, so X_Consumer_Name,
+// x-consumer_name and X-Consumer-Name are one field to them (Puma's CVE-2024-45614). Two names
+// with the same spelling must be judged together, or a client can send one Portico never looked
+// at under the other's meaning.
+func BackendSpelling(k string) string {
+	return http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))
+}
+
 // SetUpstreamHeaders writes the request ID and identity from ctx onto h, an outbound header map,
 // after removing any identity headers already there.
 //

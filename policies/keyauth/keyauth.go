@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/portico-gw/portico/internal/confval"
@@ -84,6 +85,11 @@ type KeyAuth struct {
 	anonymous string
 	challenge string
 	consumers *policies.Consumers
+	// spellings are the names as backends that read '_' as '-' see them (reqctx.BackendSpelling),
+	// when keys are read from headers; underscoreNames is set when a name has an underscore, so
+	// that a field without one can be another spelling of it too.
+	spellings       []string
+	underscoreNames bool
 }
 
 var (
@@ -119,6 +125,12 @@ func New(name string, c Config, deps policies.Deps) (policies.Policy, error) {
 		k.inHeader = k.inHeader || l == inHeader
 		k.inQuery = k.inQuery || l == inQuery
 	}
+	if k.inHeader {
+		for _, n := range k.names {
+			k.spellings = append(k.spellings, reqctx.BackendSpelling(n))
+			k.underscoreNames = k.underscoreNames || strings.IndexByte(n, '_') >= 0
+		}
+	}
 	realm := c.Realm
 	if realm == "" {
 		realm = "portico"
@@ -147,6 +159,7 @@ var errDuplicateKey = errors.New("duplicate API key")
 
 // Authenticate looks for a key under each name (header, then query) and returns its consumer.
 func (k *KeyAuth) Authenticate(r *http.Request) (*reqctx.Identity, error) {
+	k.dropSpellings(r.Header)
 	key, found, err := k.find(r)
 	if k.hide && (found || err != nil) {
 		k.strip(r)
@@ -188,6 +201,28 @@ func (k *KeyAuth) find(r *http.Request) (key string, found bool, err error) {
 		}
 	}
 	return "", false, nil
+}
+
+// dropSpellings removes every header field that a backend would read as a key name but that is
+// not the name itself, hidden credentials or not: find reads the exact field only, so
+// X_Api_Key: other-tenant would reach a PHP, WSGI or Rack backend as the X-Api-Key nobody
+// checked, beside (or instead of) the key that was. The forwarder drops such spellings of the
+// fields Portico itself sets (routes.protectedSpelling); key names are this policy's to know.
+func (k *KeyAuth) dropSpellings(h http.Header) {
+	if len(k.spellings) == 0 {
+		return
+	}
+	for name := range h {
+		if !k.underscoreNames && strings.IndexByte(name, '_') < 0 {
+			continue // the common case: a dash-only field is exactly one name
+		}
+		if slices.Contains(k.headers, name) {
+			continue
+		}
+		if slices.Contains(k.spellings, reqctx.BackendSpelling(name)) {
+			delete(h, name)
+		}
+	}
 }
 
 // strip removes every configured key name from the headers and the query string.

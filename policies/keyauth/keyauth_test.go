@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -317,6 +318,68 @@ func BenchmarkAuthenticate(b *testing.B) {
 				if _, err := k.Authenticate(r); err != nil {
 					b.Fatal(err)
 				}
+			}
+		})
+	}
+}
+
+// TestOtherSpellingsOfKeyNamesNeverReachUpstream: PHP, WSGI and Rack read X_Api_Key as
+// X-Api-Key, so a spelling the policy never checked must not reach the backend beside (or
+// instead of) the key that was checked, whether or not credentials are hidden.
+func TestOtherSpellingsOfKeyNamesNeverReachUpstream(t *testing.T) {
+	tests := []struct {
+		name     string
+		cfg      keyauth.Config
+		headers  map[string][]string
+		consumer string
+		want     []string // fields the upstream gets, of those sent
+	}{
+		{"underscore spelling alone is no key and is dropped",
+			keyauth.Config{KeyNames: []string{"x-api-key"}, Anonymous: "guest"},
+			map[string][]string{"X_api_key": {"not-validated"}}, "guest", nil},
+		{"underscore spelling beside a valid key is dropped",
+			keyauth.Config{KeyNames: []string{"x-api-key"}},
+			map[string][]string{"X-Api-Key": {"web-secret-key"}, "X_api_key": {"other-tenant"}}, "web-app", []string{"X-Api-Key"}},
+		{"dropped when hiding credentials too",
+			keyauth.Config{KeyNames: []string{"x-api-key"}, HideCredentials: true, Anonymous: "guest"},
+			map[string][]string{"X_api_key": {"not-validated"}, "x_API_KEY": {"x"}}, "guest", nil},
+		{"mixed case and mixed separators",
+			keyauth.Config{KeyNames: []string{"x-api-key"}},
+			map[string][]string{"X-Api-Key": {"web-secret-key"}, "x_API-key": {"other"}}, "web-app", []string{"X-Api-Key"}},
+		{"a key name with an underscore: its dash spelling is dropped",
+			keyauth.Config{KeyNames: []string{"x_api_key"}},
+			map[string][]string{"X_api_key": {"web-secret-key"}, "X-Api-Key": {"other"}}, "web-app", []string{"X_api_key"}},
+		{"unrelated underscore fields pass",
+			keyauth.Config{KeyNames: []string{"x-api-key"}},
+			map[string][]string{"X-Api-Key": {"web-secret-key"}, "X_trace": {"1"}}, "web-app", []string{"X-Api-Key", "X_trace"}},
+		{"query-only keys leave headers alone",
+			keyauth.Config{KeyNames: []string{"x-api-key"}, In: []string{"query"}, Anonymous: "guest"},
+			map[string][]string{"X_api_key": {"header"}}, "guest", []string{"X_api_key"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := build(t, tt.cfg)
+			up := &upstream{t: t}
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			for h, vs := range tt.headers {
+				r.Header[h] = vs
+			}
+			w := serve(k.Wrap(up), r)
+			if w.Code != http.StatusNoContent {
+				t.Fatalf("status %d: %s", w.Code, w.Body)
+			}
+			if up.id == nil || up.id.Consumer != tt.consumer {
+				t.Fatalf("identity %+v, want consumer %q", up.id, tt.consumer)
+			}
+			var got []string
+			for h := range tt.headers {
+				if _, ok := up.header[h]; ok {
+					got = append(got, h)
+				}
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("upstream got %v of the sent fields, want %v", got, tt.want)
 			}
 		})
 	}
