@@ -154,7 +154,8 @@ func (k *KeyAuth) Challenge() string { return k.challenge }
 // AnonymousConsumer is the configured fallback consumer, or "".
 func (k *KeyAuth) AnonymousConsumer() string { return k.anonymous }
 
-// errDuplicateKey: two keys under one name are ambiguous, and Kong refuses them too.
+// errDuplicateKey: two keys under one name are ambiguous: twice in the header or in the query
+// (Kong refuses those too), or different ones in the header and the query.
 var errDuplicateKey = errors.New("duplicate API key")
 
 // Authenticate looks for a key under each name (header, then query) and returns its consumer.
@@ -177,6 +178,9 @@ func (k *KeyAuth) Authenticate(r *http.Request) (*reqctx.Identity, error) {
 	return &reqctx.Identity{Consumer: cons.Name, Groups: cons.Groups}, nil
 }
 
+// find returns the key under the first name that carries one. A name that carries two keys,
+// in one source or in the header and the query, is refused: Portico would check one, and the
+// backend may read the other.
 func (k *KeyAuth) find(r *http.Request) (key string, found bool, err error) {
 	for i, name := range k.names {
 		if k.inHeader {
@@ -184,7 +188,7 @@ func (k *KeyAuth) find(r *http.Request) (key string, found bool, err error) {
 				if len(vs) > 1 {
 					return "", true, errDuplicateKey
 				}
-				return vs[0], true, nil
+				key, found = vs[0], true
 			}
 		}
 		if k.inQuery && r.URL != nil && r.URL.RawQuery != "" {
@@ -192,12 +196,15 @@ func (k *KeyAuth) find(r *http.Request) (key string, found bool, err error) {
 			if err != nil {
 				return "", true, err
 			}
-			if n > 1 {
+			if n > 1 || (n == 1 && found && v != key) {
 				return "", true, errDuplicateKey
 			}
 			if n == 1 {
-				return v, true, nil
+				key, found = v, true
 			}
+		}
+		if found {
+			return key, true, nil
 		}
 	}
 	return "", false, nil
