@@ -282,7 +282,8 @@ func protectedSpelling(k string) bool {
 	c := reqctx.BackendSpelling(k)
 	// X-Forwarded-Port and X-Real-Ip: the edge drops them from untrusted peers.
 	return hopByHopKey(c) || forwardingKey(c) || c == "X-Real-Ip" || c == "X-Forwarded-Port" ||
-		c == reqctx.RequestIDKey || slices.Contains(reqctx.IdentityHeaders, c)
+		c == reqctx.RequestIDKey || slices.Contains(reqctx.IdentityHeaders, c) ||
+		slices.Contains(reqctx.KongIdentityHeaders, c)
 }
 
 // dropProtectedSpellings removes from h the underscore spellings protectedSpelling names.

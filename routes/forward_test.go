@@ -994,3 +994,35 @@ func TestCutAnswerIsMarkedForTheLog(t *testing.T) {
 		t.Errorf("error code %q, want UPSTREAM_ANSWER_CUT", code)
 	}
 }
+
+// TestOutboundHeaderDropsIdentitySpellings: CGI-style backends read X_Consumer_Username as
+// X-Consumer-Username, so the underscore spellings of identity headers, Portico's and Kong's,
+// never go upstream (reqctx.SetUpstreamHeaders removes the exact names).
+func TestOutboundHeaderDropsIdentitySpellings(t *testing.T) {
+	tests := []struct {
+		name string
+		key  string
+		drop bool
+	}{
+		{"Portico's", "X_Consumer_Name", true},
+		{"Kong's username", "X_Consumer_Username", true},
+		{"Kong's consumer id", "X_consumer_id", true},
+		{"Kong's custom id", "X_Consumer_Custom_Id", true},
+		{"Kong's credential", "X_credential_identifier", true},
+		{"Kong's groups", "X_Authenticated_Groups", true},
+		{"Kong's scope", "x_authenticated_scope", true},
+		{"Kong's user id", "X_Authenticated_Userid", true},
+		{"another underscore field", "X_Trace_Id", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := outboundHeader(http.Header{tt.key: {"forged"}, "Accept": {"*/*"}})
+			if _, ok := out[tt.key]; ok == tt.drop {
+				t.Fatalf("%s forwarded = %v, want %v", tt.key, ok, !tt.drop)
+			}
+			if out.Get("Accept") != "*/*" {
+				t.Fatalf("Accept lost: %v", out)
+			}
+		})
+	}
+}

@@ -92,6 +92,12 @@ var RequestIDKey = http.CanonicalHeaderKey(HeaderRequestID)
 // client cannot claim an identity.
 var IdentityHeaders = []string{"X-Consumer-Name", "X-Consumer-Groups", "X-Authenticated-Subject", "X-Anonymous-Consumer"}
 
+// KongIdentityHeaders are the identity headers Kong sets toward upstreams. Portico never sets
+// them, but backends moved from behind Kong still trust them, so any copy a client sent is
+// removed like a copy of Portico's own.
+var KongIdentityHeaders = []string{"X-Consumer-Id", "X-Consumer-Custom-Id", "X-Consumer-Username",
+	"X-Credential-Identifier", "X-Authenticated-Groups", "X-Authenticated-Scope", "X-Authenticated-Userid"}
+
 // BackendSpelling is the field name k as CGI-style backends (PHP, WSGI, Rack) read it, in
 // canonical form: they turn every name into HTTP_NAME_IN_CAPITALS, so X_Consumer_Name,
 // x-consumer_name and X-Consumer-Name are one field to them (Puma's CVE-2024-45614). Two names
@@ -102,12 +108,15 @@ func BackendSpelling(k string) string {
 }
 
 // SetUpstreamHeaders writes the request ID and identity from ctx onto h, an outbound header map,
-// after removing any identity headers already there.
+// after removing any identity headers already there, Portico's and Kong's.
 //
 // It runs on every upstream call, so it writes the canonical keys straight into the map rather
 // than through Set and Del, which canonicalize each key again.
 func SetUpstreamHeaders(ctx context.Context, h http.Header) {
 	for _, k := range IdentityHeaders {
+		delete(h, k)
+	}
+	for _, k := range KongIdentityHeaders {
 		delete(h, k)
 	}
 	info := From(ctx)
