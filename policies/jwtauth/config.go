@@ -28,9 +28,9 @@ type Config struct {
 	// AllowUnknownConsumers accepts a valid token whose consumer claim matches no consumer: the
 	// identity then has no consumer name, only the token's subject and claims. Default false: 401.
 	AllowUnknownConsumers bool `yaml:"allow_unknown_consumers"`
-	// Leeway is the clock skew allowed when checking exp, nbf and iat. Default 30s (0 means the
-	// default; write 1ms for practically none).
-	Leeway confval.Duration `yaml:"leeway"`
+	// Leeway is the clock skew allowed when checking exp, nbf and iat. Default 30s; an explicit
+	// 0s means none. A pointer, because confval.Duration reads 0 as unset everywhere else.
+	Leeway *confval.Duration `yaml:"leeway"`
 	// RequiredClaims must be present in every token. "exp" and "nbf" here also make those
 	// claims mandatory for the time checks; other names must hold a value (null, "" and an empty
 	// list or object count as missing).
@@ -134,7 +134,7 @@ func (c *Config) Validate(path string, p *confval.Problems) {
 			p.Addf(confval.Index(confval.Join(path, "query_params"), i), "empty parameter name")
 		}
 	}
-	if c.Leeway < 0 {
+	if c.Leeway != nil && *c.Leeway < 0 {
 		p.Addf(confval.Join(path, "leeway"), "leeway cannot be negative")
 	}
 	if !confval.IsQuotable(c.Realm) {

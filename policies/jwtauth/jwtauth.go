@@ -103,7 +103,10 @@ func New(name string, c Config, deps policies.Deps) (policies.Policy, error) {
 	if j.consumerClaim == "" {
 		j.consumerClaim = "iss"
 	}
-	leeway := c.Leeway.Or(defaultLeeway)
+	leeway := defaultLeeway
+	if c.Leeway != nil {
+		leeway = c.Leeway.Std()
+	}
 	opts := []jwt.ParserOption{jwt.WithLeeway(leeway), jwt.WithIssuedAt()}
 	for _, rc := range c.RequiredClaims {
 		switch rc {

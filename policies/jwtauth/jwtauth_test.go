@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goccy/go-yaml"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/portico-gw/portico/internal/confval"
@@ -191,6 +192,36 @@ func TestConsumerMapping(t *testing.T) {
 	}
 }
 
+func leeway(d time.Duration) *confval.Duration {
+	v := confval.Duration(d)
+	return &v
+}
+
+// TestLeewayZeroIsSet: "leeway: 0s" in the config must decode as set (no leeway), not as the
+// unset default, which an explicit 0 used to become.
+func TestLeewayZeroIsSet(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want *confval.Duration
+	}{
+		{"unset", "realm: r", nil},
+		{"explicit zero", "leeway: 0s", leeway(0)},
+		{"explicit value", "leeway: 5s", leeway(5 * time.Second)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c Config
+			if err := yaml.Unmarshal([]byte(tt.yaml), &c); err != nil {
+				t.Fatal(err)
+			}
+			if (c.Leeway == nil) != (tt.want == nil) || c.Leeway != nil && *c.Leeway != *tt.want {
+				t.Fatalf("leeway %v, want %v", c.Leeway, tt.want)
+			}
+		})
+	}
+}
+
 func TestRequiredClaimsAndLeeway(t *testing.T) {
 	keys(t)
 	cs := testConsumers(t)
@@ -200,27 +231,29 @@ func TestRequiredClaimsAndLeeway(t *testing.T) {
 	tests := []struct {
 		name     string
 		required []string
-		leeway   time.Duration
+		leeway   *confval.Duration // nil: unset
 		tok      string
 		wantErr  error
 	}{
-		{"exp optional by default", nil, 0, hs(noExp), nil},
-		{"exp required", []string{"exp"}, 0, hs(noExp), jwt.ErrTokenRequiredClaimMissing},
-		{"nbf required", []string{"nbf"}, 0, hs(claims("hmac-iss")), jwt.ErrTokenRequiredClaimMissing},
-		{"custom claim present", []string{"scope"}, 0, hs(claims("hmac-iss", "scope", "orders:read")), nil},
-		{"custom claim missing", []string{"scope"}, 0, hs(claims("hmac-iss")), errMissingClaim},
-		{"required claim null", []string{"sub"}, 0, hs(claims("hmac-iss", "sub", nil)), errMissingClaim},
-		{"required claim empty", []string{"sub"}, 0, hs(claims("hmac-iss", "sub", "")), errMissingClaim},
-		{"required claim an empty list", []string{"scope"}, 0, hs(claims("hmac-iss", "scope", []any{})), errMissingClaim},
-		{"required claim a number", []string{"tenant"}, 0, hs(claims("hmac-iss", "tenant", 0)), nil},
-		{"default leeway 30s accepts 10s past exp", nil, 0, hs(claims("hmac-iss", "exp", time.Now().Add(-10*time.Second).Unix())), nil},
-		{"small leeway refuses 10s past exp", nil, time.Second, hs(claims("hmac-iss", "exp", time.Now().Add(-10*time.Second).Unix())), jwt.ErrTokenExpired},
-		{"large leeway accepts 2m past exp", nil, 5 * time.Minute, hs(claims("hmac-iss", "exp", time.Now().Add(-2*time.Minute).Unix())), nil},
+		{"exp optional by default", nil, nil, hs(noExp), nil},
+		{"exp required", []string{"exp"}, nil, hs(noExp), jwt.ErrTokenRequiredClaimMissing},
+		{"nbf required", []string{"nbf"}, nil, hs(claims("hmac-iss")), jwt.ErrTokenRequiredClaimMissing},
+		{"custom claim present", []string{"scope"}, nil, hs(claims("hmac-iss", "scope", "orders:read")), nil},
+		{"custom claim missing", []string{"scope"}, nil, hs(claims("hmac-iss")), errMissingClaim},
+		{"required claim null", []string{"sub"}, nil, hs(claims("hmac-iss", "sub", nil)), errMissingClaim},
+		{"required claim empty", []string{"sub"}, nil, hs(claims("hmac-iss", "sub", "")), errMissingClaim},
+		{"required claim an empty list", []string{"scope"}, nil, hs(claims("hmac-iss", "scope", []any{})), errMissingClaim},
+		{"required claim a number", []string{"tenant"}, nil, hs(claims("hmac-iss", "tenant", 0)), nil},
+		{"default leeway 30s accepts 10s past exp", nil, nil, hs(claims("hmac-iss", "exp", time.Now().Add(-10*time.Second).Unix())), nil},
+		{"small leeway refuses 10s past exp", nil, leeway(time.Second), hs(claims("hmac-iss", "exp", time.Now().Add(-10*time.Second).Unix())), jwt.ErrTokenExpired},
+		{"default leeway accepts 20s past exp", nil, nil, hs(claims("hmac-iss", "exp", time.Now().Add(-20*time.Second).Unix())), nil},
+		{"explicit 0s leeway refuses 20s past exp", nil, leeway(0), hs(claims("hmac-iss", "exp", time.Now().Add(-20*time.Second).Unix())), jwt.ErrTokenExpired},
+		{"large leeway accepts 2m past exp", nil, leeway(5 * time.Minute), hs(claims("hmac-iss", "exp", time.Now().Add(-2*time.Minute).Unix())), nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := testConfig(t)
-			c.RequiredClaims, c.Leeway = tt.required, confval.Duration(tt.leeway)
+			c.RequiredClaims, c.Leeway = tt.required, tt.leeway
 			j := buildJWT(t, c, cs)
 			_, err := j.Authenticate(bearer(tt.tok))
 			if tt.wantErr == nil && err != nil || tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
@@ -409,7 +442,7 @@ func TestValidate(t *testing.T) {
 		}}, nil},
 		{"consumer claim with one issuer", Config{ConsumerClaim: "sub", Issuers: iss(func(*IssuerConfig) {}).Issuers}, nil},
 		{"policy-level problems", Config{Issuers: iss(func(*IssuerConfig) {}).Issuers, CookieNames: []string{"bad cookie"},
-			QueryParams: []string{""}, RequiredClaims: []string{""}, Leeway: -1, Realm: "a\"b"},
+			QueryParams: []string{""}, RequiredClaims: []string{""}, Leeway: leeway(-1), Realm: "a\"b"},
 			[]string{"empty claim name", "invalid cookie name", "empty parameter name", "leeway cannot be negative", "realm cannot contain"}},
 	}
 	for _, tt := range tests {
