@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -164,5 +165,61 @@ func TestJWKSDownAtBuild(t *testing.T) {
 	// The first token with a kid the policy lacks fetches the set.
 	if _, err := j.Authenticate(bearer(sign(t, jwt.SigningMethodRS256, rsaA, claims("idp"), map[string]any{"kid": "a"}))); err != nil {
 		t.Fatalf("after IdP recovery: %v", err)
+	}
+}
+
+// TestJWKSUnknownKIDsRefusedAtOnceWhateverTheTimeout: with jwks_unknown_kid_interval at or below
+// jwks_timeout (2s and the default 5s here), unknown kids between allowed refetches used to wait
+// for the refresh limiter and then each fetch the set. They must be refused at once, without a
+// fetch, and the next interval must still allow a rotation to be picked up.
+func TestJWKSUnknownKIDsRefusedAtOnceWhateverTheTimeout(t *testing.T) {
+	keys(t)
+	idp := newJWKSServer(t, map[string]*rsa.PublicKey{"a": &rsaA.PublicKey})
+	const interval = 2 * time.Second
+	j := buildJWT(t, jwksConfig(idp.URL, func(ic *IssuerConfig) {
+		ic.JWKSUnknownKIDInterval = confval.Duration(interval)
+		ic.JWKSTimeout = 0 // the default, 5s: longer than the interval
+	}), nil)
+	junk := make([]string, 20)
+	for i := range junk {
+		junk[i] = sign(t, jwt.SigningMethodRS256, rsaC, claims("idp"), map[string]any{"kid": fmt.Sprintf("junk-%d", i)})
+	}
+	// The first unknown kid spends the interval's one refetch.
+	start := time.Now()
+	if _, err := j.Authenticate(bearer(junk[0])); !errors.Is(err, errUnknownKID) {
+		t.Fatalf("first junk kid: %v, want errUnknownKID", err)
+	}
+	if got := idp.hits.Load(); got != 2 {
+		t.Fatalf("%d fetches after the first junk kid, want 2 (build and one refetch)", got)
+	}
+	var wg sync.WaitGroup
+	for _, tok := range junk[1:] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			began := time.Now()
+			if _, err := j.Authenticate(bearer(tok)); !errors.Is(err, errUnknownKID) {
+				t.Errorf("junk kid: %v, want errUnknownKID", err)
+			}
+			if d := time.Since(began); d > interval/2 {
+				t.Errorf("a junk kid took %v: it waited for the refresh limiter", d)
+			}
+		}()
+	}
+	wg.Wait()
+	if time.Since(start) >= interval {
+		t.Skip("the machine is too slow to send the junk kids within one interval")
+	}
+	if got := idp.hits.Load(); got != 2 {
+		t.Fatalf("%d fetches after 20 junk kids, want still 2", got)
+	}
+	// The next interval allows a refetch again: a real rotation is picked up.
+	time.Sleep(interval - time.Since(start) + 100*time.Millisecond)
+	idp.rotate(map[string]*rsa.PublicKey{"b": &rsaB.PublicKey})
+	if _, err := j.Authenticate(bearer(sign(t, jwt.SigningMethodRS256, rsaB, claims("idp"), map[string]any{"kid": "b"}))); err != nil {
+		t.Fatalf("key b after the interval: %v", err)
+	}
+	if got := idp.hits.Load(); got != 3 {
+		t.Fatalf("%d fetches after the rotation, want 3", got)
 	}
 }

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/MicahParks/jwkset"
-	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/time/rate"
 
@@ -56,10 +55,16 @@ type issuer struct {
 	algs map[string]bool
 	// byKID holds configured keys with a kid; byAlg the configured keys usable for each
 	// algorithm, tried in turn for tokens without a kid.
-	byKID     map[string]any
-	byAlg     map[string][]jwt.VerificationKey
-	jwks      keyfunc.Keyfunc
-	validator *jwt.Validator
+	byKID map[string]any
+	byAlg map[string][]jwt.VerificationKey
+	// jwks holds the key set of jwks_url (nil without one); reading it never fetches. refetch
+	// reads through it, fetching the set again when the kid is missing, and is only called when
+	// unknownKID grants a token: the limiter is asked with Allow, never waited on, so unknown
+	// kids between allowed refetches are refused at once, whatever jwks_timeout is.
+	jwks       jwkset.Storage
+	refetch    jwkset.Storage
+	unknownKID *rate.Limiter
+	validator  *jwt.Validator
 }
 
 var (
@@ -181,28 +186,35 @@ func buildIssuer(ctx context.Context, ic IssuerConfig, opts []jwt.ParserOption, 
 		return iss, nil
 	}
 	timeout := ic.JWKSTimeout.Or(defaultJWKSTimeout)
-	noErrFirst := true
-	kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{ic.JWKSURL}, keyfunc.Override{
+	// jwkset directly rather than keyfunc's default client: that one waits on its refresh
+	// limiter for up to RateLimitWaitMax, which also bounds the fetch, so with
+	// jwks_unknown_kid_interval at or below jwks_timeout every junk kid queued for its turn and
+	// then fetched the set.
+	store, err := jwkset.NewStorageFromHTTP(ic.JWKSURL, jwkset.HTTPClientStorageOptions{
 		Client:                    &http.Client{Timeout: timeout},
+		Ctx:                       ctx,
 		HTTPTimeout:               timeout,
-		NoErrorReturnFirstHTTPReq: &noErrFirst,
+		NoErrorReturnFirstHTTPReq: true,
 		RefreshInterval:           ic.JWKSRefreshInterval.Or(defaultRefresh),
-		// One token for an unknown kid per interval. RateLimitWaitMax also bounds the wait for
-		// that token: a request that would wait longer is refused at once instead of piling up
-		// behind the limiter (the limiter reports an over-long wait without sleeping).
-		RefreshUnknownKID: rate.NewLimiter(rate.Every(ic.JWKSUnknownKIDInterval.Or(defaultUnknownKIDEvery)), 1),
-		RateLimitWaitMax:  timeout,
-		RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
-			return func(_ context.Context, err error) {
-				// Refreshes happen at most once per interval, so this cannot flood the log.
-				logger.Warn("jwt: fetching JWKS failed", "policy", policy, "issuer", ic.Issuer, "error", err)
-			}
+		RefreshErrorHandler: func(_ context.Context, err error) {
+			// Refreshes happen at most once per interval, so this cannot flood the log.
+			logger.Warn("jwt: fetching JWKS failed", "policy", policy, "issuer", ic.Issuer, "error", err)
 		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("jwks_url: %w", err)
 	}
-	iss.jwks = kf
+	refetch, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
+		HTTPURLs: map[string]jwkset.Storage{ic.JWKSURL: store},
+		// Never in the way: unknownKID has decided already. RateLimitWaitMax bounds the fetch.
+		RefreshUnknownKID: rate.NewLimiter(rate.Inf, 1),
+		RateLimitWaitMax:  timeout,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("jwks_url: %w", err)
+	}
+	iss.jwks, iss.refetch = store, refetch
+	iss.unknownKID = rate.NewLimiter(rate.Every(ic.JWKSUnknownKIDInterval.Or(defaultUnknownKIDEvery)), 1)
 	return iss, nil
 }
 
@@ -441,8 +453,15 @@ func (kl keyLookup) keyFor(t *jwt.Token) (any, error) {
 		if iss.jwks == nil {
 			return nil, errUnknownKID
 		}
-		// The storage refreshes the JWKS (rate-limited) when the kid is unknown.
-		jwk, err := iss.jwks.Storage().KeyRead(kl.ctx, kid)
+		jwk, err := iss.jwks.KeyRead(kl.ctx, kid)
+		if errors.Is(err, jwkset.ErrKeyNotFound) {
+			// A rotation, or junk: one refetch per jwks_unknown_kid_interval, the rest refused
+			// without waiting.
+			if !iss.unknownKID.Allow() {
+				return nil, errUnknownKID
+			}
+			jwk, err = iss.refetch.KeyRead(kl.ctx, kid)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", errUnknownKID, err)
 		}
@@ -454,7 +473,7 @@ func (kl keyLookup) keyFor(t *jwt.Token) (any, error) {
 	}
 	keys := iss.byAlg[alg]
 	if iss.jwks != nil {
-		if set, err := iss.jwks.Storage().KeyReadAll(kl.ctx); err == nil {
+		if set, err := iss.jwks.KeyReadAll(kl.ctx); err == nil {
 			keys = keys[:len(keys):len(keys)]
 			for _, jwk := range set {
 				if key, ok := verifier(alg, jwk); ok {
