@@ -217,6 +217,13 @@ func TestUpstreamCacheControl(t *testing.T) {
 			{"max-age=0", Config{}, map[string]string{"Cache-Control": "max-age=0"}, 200, []string{"Bypass", "Bypass"}, 2},
 			{"s-maxage wins over max-age=0", Config{}, map[string]string{"Cache-Control": "max-age=0, s-maxage=60"}, 200, []string{"Miss", "Hit"}, 1},
 			{"upstream Age uses up the lifetime", Config{}, map[string]string{"Cache-Control": "max-age=60", "Age": "60"}, 200, []string{"Bypass", "Bypass"}, 2},
+			// RFC 9111 §4.2.1: invalid freshness information is stale, not the policy's ttl.
+			{"negative max-age is stale", Config{}, map[string]string{"Cache-Control": "max-age=-1"}, 200, []string{"Bypass", "Bypass"}, 2},
+			{"non-numeric s-maxage is stale", Config{}, map[string]string{"Cache-Control": "s-maxage=soon, max-age=60"}, 200, []string{"Bypass", "Bypass"}, 2},
+			// RFC 9111 §1.2.2: an Age that overflows counts as 2^31 seconds.
+			{"overflowing Age is stale", Config{}, map[string]string{"Age": "99999999999999999999"}, 200, []string{"Bypass", "Bypass"}, 2},
+			{"overflowing Age beats a long max-age", Config{}, map[string]string{"Cache-Control": "max-age=2000000000", "Age": "99999999999999999999"}, 200, []string{"Bypass", "Bypass"}, 2},
+			{"malformed Age is ignored", Config{}, map[string]string{"Age": "-5"}, 200, []string{"Miss", "Hit"}, 1},
 			{"expired Expires", Config{}, map[string]string{"Expires": "Thu, 01 Jan 1970 00:00:00 GMT"}, 200, []string{"Bypass", "Bypass"}, 2},
 			{"ignored when respect_cache_control is false", Config{RespectCacheControl: new(bool)}, map[string]string{"Cache-Control": "no-store"}, 200, []string{"Miss", "Hit"}, 1},
 			{"Set-Cookie", Config{}, map[string]string{"Set-Cookie": "s=1"}, 200, []string{"Bypass", "Bypass"}, 2},
@@ -288,6 +295,13 @@ func TestLifetime(t *testing.T) {
 		{"expires minus date", http.Header{"Date": {"Wed, 01 Jan 2025 00:00:00 GMT"}, "Expires": {"Wed, 01 Jan 2025 00:00:20 GMT"}}, 20 * time.Second},
 		{"invalid expires is expired", http.Header{"Expires": {"0"}}, 0},
 		{"max-age beats expires", http.Header{"Cache-Control": {"max-age=3"}, "Expires": {"0"}}, 3 * time.Second},
+		{"negative max-age is stale", http.Header{"Cache-Control": {"max-age=-1"}}, 0},
+		{"signed max-age is stale", http.Header{"Cache-Control": {"max-age=+30"}}, 0},
+		{"empty max-age is stale", http.Header{"Cache-Control": {"max-age="}}, 0},
+		{"invalid max-age does not fall back to expires", http.Header{"Cache-Control": {"max-age=x"}, "Date": {"Wed, 01 Jan 2025 00:00:00 GMT"}, "Expires": {"Wed, 01 Jan 2025 00:00:20 GMT"}}, 0},
+		{"invalid s-maxage is stale", http.Header{"Cache-Control": {"s-maxage=-1, max-age=30"}}, 0},
+		{"valid s-maxage outranks an invalid max-age", http.Header{"Cache-Control": {"s-maxage=5, max-age=-1"}}, 5 * time.Second},
+		{"overflowing max-age saturates", http.Header{"Cache-Control": {"max-age=99999999999999999999"}}, maxDeltaSeconds * time.Second},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -689,5 +703,32 @@ func waitFor(t testing.TB, cond func() bool) {
 			t.Fatal("condition not reached in 5s")
 		}
 		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func TestDeltaSeconds(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int
+		ok   bool
+	}{
+		{"0", 0, true},
+		{"60", 60, true},
+		{"2147483648", maxDeltaSeconds, true},
+		{"2147483649", maxDeltaSeconds, true},
+		{"99999999999999999999", maxDeltaSeconds, true},
+		{"", 0, false},
+		{"-1", 0, false},
+		{"+5", 0, false},
+		{"1.5", 0, false},
+		{" 5", 0, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			got, ok := seconds(tc.in)
+			if got != tc.want || ok != tc.ok {
+				t.Fatalf("seconds(%q) = %d, %v; want %d, %v", tc.in, got, ok, tc.want, tc.ok)
+			}
+		})
 	}
 }

@@ -52,6 +52,10 @@ type responseControl struct {
 	maxAge   int  // -1 when unset
 	sMaxAge  int  // -1 when unset
 	hasMaxes bool
+	// badMaxAge and badSMaxAge mark a directive whose argument is not delta-seconds
+	// (max-age=-1, max-age=soon): invalid freshness information, which RFC 9111 §4.2.1 has
+	// caches treat as stale rather than fall back to a default lifetime.
+	badMaxAge, badSMaxAge bool
 }
 
 func parseResponseControl(h http.Header) responseControl {
@@ -67,10 +71,14 @@ func parseResponseControl(h http.Header) responseControl {
 			case strings.EqualFold(name, "max-age"):
 				if n, ok := seconds(arg); ok {
 					rc.maxAge, rc.hasMaxes = n, true
+				} else {
+					rc.badMaxAge = true
 				}
 			case strings.EqualFold(name, "s-maxage"):
 				if n, ok := seconds(arg); ok {
 					rc.sMaxAge, rc.hasMaxes = n, true
+				} else {
+					rc.badSMaxAge = true
 				}
 			}
 		})
@@ -79,11 +87,16 @@ func parseResponseControl(h http.Header) responseControl {
 }
 
 // lifetime is how long a response stays fresh from when it was generated: s-maxage, else
-// max-age, else Expires - Date, else def (RFC 9111 §4.2.1, shared cache).
+// max-age, else Expires - Date, else def (RFC 9111 §4.2.1, shared cache). An invalid s-maxage,
+// or an invalid max-age without a valid s-maxage, makes the answer stale at once (0).
 func (rc responseControl) lifetime(h http.Header, now time.Time, def time.Duration) time.Duration {
 	switch {
+	case rc.badSMaxAge:
+		return 0
 	case rc.sMaxAge >= 0:
 		return time.Duration(rc.sMaxAge) * time.Second
+	case rc.badMaxAge:
+		return 0
 	case rc.maxAge >= 0:
 		return time.Duration(rc.maxAge) * time.Second
 	}
@@ -117,10 +130,25 @@ func eachDirective(line string, fn func(name, arg string)) {
 	}
 }
 
+// maxDeltaSeconds is what a delta-seconds value too large to represent counts as
+// (RFC 9111 §1.2.2): 2^31, about 68 years, so max-age stays fresh and Age makes stale.
+const maxDeltaSeconds = 1 << 31
+
+// seconds parses delta-seconds (RFC 9111 §1.2.2): one or more digits, nothing else, so "-1",
+// "+5" and "" are refused. A value too large for an int saturates at maxDeltaSeconds instead of
+// failing: an overflowing Age must make an answer stale, not be ignored as if it were 0.
 func seconds(s string) (int, bool) {
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 {
+	if s == "" {
 		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n > maxDeltaSeconds {
+		return maxDeltaSeconds, true // only a range error gets here: every byte is a digit
 	}
 	return n, true
 }

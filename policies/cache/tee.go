@@ -173,8 +173,11 @@ func (t *tee) decide(code int) bool {
 		return false
 	}
 	now := p.now()
+	// seconds saturates, so an Age past any int (RFC 9111 §1.2.2) makes the answer stale
+	// instead of being dropped as unreadable and served as just generated. A malformed Age
+	// (negative, not a number) is ignored, as before.
 	var upstreamAge time.Duration
-	if a, err := strconv.Atoi(h.Get("Age")); err == nil && a > 0 {
+	if a, ok := seconds(h.Get("Age")); ok {
 		upstreamAge = time.Duration(a) * time.Second
 	}
 	t.stored = now.Add(-upstreamAge)
