@@ -237,16 +237,20 @@ var ErrOriginNotAllowed = apierror.New(http.StatusForbidden, "ORIGIN_NOT_ALLOWED
 func (c *CORS) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The answer depends on Origin whether or not this one was allowed, so shared caches
-		// must key on it.
+		// must key on it. Field names compare case-insensitively: a Vary that names origin
+		// already needs no second one.
 		h := w.Header()
-		if v, ok := h["Vary"]; ok {
-			h["Vary"] = append(v, "Origin")
-		} else {
+		if v, ok := h["Vary"]; !ok {
 			h["Vary"] = varyOrigin
+		} else if !varyNames(v, "Origin") {
+			h["Vary"] = append(v[:len(v):len(v)], "Origin")
 		}
 		origin := r.Header.Get("Origin")
 		if origin == "" {
-			next.ServeHTTP(w, r)
+			// Not a CORS request, but the upstream may still send its own Vary: origin.
+			vw := &policies.HeaderHook[varyHeader]{ResponseWriter: w}
+			next.ServeHTTP(vw, r)
+			vw.Finish()
 			return
 		}
 		allowed := c.allowed(origin)
@@ -351,6 +355,7 @@ type responseHeaders struct {
 }
 
 func (a responseHeaders) ApplyHeaders(h http.Header) {
+	varyHeader{}.ApplyHeaders(h)
 	delete(h, "Access-Control-Allow-Origin")
 	delete(h, "Access-Control-Allow-Credentials")
 	delete(h, "Access-Control-Expose-Headers")
@@ -361,4 +366,63 @@ func (a responseHeaders) ApplyHeaders(h http.Header) {
 	if a.c.exposed != "" {
 		h["Access-Control-Expose-Headers"] = []string{a.c.exposed}
 	}
+}
+
+// varyHeader folds the Vary lines of an answer once the handler is done with them. The policy set
+// Vary: Origin before the upstream answered, and a proxy appends the upstream's Vary lines, so an
+// upstream that varies on origin too (in any case, or in a list) would name it twice.
+type varyHeader struct{}
+
+func (varyHeader) ApplyHeaders(h http.Header) {
+	if v, ok := h["Vary"]; ok {
+		h["Vary"] = dedupeVary(v)
+	}
+}
+
+// dedupeVary returns lines unchanged when no field name repeats (the common case, without
+// allocating), else one line naming each field once, in first-seen order and spelling. "*" with
+// other names is "*" alone: the answer varies on everything, which the other names add nothing to.
+// lines is never written to: it may be a slice shared by every answer.
+func dedupeVary(lines []string) []string {
+	var buf [8]string // on the stack: answers vary on a handful of fields
+	names := buf[:0]
+	dup, star := false, false
+	for _, line := range lines {
+	next:
+		for n := range strings.SplitSeq(line, ",") {
+			n = strings.TrimSpace(n)
+			switch n {
+			case "":
+				continue
+			case "*":
+				star = true
+			}
+			for _, seen := range names {
+				if strings.EqualFold(seen, n) {
+					dup = true
+					continue next
+				}
+			}
+			names = append(names, n)
+		}
+	}
+	if star && len(names) > 1 {
+		return anyOrigin // "*", shared and clipped like the other values
+	}
+	if !dup {
+		return lines
+	}
+	return []string{strings.Join(names, ", ")}
+}
+
+// varyNames reports whether the Vary lines name the field name.
+func varyNames(lines []string, name string) bool {
+	for _, line := range lines {
+		for n := range strings.SplitSeq(line, ",") {
+			if strings.EqualFold(strings.TrimSpace(n), name) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -223,3 +223,68 @@ type discard struct{ h http.Header }
 func (d discard) Header() http.Header       { return d.h }
 func (discard) Write(b []byte) (int, error) { return len(b), nil }
 func (discard) WriteHeader(int)             {}
+
+// TestVaryNamesOriginOnce: the policy's Vary: Origin and the upstream's own Vary lines are one
+// list on the answer, each field name once whatever its case, and "*" keeps its meaning.
+func TestVaryNamesOriginOnce(t *testing.T) {
+	tests := []struct {
+		name     string
+		outer    []string // Vary set before the policy ran
+		upstream []string // the upstream's Vary lines
+		origin   string
+		want     []string
+	}{
+		{name: "upstream says origin", upstream: []string{"origin"}, origin: "https://app.example.com", want: []string{"Origin"}},
+		{name: "upstream says ORIGIN, no Origin sent", upstream: []string{"ORIGIN"}, want: []string{"Origin"}},
+		{name: "inside a list", upstream: []string{"Accept, origin"}, origin: "https://app.example.com", want: []string{"Origin, Accept"}},
+		{name: "across lines", upstream: []string{"Accept", "Origin", "accept"}, origin: "https://evil.example", want: []string{"Origin, Accept"}},
+		{name: "no overlap is left alone", upstream: []string{"Accept-Encoding"}, origin: "https://app.example.com", want: []string{"Origin", "Accept-Encoding"}},
+		{name: "star stays star", upstream: []string{"*"}, origin: "https://app.example.com", want: []string{"*"}},
+		{name: "star in a list", upstream: []string{"Accept, *"}, want: []string{"*"}},
+		{name: "outer Vary naming origin", outer: []string{"Accept, origin"}, origin: "https://app.example.com", want: []string{"Accept, origin"}},
+		{name: "outer Vary without origin", outer: []string{"Accept"}, upstream: []string{"origin"}, origin: "https://app.example.com", want: []string{"Accept, Origin"}},
+	}
+	p, err := New("b", Config{Origins: []string{"https://app.example.com"}}, policies.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header()["Vary"] = tc.upstream
+			}))
+			defer be.Close()
+			u, _ := url.Parse(be.URL)
+			h := p.Wrap(httputil.NewSingleHostReverseProxy(u))
+			req := httptest.NewRequest("GET", "/", nil)
+			if tc.origin != "" {
+				req.Header.Set("Origin", tc.origin)
+			}
+			w := httptest.NewRecorder()
+			if tc.outer != nil {
+				w.Header()["Vary"] = tc.outer
+			}
+			h.ServeHTTP(w, req)
+			if got := w.Result().Header["Vary"]; strings.Join(got, "|") != strings.Join(tc.want, "|") {
+				t.Fatalf("Vary lines %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestPreflightVaryNamesOriginOnce: a preflight answered at the edge does not add Origin to a
+// Vary that already names it.
+func TestPreflightVaryNamesOriginOnce(t *testing.T) {
+	p, _ := New("b", Config{Origins: []string{"https://app.example.com"}}, policies.Deps{})
+	for _, origin := range []string{"https://app.example.com", "https://evil.example"} {
+		req := httptest.NewRequest("OPTIONS", "/", nil)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		w := httptest.NewRecorder()
+		w.Header().Set("Vary", "origin")
+		p.Wrap(http.NotFoundHandler()).ServeHTTP(w, req)
+		if got := w.Result().Header["Vary"]; strings.Join(got, "|") != "origin" {
+			t.Fatalf("preflight from %s: Vary lines %q, want [origin]", origin, got)
+		}
+	}
+}
