@@ -19,6 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	respcache "github.com/portico-gw/portico/policies/cache"
 )
 
 // DefaultAPQTTL is how long a registered persisted query is kept after its last registration.
@@ -52,6 +54,9 @@ type APQCache struct {
 	lastLog    *atomic.Int64
 	suppressed *atomic.Int64
 	close      func()
+	// backoff bypasses a Redis that just timed out or could not be reached, shared by the
+	// copies; nil (never bypass) for the in-memory store.
+	backoff *respcache.StoreBackoff
 }
 
 var _ graphql.Cache[string] = (*APQCache)(nil)
@@ -92,7 +97,14 @@ func NewRedisAPQCache(client *redis.Client, ttl time.Duration) (*APQCache, error
 	if client == nil {
 		return nil, errors.New("redis apq cache: nil client")
 	}
-	return NewAPQCache(redisstore.NewRedis(client), ttl)
+	c, err := NewAPQCache(redisstore.NewRedis(client), ttl)
+	if err != nil {
+		return nil, err
+	}
+	// The bound alone made a hung Redis cost every GraphQL request a lookup's or a
+	// registration's whole timeout; the back-off makes it one timeout per window.
+	c.backoff = respcache.NewStoreBackoff(respcache.DefaultStoreBackoff)
+	return c, nil
 }
 
 // WithPrefix returns a copy of c whose keys start with prefix instead of DefaultAPQPrefix, for
@@ -121,13 +133,20 @@ func (c *APQCache) WithStoreErrors(errs prometheus.Counter) *APQCache {
 
 // Get returns the document registered under hash.
 func (c *APQCache) Get(ctx context.Context, hash string) (string, bool) {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	if !c.backoff.Allow() {
+		c.storeFailed(ctx, "apq cache lookup failed; treating as a miss", respcache.ErrStoreBackingOff)
+		return "", false
+	}
+	cctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	v, err := c.cache.Get(ctx, c.prefix+hash)
+	v, err := c.cache.Get(cctx, c.prefix+hash)
+	if errors.Is(err, store.NotFound{}) {
+		c.backoff.Done(ctx, nil) // Redis answered
+		return "", false
+	}
+	c.backoff.Done(ctx, err)
 	if err != nil {
-		if !errors.Is(err, store.NotFound{}) {
-			c.storeFailed(ctx, "apq cache lookup failed; treating as a miss", err)
-		}
+		c.storeFailed(cctx, "apq cache lookup failed; treating as a miss", err)
 		return "", false
 	}
 	return v, v != ""
@@ -135,11 +154,16 @@ func (c *APQCache) Get(ctx context.Context, hash string) (string, bool) {
 
 // Add registers query under hash; the APQ extension has already checked that they match.
 func (c *APQCache) Add(ctx context.Context, hash, query string) {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	if !c.backoff.Allow() {
+		c.storeFailed(ctx, "apq cache write failed", respcache.ErrStoreBackingOff)
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	err := c.cache.Set(ctx, c.prefix+hash, query, store.WithExpiration(c.ttl), store.WithCost(int64(len(query))))
+	err := c.cache.Set(cctx, c.prefix+hash, query, store.WithExpiration(c.ttl), store.WithCost(int64(len(query))))
+	c.backoff.Done(ctx, err)
 	if err != nil {
-		c.storeFailed(ctx, "apq cache write failed", err)
+		c.storeFailed(cctx, "apq cache write failed", err)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 
+	respcache "github.com/portico-gw/portico/policies/cache"
 	"github.com/portico-gw/portico/testing/redistest"
 )
 
@@ -78,5 +79,42 @@ func TestAPQRedisDownLogsOncePerInterval(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(errs); got != 10 {
 		t.Fatalf("store errors counted %v, want 10", got)
+	}
+}
+
+// TestAPQHungRedisBacksOff: once a call to a hung Redis has timed out, the lookups and
+// registrations behind it give up at once (still counted) instead of each waiting the bound, and
+// once Redis answers again the store is used after the back-off window.
+func TestAPQHungRedisBacksOff(t *testing.T) {
+	srv := redistest.Start(t)
+	errs := prometheus.NewCounter(prometheus.CounterOpts{Name: "test_apq_store_errors_total", Help: "test"})
+	apq, err := NewRedisAPQCache(redisClient(t, srv), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apq = apq.WithPrefix("test:apq:backoff:").WithLogger(slog.New(slog.DiscardHandler)).WithStoreErrors(errs)
+	ctx := context.Background()
+	apq.Add(ctx, "h1", "{ me { id } }")
+	srv.Stop()
+	t.Cleanup(srv.Continue)
+	timed := func(fn func()) time.Duration { start := time.Now(); fn(); return time.Since(start) }
+	if d := timed(func() { apq.Get(ctx, "h1") }); d < APQStoreTimeout/2 {
+		t.Fatalf("first lookup on a hung Redis took %v: it never reached Redis", d)
+	}
+	for i := range 3 {
+		var ok bool
+		get := timed(func() { _, ok = apq.Get(ctx, "h1") })
+		add := timed(func() { apq.Add(ctx, "h2", "{ me { name } }") })
+		if ok || get >= APQStoreTimeout/2 || add >= APQStoreTimeout/2 {
+			t.Fatalf("round %d in the back-off window: Get %v (found %v), Add %v; want a miss at once", i, get, ok, add)
+		}
+	}
+	if got := testutil.ToFloat64(errs); got != 7 {
+		t.Fatalf("store errors counted %v, want 7: a bypass in the window still counts", got)
+	}
+	srv.Continue()
+	time.Sleep(respcache.DefaultStoreBackoff + 100*time.Millisecond)
+	if q, ok := apq.Get(ctx, "h1"); !ok || q != "{ me { id } }" {
+		t.Fatalf("after Redis came back and the window passed: %q, %v", q, ok)
 	}
 }

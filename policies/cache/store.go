@@ -211,24 +211,33 @@ func (s *memStore) delPrefix(ctx context.Context, prefix string) (int, error) {
 const redisNamespace = "portico:cache:"
 
 // redisStore keeps encoded entries in Redis through gocache, shared by every Portico instance.
+// Request-path calls (get, set, del) go through a back-off, so that a hung Redis costs one
+// timeout per back-off window instead of one per call.
 type redisStore struct {
 	client  redis.UniversalClient
 	cache   *gocache.Cache[any]
 	timeout time.Duration
+	backoff *StoreBackoff
 }
 
 func newRedisStore(client redis.UniversalClient, timeout time.Duration) *redisStore {
-	return &redisStore{client: client, cache: gocache.New[any](redisstore.NewRedis(client)), timeout: timeout}
+	return &redisStore{client: client, cache: gocache.New[any](redisstore.NewRedis(client)), timeout: timeout,
+		backoff: NewStoreBackoff(DefaultStoreBackoff)}
 }
 
 func (s *redisStore) get(ctx context.Context, key string) (*entry, error) {
+	if !s.backoff.Allow() {
+		return nil, fmt.Errorf("reading cache entry: %w", ErrStoreBackingOff)
+	}
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	v, err := s.cache.Get(ctx, redisNamespace+key)
+	if errors.Is(err, gostore.NotFound{}) {
+		err = nil // Redis answered
+	}
+	s.backoff.Done(parent, err)
 	if err != nil {
-		if errors.Is(err, gostore.NotFound{}) {
-			return nil, nil
-		}
 		return nil, fmt.Errorf("reading cache entry from redis: %w", err)
 	}
 	var b []byte
@@ -249,18 +258,29 @@ func (s *redisStore) get(ctx context.Context, key string) (*entry, error) {
 }
 
 func (s *redisStore) set(ctx context.Context, key string, e *entry, ttl time.Duration) error {
+	if !s.backoff.Allow() {
+		return fmt.Errorf("writing cache entry: %w", ErrStoreBackingOff)
+	}
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	if err := s.cache.Set(ctx, redisNamespace+key, e.encode(), gostore.WithExpiration(ttl)); err != nil {
+	err := s.cache.Set(ctx, redisNamespace+key, e.encode(), gostore.WithExpiration(ttl))
+	s.backoff.Done(parent, err)
+	if err != nil {
 		return fmt.Errorf("writing cache entry to redis: %w", err)
 	}
 	return nil
 }
 
 func (s *redisStore) del(ctx context.Context, key string) (bool, error) {
+	if !s.backoff.Allow() {
+		return false, fmt.Errorf("deleting cache entry: %w", ErrStoreBackingOff)
+	}
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	n, err := s.client.Del(ctx, redisNamespace+key).Result()
+	s.backoff.Done(parent, err)
 	if err != nil {
 		return false, fmt.Errorf("deleting cache entry from redis: %w", err)
 	}
