@@ -86,7 +86,7 @@ func New(name string, c Config, deps policies.Deps) (policies.Policy, error) {
 	}
 	p := &Policy{
 		name:    name,
-		ttl:     c.TTL.Or(DefaultTTL),
+		ttl:     DefaultTTL,
 		status:  map[int]bool{},
 		varySet: map[string]bool{},
 		public:  c.Public,
@@ -94,6 +94,9 @@ func New(name string, c Config, deps policies.Deps) (policies.Policy, error) {
 		respect: c.RespectCacheControl == nil || *c.RespectCacheControl,
 		now:     time.Now,
 		metrics: newMetrics(deps, name),
+	}
+	if c.TTL != nil {
+		p.ttl = c.TTL.Std() // positive: Validate refused the rest
 	}
 	methods := c.Methods
 	if len(methods) == 0 {

@@ -32,10 +32,12 @@ var (
 //
 // Every field's zero value means its documented default.
 type Config struct {
-	// TTL is how long a response stays fresh when the upstream does not say (default 5m).
-	// Upstream Cache-Control max-age or s-maxage (s-maxage wins), or Expires, override it unless
-	// respect_cache_control is false.
-	TTL confval.Duration `yaml:"ttl"`
+	// TTL is how long a response stays fresh when the upstream does not say (default 5m when
+	// unset). Upstream Cache-Control max-age or s-maxage (s-maxage wins), or Expires, override it
+	// unless respect_cache_control is false. A pointer, so that an explicit 0 is told from unset:
+	// "ttl: 0s" reads as "do not cache" (a lifetime ≤ 0 is Bypass, as in Kong), which a cache
+	// policy cannot mean, so it is refused rather than read as the default.
+	TTL *confval.Duration `yaml:"ttl"`
 	// Methods are the cacheable request methods (default [GET, HEAD]). Only GET and HEAD are
 	// accepted: a request body is not part of the key, so caching POST would serve one body's
 	// answer to another. GET is required: a HEAD is answered from the GET entry, and a HEAD miss
@@ -84,8 +86,8 @@ type MemoryConfig struct {
 
 // Validate reports every problem in c under path (e.g. "policies.cache-5m.cache").
 func (c *Config) Validate(path string, p *confval.Problems) {
-	if c.TTL < 0 {
-		p.Addf(confval.Join(path, "ttl"), "must not be negative")
+	if c.TTL != nil && *c.TTL <= 0 {
+		p.Addf(confval.Join(path, "ttl"), "must be positive; remove the policy to disable caching")
 	}
 	hasGet := false
 	for i, m := range c.Methods {

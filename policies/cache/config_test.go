@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goccy/go-yaml"
+
 	"github.com/portico-gw/portico/internal/confval"
 	"github.com/portico-gw/portico/policies"
 )
@@ -21,15 +23,16 @@ func TestConfigValidate(t *testing.T) {
 		want []string
 	}{
 		{"zero value is valid", Config{}, nil},
-		{"full", Config{TTL: confval.Duration(time.Minute), Methods: []string{"GET", "HEAD"}, Status: []int{200},
+		{"full", Config{TTL: ttl(time.Minute), Methods: []string{"GET", "HEAD"}, Status: []int{200},
 			ContentTypes: []string{"application/json; charset=utf-8", "text/*", "*/*"}, VaryHeaders: []string{"Accept-Language"},
 			VaryQueryParams: []string{"page"}, Public: true, MaxBodyBytes: 10, Memory: MemoryConfig{MaxCost: 1 << 20, MaxKeys: 10},
 			RespectCacheControl: &yes, RedisTimeout: confval.Duration(time.Second)}, nil},
-		{"everything wrong", Config{TTL: -1, Methods: []string{"POST", "HEAD"}, Status: []int{99, 600},
+		{"zero ttl", Config{TTL: ttl(0)}, []string{"p.ttl: must be positive; remove the policy to disable caching"}},
+		{"everything wrong", Config{TTL: ttl(-1), Methods: []string{"POST", "HEAD"}, Status: []int{99, 600},
 			ContentTypes: []string{"json", ""}, VaryHeaders: []string{"Bad Header", ""}, VaryQueryParams: []string{""},
 			MaxBodyBytes: -1, Memory: MemoryConfig{MaxCost: -1, MaxKeys: -1}, RedisTimeout: -1},
 			[]string{
-				"p.ttl: must not be negative",
+				"p.ttl: must be positive; remove the policy to disable caching",
 				`p.methods[0]: "POST" is not cacheable: only GET and HEAD (the request body is not part of the key)`,
 				"p.methods: must include GET: a HEAD is answered from the GET entry",
 				"p.status[0]: 99 is not an HTTP status (100-599)",
@@ -55,6 +58,51 @@ func TestConfigValidate(t *testing.T) {
 			}
 			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
 				t.Fatalf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+			}
+		})
+	}
+}
+
+func ttl(d time.Duration) *confval.Duration {
+	v := confval.Duration(d)
+	return &v
+}
+
+// TestTTLAsWritten: an omitted ttl is the default, while "ttl: 0s" (or negative) is refused, not
+// read as the default: README lists a lifetime ≤ 0 as Bypass, and a policy that may not store
+// anything is better removed.
+func TestTTLAsWritten(t *testing.T) {
+	tests := []struct {
+		name    string
+		yaml    string
+		wantTTL time.Duration
+		wantErr string
+	}{
+		{"omitted", "{}", DefaultTTL, ""},
+		{"null", "{ttl: null}", DefaultTTL, ""},
+		{"written", "{ttl: 90s}", 90 * time.Second, ""},
+		{"zero", "{ttl: 0s}", 0, "ttl: must be positive; remove the policy to disable caching"},
+		{"bare zero", "{ttl: 0}", 0, "ttl: must be positive; remove the policy to disable caching"},
+		{"negative", "{ttl: -1m}", 0, "ttl: must be positive; remove the policy to disable caching"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var c Config
+			if err := yaml.UnmarshalWithOptions([]byte(tc.yaml), &c, yaml.DisallowUnknownField()); err != nil {
+				t.Fatal(err)
+			}
+			pol, err := New(uniqueName(t), c, policies.Deps{})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("New: %v, want an error saying %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := pol.(*Policy).ttl; got != tc.wantTTL {
+				t.Fatalf("ttl = %v, want %v", got, tc.wantTTL)
 			}
 		})
 	}
