@@ -199,6 +199,7 @@ func (g *Gateway) Apply(f *config.File) error {
 	default:
 	}
 	g.adoptStores(snap.stores)
+	g.pruneOutputs(f)
 	if err := g.reloadListeners(f); err != nil {
 		// Routes and upstreams are already live; a bad certificate keeps the old one serving.
 		g.logger.Error("reloading listener certificates; the previous ones stay in use", "error", err.Error())
@@ -551,16 +552,72 @@ func (g *Gateway) accessLogger(f *config.File) (*slog.Logger, error) {
 	if !ok && g.check {
 		return nil, checkAccessLog(out)
 	}
-	if !ok {
-		file, err := os.OpenFile(out, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	switch lf, isFile := w.(*logFile); {
+	case !ok:
+		lf, err := openLogFile(out)
 		if err != nil {
 			return nil, fmt.Errorf("opening access log: %w", err)
 		}
-		// Files stay open for the life of the process so a reload that keeps the same path does
-		// not reopen it; log rotation should use copytruncate or a new path.
-		g.outputs[out], w = file, file
+		g.outputs[out], w = lf, lf
+	case isFile && !g.check:
+		// Every reload (SIGHUP) reopens the file, so a log rotated by renaming it (logrotate's
+		// default, nginx's and Kong's way) continues in a new file at the path.
+		if err := lf.reopen(); err != nil {
+			g.logger.Warn("reopening the access log failed; it continues in the file open before", "path", out, "error", err.Error())
+		}
 	}
 	return slog.New(slog.NewJSONHandler(w, nil)), nil
+}
+
+// pruneOutputs closes the access log files the config in force no longer writes to: each reload
+// to a new path left the old one open for the life of the process. Called after the swap, with
+// g.mu held.
+func (g *Gateway) pruneOutputs(f *config.File) {
+	for name, w := range g.outputs {
+		if lf, ok := w.(*logFile); ok && (name != f.AccessLog.Output || !f.AccessLogEnabled()) {
+			delete(g.outputs, name)
+			lf.retire()
+		}
+	}
+}
+
+// logFile is an access log file that can be reopened at its path while loggers of several
+// snapshots write to it: each write goes to the file open at that moment.
+type logFile struct {
+	path string
+	f    atomic.Pointer[os.File]
+}
+
+func openLogFile(path string) (*logFile, error) {
+	lf := &logFile{path: path}
+	if err := lf.reopen(); err != nil {
+		return nil, err
+	}
+	return lf, nil
+}
+
+func (l *logFile) Write(p []byte) (int, error) { return l.f.Load().Write(p) }
+
+// logFileGrace is how long a replaced file stays open: a write that loaded it just before the
+// swap finishes well within it.
+const logFileGrace = time.Minute
+
+func (l *logFile) reopen() error {
+	nf, err := os.OpenFile(l.path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if old := l.f.Swap(nf); old != nil {
+		time.AfterFunc(logFileGrace, func() { _ = old.Close() })
+	}
+	return nil
+}
+
+// retire closes the file once writes that may still be under way have had time to finish.
+func (l *logFile) retire() {
+	if f := l.f.Load(); f != nil {
+		time.AfterFunc(logFileGrace, func() { _ = f.Close() })
+	}
 }
 
 // checkAccessLog reports what would stop the access log file from opening at start, without
@@ -631,9 +688,9 @@ func (g *Gateway) Close() {
 	if g.stores != nil {
 		g.stores.close()
 	}
-	for name, w := range g.outputs {
-		if f, ok := w.(*os.File); ok && name != "stdout" && name != "stderr" && name != "" {
-			_ = f.Close()
+	for _, w := range g.outputs {
+		if lf, ok := w.(*logFile); ok {
+			_ = lf.f.Load().Close()
 		}
 	}
 }
