@@ -194,7 +194,7 @@ routes:
     match: {path_prefix: /, headers: {Authorization: "*", X-Env: plain}}
     upstream: token-service
     request_headers:
-      set: {X-Api-Key: literal-secret, Cookie: "a=b", X-Plain: visible, X-Upstream-Auth: "Bearer bearer-s3cret"}
+      set: {X-Api-Key: literal-secret, Cookie: "a=b", X-Plain: visible, X-Upstream-Auth: "Bearer bearer-s3cret", X-Passwd: passwd-s3cret, X-Session: session-s3cret}
 policies:
   tokens: {jwt: {issuers: [{issuer: idp, algorithms: [RS256], jwks_url: "https://idp.example/jwks?access_token=jwks-s3cret&tenant=acme"}]}}
   keys: {key-auth: {key_names: [x-partner-header], hide_credentials: true}}
@@ -209,7 +209,7 @@ consumers: [{name: c, keys: [consumer-s3cret], keys_file: "` + keysFile + `"}]
 		t.Fatal(err)
 	}
 	got := string(b)
-	for _, secret := range []string{"10.0.0.7", "literal-secret", "a=b", "bearer-s3cret", "jwks-s3cret", "consumer-s3cret"} {
+	for _, secret := range []string{"10.0.0.7", "literal-secret", "passwd-s3cret", "session-s3cret", "a=b", "bearer-s3cret", "jwks-s3cret", "consumer-s3cret"} {
 		if strings.Contains(got, secret) {
 			t.Errorf("redacted view shows %q: %s", secret, got)
 		}

@@ -15,8 +15,9 @@ const RedactedText = "[redacted]"
 var sensitiveWords = []string{"key", "secret", "password", "token"}
 
 // sensitiveHeaderWords also mark header names (in header maps) and URL query parameters whose
-// values are hidden: "auth" covers Authorization and the X-Upstream-Auth kind of custom field.
-var sensitiveHeaderWords = append([]string{"auth", "cookie", "sig", "credential"}, sensitiveWords...)
+// values are hidden: "auth" covers Authorization and the X-Upstream-Auth kind of custom field;
+// "passwd", "pwd", "session" and "bearer" the other ways such fields are commonly named.
+var sensitiveHeaderWords = append([]string{"auth", "cookie", "sig", "credential", "passwd", "pwd", "session", "bearer"}, sensitiveWords...)
 
 // notSensitive are field names that contain a sensitive word but hold no secret: the key-auth
 // policy's settings, the header names it reads keys from, the path of a key file.
