@@ -70,13 +70,20 @@ func (b *StoreBackoff) Done(parent context.Context, err error) {
 		return
 	}
 	switch {
-	case err == nil || !unreachable(err):
+	case err == nil:
 		if b.until.Load() != 0 {
 			b.until.Store(0)
 		}
-	case parent.Err() != nil:
-	default:
+	case parent.Err() != nil || errors.Is(err, context.Canceled):
+		// Checked before the verdict on err: go-redis returns the caller's context.Canceled as
+		// is (waiting for a pooled connection, say), which is not an unreachable Redis, and as
+		// an answer it would end a back-off that a hung Redis had started.
+	case unreachable(err):
 		b.until.Store(b.now().Add(b.window).UnixNano())
+	default:
+		if b.until.Load() != 0 {
+			b.until.Store(0) // Redis answered, with an error of its own
+		}
 	}
 }
 

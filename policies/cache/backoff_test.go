@@ -28,6 +28,7 @@ func TestStoreBackoff(t *testing.T) {
 		want  bool          // what Allow says
 	}
 	ok := errors.New("")
+	plainCanceled := fmt.Errorf("redis: %w", context.Canceled)
 	tests := []struct {
 		name  string
 		steps []step
@@ -40,6 +41,10 @@ func TestStoreBackoff(t *testing.T) {
 		{"a successful probe resumes", []step{{want: true, done: timeout}, {after: time.Second, want: true, done: ok}, {want: true}, {want: true}}},
 		{"a failed probe extends", []step{{want: true, done: timeout}, {after: time.Second, want: true, done: timeout}, {after: 999 * time.Millisecond, want: false}, {after: time.Millisecond, want: true}}},
 		{"a probe whose caller left leaves the window as it was", []step{{want: true, done: timeout}, {after: time.Second, want: true, done: context.Canceled}, {want: false}, {after: time.Second, want: true}}},
+		// go-redis hands back the caller's own context.Canceled (waiting for a pooled
+		// connection), which is not Redis answering.
+		{"a plain Canceled from the call leaves the window as it was", []step{{want: true, done: timeout}, {after: time.Second, want: true, done: plainCanceled}, {want: false}}},
+		{"a Canceled call does not end a window another call started", []step{{want: true, done: timeout}, {want: false}, {after: time.Second, want: true, done: plainCanceled}, {want: false}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -54,6 +59,8 @@ func TestStoreBackoff(t *testing.T) {
 				switch {
 				case s.done == ok:
 					b.Done(context.Background(), nil)
+				case s.done == plainCanceled:
+					b.Done(context.Background(), s.done)
 				case errors.Is(s.done, context.Canceled):
 					ctx, cancel := context.WithCancel(context.Background())
 					cancel()

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -131,8 +132,9 @@ func eachDirective(line string, fn func(name, arg string)) {
 }
 
 // maxDeltaSeconds is what a delta-seconds value too large to represent counts as
-// (RFC 9111 §1.2.2): 2^31, about 68 years, so max-age stays fresh and Age makes stale.
-const maxDeltaSeconds = 1 << 31
+// (RFC 9111 §1.2.2), about 68 years, so max-age stays fresh and Age makes stale. The RFC says
+// 2^31; one second less keeps it an int on 32-bit builds.
+const maxDeltaSeconds = math.MaxInt32
 
 // seconds parses delta-seconds (RFC 9111 §1.2.2): one or more digits, nothing else, so "-1",
 // "+5" and "" are refused. A value too large for an int saturates at maxDeltaSeconds instead of
