@@ -47,13 +47,20 @@ type Policy interface {
 	Wrap(next http.Handler) http.Handler
 }
 
-// KeyVariant is implemented by policies that change the request from per-request values (a
-// request-transform adding $(header.X-Lang) to the query). A cache outside such a policy keys on
-// the request before the change, so it must add what the policy will render, or the answer
-// fetched for one client's value would be served to a client with another.
+// KeyVariant is implemented by policies that edit the request (a request-transform adding
+// $(header.X-Lang) to the query, a static X-Tier header for one consumer). A cache outside such
+// policies keys on the request before their edits, so it replays their edits on a copy and keys
+// on the outcome too, or the answer fetched for one client's edit would be served to a client
+// whose request they would have edited otherwise.
 type KeyVariant interface {
-	// AppendKeyVariant appends what the policy would render for r, unambiguously encoded.
-	AppendKeyVariant(dst []byte, r *http.Request) []byte
+	// KeyName tells the policy apart from others (its configured name).
+	KeyName() string
+	// EditForKey makes on r the header and query edits the policy will make, rendering nothing
+	// unique to one request ($(request_id), $(uuid)). r is a copy whose Header and URL the
+	// caller owns, without a body.
+	EditForKey(r *http.Request)
+	// KeyHeaders are the header names (canonical) whose values the edits may change.
+	KeyHeaders() []string
 }
 
 // VariantKeyed is implemented by a policy that keys what it stores on the request (the cache):

@@ -384,6 +384,56 @@ routes:
 	}
 }
 
+// The key replays request transforms in order: one renaming X-Foo to X-Lang feeds another that
+// puts $(header.X-Lang) in the query. And consumers whose own transforms differ (here behind a
+// public cache, whose key holds no identity) never share an entry, static edits included.
+func TestCacheKeysOnChainedAndPerConsumerTransforms(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"q":"` + r.URL.RawQuery + `","tier":"` + r.Header.Get("X-Tier") + `"}`))
+	}))
+	defer backend.Close()
+	g, _ := newGateway(t, `admin: "off"
+access_log: {enabled: false}
+upstreams:
+  app: {targets: [{url: "`+backend.URL+`"}]}
+consumers:
+  - {name: gold, keys: [gold-key], policies: [tg]}
+  - {name: silver, keys: [silver-key], policies: [ts]}
+policies:
+  cache: {cache: {ttl: 1h}}
+  pub: {cache: {ttl: 1h, public: true}}
+  mv: {request-transform: {headers: {rename: {X-Foo: X-Lang}}}}
+  lang: {request-transform: {query: {add: {lang: "$(header.X-Lang)"}}}}
+  key: {key-auth: {}}
+  tg: {request-transform: {headers: {add: {X-Tier: gold}}}}
+  ts: {request-transform: {headers: {add: {X-Tier: silver}}}}
+routes:
+  - {name: chain, match: {path_prefix: /chain}, upstream: app, policies: [cache, mv, lang]}
+  - {name: tiers, match: {path_prefix: /tiers}, upstream: app, policies: [key, pub]}
+`)
+	get := func(path string, h ...string) string {
+		r := httptest.NewRequest("GET", path, nil)
+		for i := 0; i+1 < len(h); i += 2 {
+			r.Header.Set(h[i], h[i+1])
+		}
+		w, _ := do(t, g, r)
+		return w.Header().Get("X-Cache-Status") + " " + w.Body.String()
+	}
+	for _, tc := range []struct{ got, want string }{
+		{get("/chain/x", "X-Foo", "de"), `Miss {"q":"lang=de","tier":""}`},
+		{get("/chain/x", "X-Foo", "fr"), `Miss {"q":"lang=fr","tier":""}`},
+		{get("/chain/x", "X-Foo", "de"), `Hit {"q":"lang=de","tier":""}`},
+		{get("/tiers/x", "apikey", "gold-key"), `Miss {"q":"","tier":"gold"}`},
+		{get("/tiers/x", "apikey", "silver-key"), `Miss {"q":"","tier":"silver"}`},
+		{get("/tiers/x", "apikey", "gold-key"), `Hit {"q":"","tier":"gold"}`},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("got %s, want %s", tc.got, tc.want)
+		}
+	}
+}
+
 // A reload keeps in-memory rate-limit counters whose policy did not change, and restarts those
 // of a policy that did: a ConfigMap update must not hand every client a fresh allowance.
 func TestReloadKeepsUnchangedRateLimitCounters(t *testing.T) {

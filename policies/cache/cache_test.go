@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -730,5 +731,23 @@ func TestDeltaSeconds(t *testing.T) {
 				t.Fatalf("seconds(%q) = %d, %v; want %d, %v", tc.in, got, ok, tc.want, tc.ok)
 			}
 		})
+	}
+}
+
+func TestQueryDiff(t *testing.T) {
+	for _, tc := range []struct {
+		before, after  string
+		added, removed []string
+	}{
+		{"", "lang=de", []string{"lang=de"}, nil},
+		{"a=1&b=2", "b=2&a=1", nil, nil},
+		{"a=1&token=x", "a=1", nil, []string{"token=x"}},
+		{"a=1&a=1", "a=1", nil, []string{"a=1"}},
+		{"q=x", "q=y&z=1", []string{"q=y", "z=1"}, []string{"q=x"}},
+	} {
+		added, removed := queryDiff(tc.before, tc.after)
+		if !slices.Equal(added, tc.added) || !slices.Equal(removed, tc.removed) {
+			t.Errorf("%q → %q: added %q removed %q, want %q %q", tc.before, tc.after, added, removed, tc.added, tc.removed)
+		}
 	}
 }

@@ -51,11 +51,8 @@ func (p *Policy) key(r *http.Request, info *reqctx.Info, method string, variants
 	for _, h := range p.varyHeaders {
 		b = appendValues(b, r.Header[h])
 	}
-	for _, v := range variants {
-		// Each variant encodes its own lengths; the marker keeps a key with variants apart from
-		// one without, whatever the vary values before it.
-		b = append(b, 1)
-		b = v.AppendKeyVariant(b, r)
+	if len(variants) > 0 {
+		b = appendEdits(b, r, variants)
 	}
 	sum := sha256.Sum256(b)
 	s.buf = b
@@ -234,4 +231,67 @@ func queryName(pair string) string {
 		}
 	}
 	return name
+}
+
+// appendEdits replays the edits of the policies inside the cache (request transforms) on a copy
+// of r and adds what they leave: the query, and the values of the headers they touch, after each
+// policy's name. The replay runs them in order, so one that renames X-Foo to X-Lang feeds
+// another that renders $(header.X-Lang), as on the way to the upstream.
+func appendEdits(b []byte, r *http.Request, variants []policies.KeyVariant) []byte {
+	c := *r
+	c.Header = r.Header.Clone()
+	if c.Header == nil {
+		c.Header = http.Header{}
+	}
+	u := *r.URL
+	c.URL = &u
+	c.Body, c.GetBody = nil, nil
+	for _, v := range variants {
+		v.EditForKey(&c)
+	}
+	b = append(b, 1) // a key with edits differs from one without, whatever the fields before
+	if c.URL.RawQuery != r.URL.RawQuery {
+		// The pairs the edits added and those they took away, not the whole query: the key
+		// already holds the query as sent (or its allow-listed part, which a whole edited query
+		// would undo).
+		added, removed := queryDiff(r.URL.RawQuery, c.URL.RawQuery)
+		b = appendValues(b, added)
+		b = appendValues(b, removed)
+	} else {
+		b = appendValues(appendValues(b, nil), nil)
+	}
+	for _, v := range variants {
+		b = appendField(b, v.KeyName())
+		for _, h := range v.KeyHeaders() {
+			b = appendValues(b, c.Header[h])
+		}
+	}
+	return b
+}
+
+// queryDiff returns the raw pairs of after that before lacks and those of before that after
+// lacks, each sorted, counting repeats.
+func queryDiff(before, after string) (added, removed []string) {
+	b, a := strings.Split(before, "&"), strings.Split(after, "&")
+	slices.Sort(b)
+	slices.Sort(a)
+	i, j := 0, 0
+	for i < len(b) || j < len(a) {
+		switch {
+		case j == len(a) || i < len(b) && b[i] < a[j]:
+			if b[i] != "" {
+				removed = append(removed, b[i])
+			}
+			i++
+		case i == len(b) || a[j] < b[i]:
+			if a[j] != "" {
+				added = append(added, a[j])
+			}
+			j++
+		default:
+			i++
+			j++
+		}
+	}
+	return added, removed
 }

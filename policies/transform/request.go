@@ -2,10 +2,10 @@ package transform
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/portico-gw/portico/internal/apierror"
@@ -20,6 +20,8 @@ type Request struct {
 	headers opSet
 	query   opSet
 	body    *bodyEdits
+	// keyHeaders are the header names the edits may change (KeyHeaders), sorted.
+	keyHeaders []string
 }
 
 var _ policies.Policy = (*Request)(nil)
@@ -32,7 +34,19 @@ func NewRequest(name string, c RequestConfig, _ policies.Deps) (policies.Policy,
 	if err := problemsError(p); err != nil {
 		return nil, fmt.Errorf("request-transform %q: %w", name, err)
 	}
-	return &Request{name: name, headers: headers, query: query, body: body}, nil
+	t := &Request{name: name, headers: headers, query: query, body: body}
+	t.keyHeaders = append(t.keyHeaders, headers.remove...)
+	for _, rn := range headers.rename {
+		t.keyHeaders = append(t.keyHeaders, rn[0], rn[1])
+	}
+	for _, list := range [3][]namedValue{headers.replace, headers.add, headers.append} {
+		for _, nv := range list {
+			t.keyHeaders = append(t.keyHeaders, nv.name)
+		}
+	}
+	slices.Sort(t.keyHeaders)
+	t.keyHeaders = slices.Compact(t.keyHeaders)
+	return t, nil
 }
 
 // Phase is PhaseRequestTransform: after authentication and caching, so rate limits and cache
@@ -41,27 +55,35 @@ func (t *Request) Phase() policies.Phase { return policies.PhaseRequestTransform
 
 var _ policies.KeyVariant = (*Request)(nil)
 
-// AppendKeyVariant appends the header and query values this transform renders for r, so that a
-// cache outside it (the cache phase comes first, so its key sees the request as the client sent
-// it) keys on them too: with $(header.X-Lang) added to the query, the answer fetched for "de"
-// was served to a client sending "fr". Kong avoids it by running request-transformer before
-// proxy-cache. $(uuid) and $(request_id) render empty here: unique to each request, they would
-// make every request a miss, and a trace token is not what an upstream varies its answer by.
-// Static values add nothing: they are the same for every request that shares a key.
-func (t *Request) AppendKeyVariant(dst []byte, r *http.Request) []byte {
-	if !t.headers.dynamic && !t.query.dynamic {
-		return dst
-	}
+// The cache runs outside request transforms (its phase comes first, so rate limits and its own
+// lookups see the request as the client sent it), and replays their edits for its key through
+// these: with $(header.X-Lang) added to the query, the answer fetched for "de" was served to a
+// client sending "fr". Kong avoids it by running request-transformer before proxy-cache.
+
+// KeyName is the policy's name: two consumers' transforms that edit alike but are not the same
+// policy are keyed apart.
+func (t *Request) KeyName() string { return t.name }
+
+// EditForKey makes on r the header and query edits apply makes, with $(uuid) and
+// $(request_id) rendered empty: unique to each request, they would make every request a miss,
+// and a trace token is not what an upstream varies its answer by. A query apply would refuse
+// (400) is left as it is: that request never reaches the upstream.
+func (t *Request) EditForKey(r *http.Request) {
 	e := env{r: r, info: reqctx.From(r.Context()), forKey: true}
-	for _, vals := range [2][]string{t.headers.render(&e), t.query.render(&e)} {
-		dst = binary.AppendUvarint(dst, uint64(len(vals)))
-		for _, v := range vals {
-			dst = binary.AppendUvarint(dst, uint64(len(v)))
-			dst = append(dst, v...)
+	hv, qv := t.headers.render(&e), t.query.render(&e)
+	if !t.query.empty() {
+		if raw, err := editQuery(&t.query, r.URL.RawQuery, qv); err == nil {
+			r.URL.RawQuery = raw
 		}
 	}
-	return dst
+	if !t.headers.empty() {
+		t.headers.apply(r.Header, hv)
+	}
 }
+
+// KeyHeaders are the header names the transform removes, renames (both ends), replaces, adds or
+// appends to.
+func (t *Request) KeyHeaders() []string { return t.keyHeaders }
 
 // Wrap returns next behind the transform.
 func (t *Request) Wrap(next http.Handler) http.Handler {

@@ -129,7 +129,7 @@ type env struct {
 	// use, copied when the policy received the request, since inner policies (request-transform)
 	// edit r.Header in place before the answer is rendered.
 	hdr http.Header
-	// forKey renders for a cache key (Request.AppendKeyVariant): $(uuid) and $(request_id),
+	// forKey renders for a cache key (Request.EditForKey): $(uuid) and $(request_id),
 	// unique to each request, render empty.
 	forKey bool
 }
