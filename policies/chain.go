@@ -175,6 +175,11 @@ func (a *authStep) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for _, h := range reqctx.IdentityHeaders {
 		r.Header.Del(h)
 	}
+	// Kong's too, as Kong itself does on an authenticated request: backends moved from Kong
+	// trust them. Here, before request transforms, which may set them from the identity.
+	for _, h := range reqctx.KongIdentityHeaders {
+		r.Header.Del(h)
+	}
 	// Policies later in the chain (rate limiting by consumer) read this; the proxy writes it
 	// again from the identity.
 	if anonymous {

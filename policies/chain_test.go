@@ -201,3 +201,38 @@ func TestConsumerVariant(t *testing.T) {
 		t.Fatalf("another consumer ran %q, want the route's limit", got)
 	}
 }
+
+// setHeader is a request-transform stand-in: it sets one header in its phase.
+type setHeader struct{ name, value string }
+
+func (s setHeader) Phase() Phase { return PhaseRequestTransform }
+func (s setHeader) Wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Header.Set(s.name, s.value)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// On an authenticated request the client's copies of Kong's identity headers go, as Kong removes
+// them, before request transforms: one that sets X-Consumer-Username for a backend moved from
+// Kong is what arrives.
+func TestClientKongIdentityHeadersGoBeforeTransforms(t *testing.T) {
+	var got http.Header
+	h := Chain(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r.Header.Clone() }),
+		[]Policy{headerAuth{header: "X-Key", consumer: "app"}, setHeader{"X-Consumer-Username", "app"}}, nil, nil)
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("X-Key", "k")
+	for _, k := range reqctx.KongIdentityHeaders {
+		r.Header.Set(k, "forged")
+	}
+	serve(h, r)
+	for _, k := range reqctx.KongIdentityHeaders {
+		want := ""
+		if k == "X-Consumer-Username" {
+			want = "app"
+		}
+		if v := got.Get(k); v != want {
+			t.Errorf("%s: %q reached the handler, want %q", k, v, want)
+		}
+	}
+}

@@ -108,15 +108,14 @@ func BackendSpelling(k string) string {
 }
 
 // SetUpstreamHeaders writes the request ID and identity from ctx onto h, an outbound header map,
-// after removing any identity headers already there, Portico's and Kong's.
+// after removing any of Portico's identity headers already there. Kong's are removed from the
+// request when it is authenticated (policies.Chain), before request transforms: a transform may
+// set them for a backend moved from Kong, and they must arrive.
 //
 // It runs on every upstream call, so it writes the canonical keys straight into the map rather
 // than through Set and Del, which canonicalize each key again.
 func SetUpstreamHeaders(ctx context.Context, h http.Header) {
 	for _, k := range IdentityHeaders {
-		delete(h, k)
-	}
-	for _, k := range KongIdentityHeaders {
 		delete(h, k)
 	}
 	info := From(ctx)
