@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/portico-gw/portico/internal/httpfield"
 	"github.com/portico-gw/portico/internal/reqctx"
 )
 
@@ -267,7 +268,7 @@ func outboundHeader(in http.Header) http.Header {
 		// Shared values, read-only: a full slice expression makes a later append copy.
 		out[k] = vv[:len(vv):len(vv)]
 	}
-	if tokenListContains(in["Te"], "trailers") {
+	if httpfield.ListContains(in["Te"], "trailers") {
 		// The one Te value a proxy passes on: it says the client can take trailers.
 		out["Te"] = []string{"trailers"}
 	}
@@ -331,20 +332,9 @@ func connectionTokens(h http.Header) map[string]bool {
 	return set
 }
 
-func tokenListContains(lines []string, token string) bool {
-	for _, line := range lines {
-		for tok := range strings.SplitSeq(line, ",") {
-			if strings.EqualFold(strings.TrimSpace(tok), token) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // upgradeType is the protocol a client asks to switch to, as ReverseProxy reads it.
 func upgradeType(h http.Header) string {
-	if !tokenListContains(h["Connection"], "upgrade") || tokenListContains(h["Upgrade"], "h2c") {
+	if !httpfield.ListContains(h["Connection"], "upgrade") || httpfield.ListContains(h["Upgrade"], "h2c") {
 		// h2c is refused as a plain request (Upgrade is hop-by-hop and goes): once a backend
 		// switched, the client would speak HTTP/2 straight to it, every later request past
 		// routing and policies ("h2c smuggling"). RFC 9113 deprecates the h2c upgrade anyway.

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/portico-gw/portico/internal/httpfield"
 )
 
 // tee is the leader's ResponseWriter on a miss: it streams the upstream's answer to the
@@ -267,7 +269,7 @@ func mergeVary(outer, inner []string) []string {
 	for _, line := range inner {
 		for name := range strings.SplitSeq(line, ",") {
 			name = strings.TrimSpace(name)
-			if name == "" || varyNames(outer, name) || slices.ContainsFunc(add, func(a string) bool { return strings.EqualFold(a, name) }) {
+			if name == "" || httpfield.ListContains(outer, name) || slices.ContainsFunc(add, func(a string) bool { return strings.EqualFold(a, name) }) {
 				continue
 			}
 			add = append(add, name)
@@ -279,16 +281,4 @@ func mergeVary(outer, inner []string) []string {
 	merged := make([]string, len(outer), len(outer)+1)
 	copy(merged, outer)
 	return append(merged, strings.Join(add, ", "))
-}
-
-// varyNames reports whether the Vary lines name the field name.
-func varyNames(lines []string, name string) bool {
-	for _, line := range lines {
-		for n := range strings.SplitSeq(line, ",") {
-			if strings.EqualFold(strings.TrimSpace(n), name) {
-				return true
-			}
-		}
-	}
-	return false
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/portico-gw/portico/internal/apierror"
 	"github.com/portico-gw/portico/internal/confval"
+	"github.com/portico-gw/portico/internal/httpfield"
 	"github.com/portico-gw/portico/internal/reqctx"
 	"github.com/portico-gw/portico/policies"
 )
@@ -242,7 +243,7 @@ func (c *CORS) Wrap(next http.Handler) http.Handler {
 		h := w.Header()
 		if v, ok := h["Vary"]; !ok {
 			h["Vary"] = varyOrigin
-		} else if !varyNames(v, "Origin") {
+		} else if !httpfield.ListContains(v, "Origin") {
 			h["Vary"] = append(v[:len(v):len(v)], "Origin")
 		}
 		origin := r.Header.Get("Origin")
@@ -413,16 +414,4 @@ func dedupeVary(lines []string) []string {
 		return lines
 	}
 	return []string{strings.Join(names, ", ")}
-}
-
-// varyNames reports whether the Vary lines name the field name.
-func varyNames(lines []string, name string) bool {
-	for _, line := range lines {
-		for n := range strings.SplitSeq(line, ",") {
-			if strings.EqualFold(strings.TrimSpace(n), name) {
-				return true
-			}
-		}
-	}
-	return false
 }
