@@ -107,21 +107,8 @@ routes: [{name: app, match: {path_prefix: /}, upstream: app}]
 `)
 		return path
 	}
-	f, err := config.Load(write(tlsListener("old")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var log lockedLog
-	g, err := New(f, Options{Stdout: io.Discard, Logger: slog.New(slog.NewTextHandler(&log, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	addrs := make(chan string, 4)
-	done := make(chan error, 1)
-	go func() { done <- g.Serve(ctx, func(name, addr string) { addrs <- addr }) }()
-	t.Cleanup(func() { cancel(); <-done })
-	addr := <-addrs
+	g, log, bound := serving(t, write(tlsListener("old")))
+	addr := (<-bound)[1]
 	served := func() string {
 		t.Helper()
 		conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"})
@@ -166,27 +153,14 @@ routes: [{name: app, match: {path_prefix: /}, upstream: app}]
 `)
 		return path
 	}
-	f, err := config.Load(write("127.0.0.1:0"))
-	if err != nil {
-		t.Fatal(err)
+	g, log, bound := serving(t, write("127.0.0.1:0"))
+	var adminAddr string
+	for b := range bound {
+		if b[0] == "admin" {
+			adminAddr = b[1]
+			break
+		}
 	}
-	var log lockedLog
-	g, err := New(f, Options{Stdout: io.Discard, Logger: slog.New(slog.NewTextHandler(&log, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	bound := make(chan string, 4)
-	done := make(chan error, 1)
-	go func() {
-		done <- g.Serve(ctx, func(name, addr string) {
-			if name == "admin" {
-				bound <- addr
-			}
-		})
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	adminAddr := <-bound
 	// The same file again: nothing to say.
 	if err := g.Reload(write("127.0.0.1:0")); err != nil {
 		t.Fatal(err)
@@ -206,4 +180,25 @@ routes: [{name: app, match: {path_prefix: /}, upstream: app}]
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+}
+
+// serving loads the config at path and serves it until the test ends, logging to the returned
+// log; bound yields each listener's name and address as Serve binds it.
+func serving(t *testing.T, path string) (*Gateway, *lockedLog, <-chan [2]string) {
+	t.Helper()
+	f, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &lockedLog{}
+	g, err := New(f, Options{Stdout: io.Discard, Logger: slog.New(slog.NewTextHandler(log, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	bound := make(chan [2]string, 8)
+	done := make(chan error, 1)
+	go func() { done <- g.Serve(ctx, func(name, addr string) { bound <- [2]string{name, addr} }) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return g, log, bound
 }
