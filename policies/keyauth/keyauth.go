@@ -178,17 +178,34 @@ func (k *KeyAuth) Authenticate(r *http.Request) (*reqctx.Identity, error) {
 	return &reqctx.Identity{Consumer: cons.Name, Groups: cons.Groups}, nil
 }
 
-// find returns the key under the first name that carries one. A name that carries two keys,
-// in one source or in the header and the query, is refused: Portico would check one, and the
-// backend may read the other.
+// find returns the key the request carries, under the first name that has one. A request that
+// carries two different keys under one name (twice in one source, or in the header and the
+// query) is refused: Portico would check one, and the backend may read the other. So is one with
+// different keys under two of the policy's names, unless hide_credentials strips every name
+// before the backend could read the other.
 func (k *KeyAuth) find(r *http.Request) (key string, found bool, err error) {
+	from := -1 // the name the key was found under
+	take := func(i int, v string) error {
+		switch {
+		case !found:
+			key, found, from = v, true, i
+		case v != key && (i == from || !k.hide):
+			return errDuplicateKey
+		}
+		return nil
+	}
 	for i, name := range k.names {
+		if found && k.hide && i != from {
+			break // later names are stripped unread
+		}
 		if k.inHeader {
 			if vs := r.Header[k.headers[i]]; len(vs) > 0 {
 				if len(vs) > 1 {
 					return "", true, errDuplicateKey
 				}
-				key, found = vs[0], true
+				if err := take(i, vs[0]); err != nil {
+					return "", true, err
+				}
 			}
 		}
 		if k.inQuery && r.URL != nil && r.URL.RawQuery != "" {
@@ -196,18 +213,17 @@ func (k *KeyAuth) find(r *http.Request) (key string, found bool, err error) {
 			if err != nil {
 				return "", true, err
 			}
-			if n > 1 || (n == 1 && found && v != key) {
+			if n > 1 {
 				return "", true, errDuplicateKey
 			}
 			if n == 1 {
-				key, found = v, true
+				if err := take(i, v); err != nil {
+					return "", true, err
+				}
 			}
 		}
-		if found {
-			return key, true, nil
-		}
 	}
-	return "", false, nil
+	return key, found, nil
 }
 
 // dropSpellings removes every header field that a backend would read as a key name but that is

@@ -102,8 +102,11 @@ func TestAuthenticate(t *testing.T) {
 			map[string][]string{"Apikey": {"wrong"}}, "", true},
 		{"different keys in header and escaped query name", both, "/?api%6Bey=other",
 			map[string][]string{"Apikey": {"web-secret-key"}}, "", true},
-		{"names in order: first name's query before second name's header", both, "/?apikey=web-secret-key",
-			map[string][]string{"X-Api-Key": {"wrong"}}, "web-app", false},
+		// The backend could read the second name's key, which nobody checked.
+		{"different keys under two names are refused", both, "/?apikey=web-secret-key",
+			map[string][]string{"X-Api-Key": {"wrong"}}, "", true},
+		{"one key under two names passes", both, "/?apikey=web-secret-key",
+			map[string][]string{"X-Api-Key": {"web-secret-key"}}, "web-app", false},
 		{"no key", both, "/?other=1", map[string][]string{"Authorization": {"Bearer x"}}, "", false},
 		{"wrong key", both, "/", map[string][]string{"Apikey": {"web-secret-kez"}}, "", true},
 		{"empty header key", both, "/", map[string][]string{"Apikey": {""}}, "", true},
@@ -196,7 +199,9 @@ func TestHideCredentials(t *testing.T) {
 			r := httptest.NewRequest(http.MethodGet, tt.url, nil)
 			if tt.header != "" {
 				r.Header.Set("apikey", tt.header)
-				r.Header.Set("X-Api-Key", "also-hidden")
+				if tt.hide {
+					r.Header.Set("X-Api-Key", "also-hidden") // another name's key: stripped unread
+				}
 			}
 			w := serve(k.Wrap(up), r)
 			if w.Code != http.StatusNoContent {
@@ -387,6 +392,33 @@ func TestOtherSpellingsOfKeyNamesNeverReachUpstream(t *testing.T) {
 			slices.Sort(got)
 			if !slices.Equal(got, tt.want) {
 				t.Fatalf("upstream got %v of the sent fields, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// Different keys under two of the policy's names are refused when the credentials are kept: the
+// backend could read the one Portico did not check. The same key under both passes.
+func TestDifferentKeysUnderTwoNames(t *testing.T) {
+	k := build(t, keyauth.Config{KeyNames: []string{"apikey", "x-api-key"}})
+	for _, tc := range []struct {
+		name       string
+		url        string
+		a, b       string
+		wantStatus int
+	}{
+		{"two headers, two keys", "/x", "web-secret-key", "other-key", http.StatusUnauthorized},
+		{"two headers, one key", "/x", "web-secret-key", "web-secret-key", http.StatusNoContent},
+		{"header and another name in the query", "/x?x-api-key=other-key", "web-secret-key", "", http.StatusUnauthorized},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, tc.url, nil)
+			r.Header.Set("apikey", tc.a)
+			if tc.b != "" {
+				r.Header.Set("X-Api-Key", tc.b)
+			}
+			if w := serve(k.Wrap(&upstream{t: t}), r); w.Code != tc.wantStatus {
+				t.Errorf("status %d, want %d: %s", w.Code, tc.wantStatus, w.Body)
 			}
 		})
 	}
