@@ -56,11 +56,18 @@ type KeyVariant interface {
 	// KeyName tells the policy apart from others (its configured name).
 	KeyName() string
 	// EditForKey makes on r the header and query edits the policy will make, rendering nothing
-	// unique to one request ($(request_id), $(uuid)). r is a copy whose Header and URL the
-	// caller owns, without a body.
+	// unique to one request ($(request_id), $(uuid)). r is a copy whose URL the caller owns, and
+	// whose Header holds only the KeyHeaders and ReadHeaders of every KeyVariant in the chain,
+	// without a body.
 	EditForKey(r *http.Request)
-	// KeyHeaders are the header names (canonical) whose values the edits may change.
+	// KeyHeaders are the header names (canonical) whose values the edits may change: the key
+	// holds their values after the replay.
 	KeyHeaders() []string
+	// ReadHeaders are the other header names (canonical) the edits read: the replay needs
+	// them, the key does not.
+	ReadHeaders() []string
+	// EditsQuery reports whether the edits may change the query.
+	EditsQuery() bool
 }
 
 // VariantKeyed is implemented by a policy that keys what it stores on the request (the cache):

@@ -7,6 +7,7 @@ import (
 
 	"github.com/portico-gw/portico/internal/reqctx"
 	"github.com/portico-gw/portico/policies"
+	"github.com/portico-gw/portico/policies/transform"
 )
 
 // discardWriter is a ResponseWriter that keeps nothing, so a benchmark measures the cache.
@@ -62,6 +63,37 @@ func BenchmarkKey(b *testing.B) {
 	info := &reqctx.Info{Route: "users", Identity: &reqctx.Identity{Consumer: "web-app"}}
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		_ = p.key(req, info, "GET")
+		_ = p.key(req, info, "GET", nil)
+	}
+}
+
+// BenchmarkKeyWithTransform is the key of a cache with a request transform inside it, whose
+// edits the key replays: a static header, and a query value from a request header.
+func BenchmarkKeyWithTransform(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		cfg  transform.RequestConfig
+	}{
+		{"static header", transform.RequestConfig{Headers: transform.Operations{Add: map[string]string{"X-Tier": "gold"}}}},
+		{"query from header", transform.RequestConfig{Query: transform.Operations{Add: map[string]string{"lang": "$(header.Accept-Language)"}}}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			p := newPolicy(b, Config{}, policies.Deps{})
+			t, err := transform.NewRequest("t", tc.cfg, policies.Deps{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			h := p.WrapKeyed(http.NotFoundHandler(), []policies.KeyVariant{t.(policies.KeyVariant)}).(*handler)
+			req := httptest.NewRequest("GET", "http://api.example.test/users/u42?z=9&b=2&a=1", nil)
+			for i := range 10 {
+				req.Header.Set("X-Header-"+string(rune('a'+i)), "v")
+			}
+			req.Header.Set("Accept-Language", "en")
+			info := &reqctx.Info{Route: "users"}
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = p.key(req, info, "GET", h.edits)
+			}
+		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -162,20 +163,39 @@ func (p *Policy) Wrap(next http.Handler) http.Handler { return &handler{p: p, ne
 // WrapKeyed returns next behind the cache, keyed also on what the policies inside it (inner)
 // will render from each request (see policies.KeyVariant).
 func (p *Policy) WrapKeyed(next http.Handler, inner []policies.KeyVariant) http.Handler {
-	return &handler{p: p, next: next, variants: inner}
+	if len(inner) == 0 {
+		return p.Wrap(next)
+	}
+	e := &edits{variants: inner}
+	for _, v := range inner {
+		e.headers = append(append(e.headers, v.KeyHeaders()...), v.ReadHeaders()...)
+		e.query = e.query || v.EditsQuery()
+	}
+	slices.Sort(e.headers)
+	e.headers = slices.Compact(e.headers)
+	return &handler{p: p, next: next, edits: e}
 }
 
 type handler struct {
-	p        *Policy
-	next     http.Handler
+	p     *Policy
+	next  http.Handler
+	edits *edits // nil without request transforms inside the cache
+}
+
+// edits are the KeyVariants inside a cache, with what their replay needs, worked out once.
+type edits struct {
 	variants []policies.KeyVariant
+	// headers are the names any of them reads or changes: the only ones the replay copies.
+	headers []string
+	// query is set when one of them edits the query.
+	query bool
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h.p.serve(w, r, h.next, h.variants)
+	h.p.serve(w, r, h.next, h.edits)
 }
 
-func (p *Policy) serve(w http.ResponseWriter, r *http.Request, next http.Handler, variants []policies.KeyVariant) {
+func (p *Policy) serve(w http.ResponseWriter, r *http.Request, next http.Handler, edits *edits) {
 	info := reqctx.From(r.Context())
 	// HEAD is answered from the GET entry, and a HEAD miss fetches GET so the entry serves both.
 	keyMethod := r.Method
@@ -187,7 +207,7 @@ func (p *Policy) serve(w http.ResponseWriter, r *http.Request, next http.Handler
 		cacheable = p.headOK
 		keyMethod = http.MethodGet
 	}
-	key := p.key(r, info, keyMethod, variants...)
+	key := p.key(r, info, keyMethod, edits)
 	hdr := w.Header()
 	hdr[headerKey] = []string{key}
 	// An upgrade (a WebSocket's GET) is a session, not a cacheable answer: coalesced behind one

@@ -11,7 +11,6 @@ import (
 	"sync"
 
 	"github.com/portico-gw/portico/internal/reqctx"
-	"github.com/portico-gw/portico/policies"
 )
 
 // keyScratch is reused across requests so building a key allocates only the key string.
@@ -30,7 +29,7 @@ func keyPrefix(policy, route string) string { return policy + ":" + route + ":" 
 // query (or its allow-listed part), vary header values and what the policies inside the cache
 // will render from the request (variants).
 // Fields are length-prefixed so that no two different requests hash the same input.
-func (p *Policy) key(r *http.Request, info *reqctx.Info, method string, variants ...policies.KeyVariant) string {
+func (p *Policy) key(r *http.Request, info *reqctx.Info, method string, edits *edits) string {
 	s := keyScratchPool.Get().(*keyScratch)
 	b := s.buf[:0]
 	route := ""
@@ -51,8 +50,8 @@ func (p *Policy) key(r *http.Request, info *reqctx.Info, method string, variants
 	for _, h := range p.varyHeaders {
 		b = appendValues(b, r.Header[h])
 	}
-	if len(variants) > 0 {
-		b = appendEdits(b, r, variants)
+	if edits != nil {
+		b = edits.appendTo(b, r)
 	}
 	sum := sha256.Sum256(b)
 	s.buf = b
@@ -233,24 +232,27 @@ func queryName(pair string) string {
 	return name
 }
 
-// appendEdits replays the edits of the policies inside the cache (request transforms) on a copy
-// of r and adds what they leave: the query, and the values of the headers they touch, after each
-// policy's name. The replay runs them in order, so one that renames X-Foo to X-Lang feeds
-// another that renders $(header.X-Lang), as on the way to the upstream.
-func appendEdits(b []byte, r *http.Request, variants []policies.KeyVariant) []byte {
+// appendTo replays the edits of the policies inside the cache (request transforms) on a copy of
+// r and adds what they leave: each policy's name, the query pairs they add or remove, and the
+// values of the headers they touch. The replay runs them in order, so one that renames X-Foo to
+// X-Lang feeds another that renders $(header.X-Lang), as on the way to the upstream. Only the
+// headers they read or change are copied.
+func (e *edits) appendTo(b []byte, r *http.Request) []byte {
 	c := *r
-	c.Header = r.Header.Clone()
-	if c.Header == nil {
-		c.Header = http.Header{}
+	c.Header = make(http.Header, len(e.headers))
+	for _, h := range e.headers {
+		if v, ok := r.Header[h]; ok {
+			c.Header[h] = slices.Clone(v)
+		}
 	}
 	u := *r.URL
 	c.URL = &u
 	c.Body, c.GetBody = nil, nil
-	for _, v := range variants {
+	for _, v := range e.variants {
 		v.EditForKey(&c)
 	}
 	b = append(b, 1) // a key with edits differs from one without, whatever the fields before
-	if c.URL.RawQuery != r.URL.RawQuery {
+	if e.query && c.URL.RawQuery != r.URL.RawQuery {
 		// The pairs the edits added and those they took away, not the whole query: the key
 		// already holds the query as sent (or its allow-listed part, which a whole edited query
 		// would undo).
@@ -260,7 +262,7 @@ func appendEdits(b []byte, r *http.Request, variants []policies.KeyVariant) []by
 	} else {
 		b = appendValues(appendValues(b, nil), nil)
 	}
-	for _, v := range variants {
+	for _, v := range e.variants {
 		b = appendField(b, v.KeyName())
 		for _, h := range v.KeyHeaders() {
 			b = appendValues(b, c.Header[h])

@@ -236,7 +236,7 @@ func TestForwardingFieldsInTheKey(t *testing.T) {
 		for i := 0; i+1 < len(hdr); i += 2 {
 			req.Header.Add(hdr[i], hdr[i+1])
 		}
-		return p.key(req, &reqctx.Info{Route: "list"}, "GET")
+		return p.key(req, &reqctx.Info{Route: "list"}, "GET", nil)
 	}
 	base := keyOf(false)
 	tests := []struct {

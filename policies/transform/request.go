@@ -20,8 +20,8 @@ type Request struct {
 	headers opSet
 	query   opSet
 	body    *bodyEdits
-	// keyHeaders are the header names the edits may change (KeyHeaders), sorted.
-	keyHeaders []string
+	// keyHeaders and readHeaders: see KeyHeaders and ReadHeaders.
+	keyHeaders, readHeaders []string
 }
 
 var _ policies.Policy = (*Request)(nil)
@@ -44,8 +44,18 @@ func NewRequest(name string, c RequestConfig, _ policies.Deps) (policies.Policy,
 			t.keyHeaders = append(t.keyHeaders, nv.name)
 		}
 	}
+	// The request ID is unique to each request: an edit of it is not keyed, or every request
+	// would miss (a rename to X-Correlation-Id, say).
+	t.keyHeaders = slices.DeleteFunc(t.keyHeaders, func(n string) bool { return n == reqctx.RequestIDKey })
 	slices.Sort(t.keyHeaders)
 	t.keyHeaders = slices.Compact(t.keyHeaders)
+	for _, set := range []*opSet{&headers, &query} {
+		for _, list := range [3][]namedValue{set.replace, set.add, set.append} {
+			for i := range list {
+				t.readHeaders = headerNames(t.readHeaders, &list[i].value)
+			}
+		}
+	}
 	return t, nil
 }
 
@@ -82,8 +92,14 @@ func (t *Request) EditForKey(r *http.Request) {
 }
 
 // KeyHeaders are the header names the transform removes, renames (both ends), replaces, adds or
-// appends to.
+// appends to, the request ID's aside.
 func (t *Request) KeyHeaders() []string { return t.keyHeaders }
+
+// ReadHeaders are the header names the transform's templates read ($(header.X)).
+func (t *Request) ReadHeaders() []string { return t.readHeaders }
+
+// EditsQuery reports whether the transform has query edits.
+func (t *Request) EditsQuery() bool { return !t.query.empty() }
 
 // Wrap returns next behind the transform.
 func (t *Request) Wrap(next http.Handler) http.Handler {
