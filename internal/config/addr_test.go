@@ -20,7 +20,11 @@ func TestListenAddressesThatCollide(t *testing.T) {
 		{"IPv6 wildcard covers IPv4", "listen: \"[::]:18006\"\nadmin: \"127.0.0.1:18006\"", `overlaps`},
 		{"the default admin address", "listen: \":9901\"", `the default admin address`},
 		{"the default listen", "admin: \"0.0.0.0:8080\"", `the default listen`},
-		{"IPv4 wildcard and IPv6 loopback", "listen: \"0.0.0.0:18006\"\nadmin: \"[::1]:18006\"", ""},
+		// Go listens on 0.0.0.0 dual-stack: [::1] on the same port fails to bind.
+		{"IPv4 wildcard and IPv6 loopback", "listen: \"0.0.0.0:18006\"\nadmin: \"[::1]:18006\"", `overlaps`},
+		{"ports compared as numbers", "listen: \":08080\"\nadmin: \"127.0.0.1:8080\"", `overlaps`},
+		{"port 0 spelled 00", "listeners: [{address: \":00\"}, {address: \":00\"}]\nadmin: \"off\"", ""},
+		{"IPv6 loopback spelled two ways", "listen: \"[::1]:18006\"\nadmin: \"[0:0:0:0:0:0:0:1]:18006\"", `overlaps`},
 		{"two loopback addresses", "listen: \"127.0.0.1:18006\"\nadmin: \"127.0.0.2:18006\"", ""},
 		{"port 0 twice", "listeners: [{address: \":0\"}, {address: \"127.0.0.1:0\"}]\nadmin: \"127.0.0.1:0\"", ""},
 		{"other ports", "listen: \":18006\"\nadmin: \"127.0.0.1:18007\"", ""},

@@ -196,8 +196,8 @@ func (f *File) validateListeners(p *confval.Problems) {
 	// claim records addr for by (how later messages name it); what names addr in this one, and
 	// hint ends it.
 	claim := func(path, what, addr, by, hint string) {
-		if strings.HasSuffix(addr, ":0") {
-			return // port 0 asks the kernel for a free port: two never collide
+		if _, port, err := net.SplitHostPort(addr); err != nil || strings.Trim(port, "0") == "" {
+			return // port 0 asks the kernel for a free port, so two never collide; a bad address has its own problem
 		}
 		for _, t := range taken {
 			switch {
@@ -241,39 +241,35 @@ func (f *File) validateListeners(p *confval.Problems) {
 type claimedAddr struct{ addr, by string }
 
 // addrsOverlap reports whether listening on a and on b would collide: the same port (not 0,
-// which asks the kernel for a free one) on the same host, or on a wildcard that covers the
-// other. Go listens on "" and "::" dual-stack, so they cover every address; "0.0.0.0" covers
-// IPv4 only. "localhost" binds 127.0.0.1. Comparing the strings alone let ":8080" and
+// which asks the kernel for a free one) on the same host, or on an unspecified host, which
+// covers every address: Go listens on "", "0.0.0.0" and "::" alike, on both IPv4 and IPv6
+// (golang/go#17615). "localhost" binds 127.0.0.1. Comparing the strings alone let ":8080" and
 // "0.0.0.0:8080" pass validation and fail at start with "address already in use".
 func addrsOverlap(a, b string) bool {
 	ha, pa, errA := net.SplitHostPort(a)
 	hb, pb, errB := net.SplitHostPort(b)
-	if errA != nil || errB != nil || pa != pb || pa == "0" {
+	if errA != nil || errB != nil {
 		return false
+	}
+	na, errA := strconv.Atoi(pa)
+	nb, errB := strconv.Atoi(pb)
+	if errA != nil || errB != nil || na != nb || na == 0 {
+		return false // a named port ("http") is left to the start
 	}
 	norm := func(h string) string {
 		if h == "localhost" {
 			return "127.0.0.1"
 		}
 		if ip := net.ParseIP(h); ip != nil {
-			if ip4 := ip.To4(); ip4 != nil {
-				return ip4.String()
+			if ip.IsUnspecified() {
+				return ""
 			}
 			return ip.String()
 		}
 		return h
 	}
 	ha, hb = norm(ha), norm(hb)
-	isV4 := func(h string) bool { ip := net.ParseIP(h); return ip != nil && ip.To4() != nil }
-	switch {
-	case ha == hb, ha == "" || ha == "::", hb == "" || hb == "::":
-		return true
-	case ha == "0.0.0.0":
-		return isV4(hb)
-	case hb == "0.0.0.0":
-		return isV4(ha)
-	}
-	return false
+	return ha == hb || ha == "" || hb == ""
 }
 
 func (f *File) validateAccessLog(p *confval.Problems) {
