@@ -93,8 +93,9 @@ var RequestIDKey = http.CanonicalHeaderKey(HeaderRequestID)
 var IdentityHeaders = []string{"X-Consumer-Name", "X-Consumer-Groups", "X-Authenticated-Subject", "X-Anonymous-Consumer"}
 
 // KongIdentityHeaders are the identity headers Kong sets toward upstreams. Portico never sets
-// them, but backends moved from behind Kong still trust them, so any copy a client sent is
-// removed like a copy of Portico's own.
+// them, but backends moved from behind Kong still trust them, so on an authenticated request the
+// client's copies are removed, as Kong removes them, before request transforms (which may set
+// them from the identity). Like Kong, a request to a scope without authentication keeps them.
 var KongIdentityHeaders = []string{"X-Consumer-Id", "X-Consumer-Custom-Id", "X-Consumer-Username",
 	"X-Credential-Identifier", "X-Authenticated-Groups", "X-Authenticated-Scope", "X-Authenticated-Userid"}
 
