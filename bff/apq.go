@@ -133,20 +133,16 @@ func (c *APQCache) WithStoreErrors(errs prometheus.Counter) *APQCache {
 
 // Get returns the document registered under hash.
 func (c *APQCache) Get(ctx context.Context, hash string) (string, bool) {
-	if !c.backoff.Allow() {
-		c.storeFailed(ctx, "apq cache lookup failed; treating as a miss", respcache.ErrStoreBackingOff)
-		return "", false
-	}
-	cctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	v, err := c.cache.Get(cctx, c.prefix+hash)
-	if errors.Is(err, store.NotFound{}) {
-		c.backoff.Done(ctx, nil) // Redis answered
-		return "", false
-	}
-	c.backoff.Done(ctx, err)
+	var v string
+	err := c.backoff.Call(ctx, c.timeout, func(ctx context.Context) error {
+		var err error
+		if v, err = c.cache.Get(ctx, c.prefix+hash); errors.Is(err, store.NotFound{}) {
+			v, err = "", nil // Redis answered
+		}
+		return err
+	})
 	if err != nil {
-		c.storeFailed(cctx, "apq cache lookup failed; treating as a miss", err)
+		c.storeFailed(ctx, "apq cache lookup failed; treating as a miss", err)
 		return "", false
 	}
 	return v, v != ""
@@ -154,16 +150,11 @@ func (c *APQCache) Get(ctx context.Context, hash string) (string, bool) {
 
 // Add registers query under hash; the APQ extension has already checked that they match.
 func (c *APQCache) Add(ctx context.Context, hash, query string) {
-	if !c.backoff.Allow() {
-		c.storeFailed(ctx, "apq cache write failed", respcache.ErrStoreBackingOff)
-		return
-	}
-	cctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	err := c.cache.Set(cctx, c.prefix+hash, query, store.WithExpiration(c.ttl), store.WithCost(int64(len(query))))
-	c.backoff.Done(ctx, err)
+	err := c.backoff.Call(ctx, c.timeout, func(ctx context.Context) error {
+		return c.cache.Set(ctx, c.prefix+hash, query, store.WithExpiration(c.ttl), store.WithCost(int64(len(query))))
+	})
 	if err != nil {
-		c.storeFailed(cctx, "apq cache write failed", err)
+		c.storeFailed(ctx, "apq cache write failed", err)
 	}
 }
 

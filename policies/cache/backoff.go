@@ -95,3 +95,17 @@ func unreachable(err error) bool {
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, redis.ErrClosed) || errors.Is(err, redis.ErrPoolTimeout)
 }
+
+// Call runs fn, bounded by timeout, unless the store is being bypassed (ErrStoreBackingOff), and
+// records its outcome. fn reports an answer that means "not there" (a miss) as nil: Redis
+// answered. ctx is the caller's context, without the timeout, as Done wants it.
+func (b *StoreBackoff) Call(ctx context.Context, timeout time.Duration, fn func(context.Context) error) error {
+	if !b.Allow() {
+		return ErrStoreBackingOff
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	err := fn(cctx)
+	b.Done(ctx, err)
+	return err
+}

@@ -226,17 +226,14 @@ func newRedisStore(client redis.UniversalClient, timeout time.Duration) *redisSt
 }
 
 func (s *redisStore) get(ctx context.Context, key string) (*entry, error) {
-	if !s.backoff.Allow() {
-		return nil, fmt.Errorf("reading cache entry: %w", ErrStoreBackingOff)
-	}
-	parent := ctx
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	v, err := s.cache.Get(ctx, redisNamespace+key)
-	if errors.Is(err, gostore.NotFound{}) {
-		err = nil // Redis answered
-	}
-	s.backoff.Done(parent, err)
+	var v any
+	err := s.backoff.Call(ctx, s.timeout, func(ctx context.Context) error {
+		var err error
+		if v, err = s.cache.Get(ctx, redisNamespace+key); errors.Is(err, gostore.NotFound{}) {
+			v, err = nil, nil // Redis answered
+		}
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("reading cache entry from redis: %w", err)
 	}
@@ -258,14 +255,9 @@ func (s *redisStore) get(ctx context.Context, key string) (*entry, error) {
 }
 
 func (s *redisStore) set(ctx context.Context, key string, e *entry, ttl time.Duration) error {
-	if !s.backoff.Allow() {
-		return fmt.Errorf("writing cache entry: %w", ErrStoreBackingOff)
-	}
-	parent := ctx
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	err := s.cache.Set(ctx, redisNamespace+key, e.encode(), gostore.WithExpiration(ttl))
-	s.backoff.Done(parent, err)
+	err := s.backoff.Call(ctx, s.timeout, func(ctx context.Context) error {
+		return s.cache.Set(ctx, redisNamespace+key, e.encode(), gostore.WithExpiration(ttl))
+	})
 	if err != nil {
 		return fmt.Errorf("writing cache entry to redis: %w", err)
 	}
@@ -273,14 +265,12 @@ func (s *redisStore) set(ctx context.Context, key string, e *entry, ttl time.Dur
 }
 
 func (s *redisStore) del(ctx context.Context, key string) (bool, error) {
-	if !s.backoff.Allow() {
-		return false, fmt.Errorf("deleting cache entry: %w", ErrStoreBackingOff)
-	}
-	parent := ctx
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	n, err := s.client.Del(ctx, redisNamespace+key).Result()
-	s.backoff.Done(parent, err)
+	var n int64
+	err := s.backoff.Call(ctx, s.timeout, func(ctx context.Context) error {
+		var err error
+		n, err = s.client.Del(ctx, redisNamespace+key).Result()
+		return err
+	})
 	if err != nil {
 		return false, fmt.Errorf("deleting cache entry from redis: %w", err)
 	}
